@@ -1,0 +1,192 @@
+"""The authorization request (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, OpenID Connect Core §3.1.2.1) as a value, its
+validation once the client and redirect URI are trusted, and the decisions that follow: sign in, consent, or
+answer at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy import Connection
+
+from .core import Frontdesk
+from .errors import (
+    InvalidRequest,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from .grant_types import check_scope
+from .protocol import rfc7636
+from .protocol.forms import Params
+from .protocol.rfc8707 import check_resource
+from .protocol.scope import parse_scope
+from .storage import audit
+from .storage.clients import ClientRecord
+from .storage.grants import insert_code, insert_grant
+from .storage.people import consented_scope
+
+__all__ = [
+    "AuthorizationRequest",
+    "error_redirect",
+    "issue_code",
+    "needs_consent",
+    "success_redirect",
+    "validate",
+]
+
+PROMPTS = ("none", "login", "consent")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    scope: tuple[str, ...] = ()
+    resource: tuple[str, ...] = ()
+    nonce: str | None = None
+    code_challenge: str = ""
+    prompt: tuple[str, ...] = ()
+    max_age: int | None = None
+    login_hint: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(
+            client_id=data["client_id"],
+            redirect_uri=data["redirect_uri"],
+            state=data.get("state"),
+            scope=tuple(data.get("scope", ())),
+            resource=tuple(data.get("resource", ())),
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge", ""),
+            prompt=tuple(data.get("prompt", ())),
+            max_age=data.get("max_age"),
+            login_hint=data.get("login_hint"),
+        )
+
+    @property
+    def redirect_host(self) -> str:
+        return urlsplit(self.redirect_uri).netloc or self.redirect_uri
+
+
+def parse_prompt(value: str | None) -> tuple[str, ...]:
+    prompts = tuple(dict.fromkeys((value or "").split()))
+    for p in prompts:
+        if p not in PROMPTS:
+            raise InvalidRequest(f"prompt value {p!r} is not supported")
+    # OIDC Core §3.1.2.1: none with any other value is an error.
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other values")
+    return prompts
+
+
+def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Params) -> AuthorizationRequest:
+    """Every check after the redirect URI is trusted; each failure is an error redirect (RFC 6749 §4.1.2.1)."""
+    if "request" in params:
+        raise RequestNotSupported("request objects are not supported")
+    if "request_uri" in params:
+        raise RequestUriNotSupported("request_uri is not supported")
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise InvalidRequest("response_type is required")
+    if response_type != "code":
+        # OAuth 2.1 §10.1 / RFC 9700 §2.1.2: no implicit or hybrid flows; tokens never travel in a URL.
+        raise UnsupportedResponseType("only response_type=code is supported")
+    if params.get("response_mode", "query") != "query":
+        raise InvalidRequest("only response_mode=query is supported")
+    if "authorization_code" not in client.grant_types:
+        raise UnauthorizedClient("the client is not allowed the authorization code grant")
+    challenge = rfc7636.check_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+    scope = check_scope(fd, client, parse_scope(params.get("scope")))
+    resource = check_resource(params.getall("resource"))
+    max_age: int | None = None
+    if "max_age" in params:
+        if not params["max_age"].isdigit() or len(params["max_age"]) > 9:
+            raise InvalidRequest("max_age must be a non-negative integer")
+        max_age = int(params["max_age"])
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        state=params.get("state"),
+        scope=scope,
+        resource=resource,
+        nonce=params.get("nonce"),
+        code_challenge=challenge,
+        prompt=parse_prompt(params.get("prompt")),
+        max_age=max_age,
+        login_hint=params.get("login_hint"),
+    )
+
+
+def _redirect(fd: Frontdesk, redirect_uri: str, values: dict[str, str | None]) -> str:
+    # RFC 9207 §2: iss in every authorization response, success and error.
+    query = urlencode({k: v for k, v in {**values, "iss": fd.issuer}.items() if v is not None})
+    separator = "&" if urlsplit(redirect_uri).query else ("" if redirect_uri.endswith("?") else "?")
+    return f"{redirect_uri}{separator}{query}"
+
+
+def success_redirect(fd: Frontdesk, req: AuthorizationRequest, code: str) -> str:
+    return _redirect(fd, req.redirect_uri, {"code": code, "state": req.state})
+
+
+def error_redirect(fd: Frontdesk, redirect_uri: str, state: str | None, error: str, description: str = "") -> str:
+    return _redirect(fd, redirect_uri, {"error": error, "error_description": description or None, "state": state})
+
+
+def needs_consent(conn: Connection, req: AuthorizationRequest, user_id: str) -> bool:
+    if "consent" in req.prompt:
+        return True
+    return not set(req.scope) <= set(consented_scope(conn, user_id, req.client_id))
+
+
+def issue_code(
+    fd: Frontdesk,
+    conn: Connection,
+    req: AuthorizationRequest,
+    user_id: str,
+    auth_time: int,
+    amr: tuple[str, ...],
+    at: int,
+    ip: str | None,
+) -> str:
+    """The grant and its code, in the caller's transaction (RFC 6749 §4.1.2; ≤ 60 s by default)."""
+    lifetimes = fd.settings.lifetimes
+    grant = insert_grant(
+        conn,
+        client_id=req.client_id,
+        user_id=user_id,
+        scope=req.scope,
+        resource=req.resource,
+        auth_time=auth_time,
+        amr=amr,
+        at=at,
+        expires_at=at + lifetimes.refresh_token,
+    )
+    code = insert_code(
+        conn,
+        grant_id=grant.id,
+        client_id=req.client_id,
+        redirect_uri=req.redirect_uri,
+        code_challenge=req.code_challenge,
+        nonce=req.nonce,
+        expires_at=at + lifetimes.code,
+    )
+    audit.record(
+        conn,
+        "code.issued",
+        "success",
+        client_id=req.client_id,
+        user_id=user_id,
+        ip=ip,
+        grant_id=grant.id,
+        scope=" ".join(req.scope),
+    )
+    return code

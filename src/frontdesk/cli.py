@@ -1,0 +1,423 @@
+"""The ``frontdesk`` command line: a stable, scriptable interface. ``--json`` prints machine-readable output;
+errors go to stderr with a non-zero exit status."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from .config import ConfigError, Settings, load_settings
+from .core import Frontdesk, ScopeError, open_frontdesk
+from .logs import configure_logging
+from .storage import audit
+from .storage.clients import AUTH_METHODS, ClientError, ClientRecord
+from .storage.people import UserError
+
+__all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A failure the operator can fix; printed without a traceback."""
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "issuer", "workers", "log_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if (
+        "issuer" not in overrides
+        and ("host" in overrides or "port" in overrides)
+        and not os.environ.get("FRONTDESK_ISSUER")
+    ):
+        host = overrides.get("host", "127.0.0.1")
+        shown = f"[{host}]" if ":" in host else host
+        overrides["issuer"] = f"http://{shown}:{overrides.get('port', 8000)}"
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def _open(args: argparse.Namespace) -> Frontdesk:
+    settings = _settings(args)
+    configure_logging(getattr(args, "log_level", None) or settings.log_level or "WARNING")
+    return open_frontdesk(settings)
+
+
+# --- serve -----------------------------------------------------------------------------------------------------
+
+
+def _demo(fd: Frontdesk) -> dict[str, Any]:
+    """A demo person and a public PKCE client, recreated at every start so their credentials can be shown."""
+    for user in fd.users.list():
+        if user.username == "demo":
+            fd.users.delete("demo")
+    password = secrets.token_urlsafe(12)
+    fd.users.create("demo", password, email="demo@example.com", name="Demo Person")
+    fd.clients.delete("demo-app")
+    client, _ = fd.clients.create(
+        name="Demo app",
+        client_id="demo-app",
+        auth_method="none",
+        redirect_uris=["http://127.0.0.1/callback"],
+        grant_types=["authorization_code", "refresh_token"],
+        scope="openid profile email offline_access",
+    )
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": "http://127.0.0.1:9/callback",
+            "scope": "openid profile email offline_access",
+            "state": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "prompt": "consent",
+        }
+    )
+    return {
+        "username": "demo",
+        "password": password,
+        "client_id": client.client_id,
+        "redirect_uri": "http://127.0.0.1:9/callback",
+        "code_verifier": verifier,
+        "authorization_url": fd.url(f"/authorize?{query}"),
+    }
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    fd = open_frontdesk(settings)
+    if args.demo:
+        demo = _demo(fd)
+        print(
+            "\nfrontdesk demo\n"
+            f"  person:        {demo['username']} / {demo['password']}\n"
+            f"  client:        {demo['client_id']} (public, PKCE)\n"
+            f"  open:          {demo['authorization_url']}\n"
+            f"  code_verifier: {demo['code_verifier']}\n"
+            "  after consent the browser lands on http://127.0.0.1:9/callback?code=…; exchange the code with\n"
+            f"  curl -s {fd.url('/token')} -d grant_type=authorization_code -d client_id=demo-app \\\n"
+            f"       -d redirect_uri={demo['redirect_uri']} -d code_verifier={demo['code_verifier']} -d code=CODE\n",
+            flush=True,
+        )
+    print(f"frontdesk serving {settings.issuer} on {settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "proxy_headers": False,
+        "server_header": False,
+        "access_log": True,
+    }
+    if settings.workers > 1:
+        # Workers re-read settings from the environment; make the command line's choices visible to them.
+        os.environ.update(
+            {
+                "FRONTDESK_ISSUER": settings.issuer,
+                "FRONTDESK_HOME": str(settings.home),
+                "FRONTDESK_LOG_LEVEL": settings.log_level,
+            }
+        )
+        if settings.database_url:
+            os.environ["FRONTDESK_DATABASE_URL"] = settings.database_url
+        uvicorn.run("frontdesk.asgi:app", factory=True, workers=settings.workers, **common)
+    else:
+        from .web import create_app
+
+        uvicorn.run(create_app(fd), **common)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    fd = _open(args)
+    _print(
+        args,
+        {"database": fd.engine.url.render_as_string(hide_password=True), "status": "up to date"},
+        "database schema is up to date",
+    )
+
+
+# --- clients ---------------------------------------------------------------------------------------------------
+
+
+def _client_text(c: ClientRecord) -> str:
+    return "\n".join(
+        [
+            f"client_id:    {c.client_id}",
+            f"name:         {c.name}",
+            f"auth method:  {c.auth_method}",
+            f"grant types:  {' '.join(c.grant_types)}",
+            f"scope:        {' '.join(c.scope)}",
+            f"redirect URIs: {' '.join(c.redirect_uris) or '-'}",
+        ]
+    )
+
+
+def cmd_client_create(args: argparse.Namespace) -> None:
+    fd = _open(args)
+    method = "none" if args.public else args.auth_method
+    jwks = None
+    if args.jwks:
+        try:
+            jwks = json.loads(Path(args.jwks).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CommandError(f"cannot read a JWK Set from {args.jwks}: {exc}") from None
+    try:
+        client, secret = fd.clients.create(
+            name=args.name,
+            client_id=args.client_id,
+            secret=args.secret,
+            auth_method=method,
+            redirect_uris=args.redirect_uri or [],
+            grant_types=args.grant_type,
+            scope=args.scope,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
+            resources=args.resource,
+            access_token_ttl=args.access_token_ttl,
+            id_token_alg=args.id_token_alg,
+        )
+    except ClientError as exc:
+        raise CommandError(f"{exc.error}: {exc}") from None
+    data = client.metadata()
+    if secret is not None:
+        data["client_secret"] = secret
+    text = _client_text(client)
+    if secret is not None:
+        text += f"\nclient_secret: {secret}\n(shown once: frontdesk keeps only a digest)"
+    _print(args, data, text)
+
+
+def cmd_client_list(args: argparse.Namespace) -> None:
+    clients = _open(args).clients.list()
+    _print(
+        args,
+        [c.metadata() for c in clients],
+        "\n".join(f"{c.client_id}\t{c.auth_method}\t{c.name}" for c in clients) or "no clients",
+    )
+
+
+def cmd_client_show(args: argparse.Namespace) -> None:
+    client = _open(args).clients.get(args.client_id, cached=False)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(args, client.metadata(), _client_text(client))
+
+
+def cmd_client_delete(args: argparse.Namespace) -> None:
+    if not _open(args).clients.delete(args.client_id):
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
+
+
+# --- users, scopes, keys, audit ----------------------------------------------------------------------------------
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        raise CommandError("give --password-stdin or --password")
+    try:
+        user = _open(args).users.create(args.username, password, email=args.email, name=args.name)
+    except UserError as exc:
+        raise CommandError(str(exc)) from None
+    _print(
+        args,
+        {"id": user.id, "username": user.username, "email": user.email, "name": user.name},
+        f"created user {user.username} (sub {user.id})",
+    )
+
+
+def cmd_user_list(args: argparse.Namespace) -> None:
+    users = _open(args).users.list()
+    _print(
+        args,
+        [{"id": u.id, "username": u.username, "email": u.email, "name": u.name} for u in users],
+        "\n".join(f"{u.username}\t{u.id}\t{u.email or ''}" for u in users) or "no users",
+    )
+
+
+def cmd_user_delete(args: argparse.Namespace) -> None:
+    if not _open(args).users.delete(args.username):
+        raise CommandError(f"no user {args.username!r}")
+    _print(args, {"deleted": args.username}, f"deleted user {args.username}")
+
+
+def cmd_scope_create(args: argparse.Namespace) -> None:
+    try:
+        _open(args).create_scope(args.name, args.description)
+    except ScopeError as exc:
+        raise CommandError(str(exc)) from None
+    _print(args, {"name": args.name, "description": args.description}, f"created scope {args.name}")
+
+
+def cmd_scope_list(args: argparse.Namespace) -> None:
+    scopes = _open(args).scopes()
+    _print(
+        args,
+        [{"name": k, "description": v} for k, v in sorted(scopes.items())],
+        "\n".join(f"{k}\t{v}" for k, v in sorted(scopes.items())),
+    )
+
+
+def cmd_keys_list(args: argparse.Namespace) -> None:
+    keys = _open(args).keys.list()
+    rows = [
+        {
+            "kid": k.kid,
+            "alg": k.alg,
+            "state": k.state,
+            "created_at": k.created_at,
+            "publish_until": k.publish_until,
+        }
+        for k in keys
+    ]
+    _print(args, rows, "\n".join(f"{k.kid}\t{k.alg}\t{k.state}" for k in keys))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    fd = _open(args)
+    fd.keys.rotate()
+    keys = [k for k in fd.keys.list() if k.state != "retired" or (k.publish_until or 0) > time.time()]
+    _print(
+        args,
+        [{"kid": k.kid, "alg": k.alg, "state": k.state} for k in keys],
+        "rotated: next keys are now active; new next keys are published\n"
+        + "\n".join(f"{k.kid}\t{k.alg}\t{k.state}" for k in keys),
+    )
+
+
+def cmd_audit_tail(args: argparse.Namespace) -> None:
+    events = audit.tail(_open(args).engine, args.n)
+    _print(
+        args,
+        [e.as_dict() for e in events],
+        "\n".join(
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.at))} {e.event} {e.outcome} "
+            f"client={e.client_id or '-'} user={e.user_id or '-'} ip={e.ip or '-'} {json.dumps(e.detail)}"
+            for e in events
+        )
+        or "no events",
+    )
+
+
+# --- parser ----------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description="OAuth 2.1 + OpenID Connect authorization server")
+    parser.add_argument("--config", help="TOML configuration file (or FRONTDESK_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(
+        parent: Any, name: str, fn: Callable[[argparse.Namespace], None], help: str, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    serve = command(sub, "serve", cmd_serve, "apply migrations, create keys on first start, and serve", False)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--issuer", help="issuer URL (default http://HOST:PORT)")
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--log-level", dest="log_level")
+    serve.add_argument("--demo", action="store_true", help="create a demo person and client and print them")
+
+    command(sub, "migrate", cmd_migrate, "bring the database schema up to date")
+
+    clients = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    create = command(clients, "create", cmd_client_create, "register a client")
+    create.add_argument("--name", required=True)
+    create.add_argument("--client-id")
+    secret = create.add_mutually_exclusive_group()
+    secret.add_argument("--secret", help="use this secret instead of a generated one")
+    secret.add_argument("--public", action="store_true", help="a public client (PKCE, no secret)")
+    create.add_argument("--redirect-uri", action="append", help="repeat for several")
+    create.add_argument(
+        "--grant-type",
+        action="append",
+        help="authorization_code, refresh_token, client_credentials, "
+        "urn:ietf:params:oauth:grant-type:device_code (repeat)",
+    )
+    create.add_argument("--scope", help='space-separated scopes, e.g. "openid profile"')
+    create.add_argument("--auth-method", choices=AUTH_METHODS, default="client_secret_basic")
+    create.add_argument("--jwks", help="file holding the client's public JWK Set (private_key_jwt)")
+    create.add_argument("--jwks-uri", help="https URL of the client's JWK Set (private_key_jwt)")
+    create.add_argument("--resource", action="append", help="resource URI this client serves (introspection)")
+    create.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
+    create.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
+    command(clients, "list", cmd_client_list, "list clients")
+    show = command(clients, "show", cmd_client_show, "show one client")
+    show.add_argument("client_id")
+    delete = command(clients, "delete", cmd_client_delete, "delete a client")
+    delete.add_argument("client_id")
+
+    users = sub.add_parser("user", help="manage people").add_subparsers(dest="action", required=True)
+    ucreate = command(users, "create", cmd_user_create, "create a person who can sign in")
+    ucreate.add_argument("--username", required=True)
+    ucreate.add_argument("--email")
+    ucreate.add_argument("--name")
+    pw = ucreate.add_mutually_exclusive_group()
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    pw.add_argument("--password", help="the password (visible to other local users: prefer --password-stdin)")
+    command(users, "list", cmd_user_list, "list people")
+    udelete = command(users, "delete", cmd_user_delete, "delete a person")
+    udelete.add_argument("username")
+
+    scopes = sub.add_parser("scope", help="manage scopes").add_subparsers(dest="action", required=True)
+    screate = command(scopes, "create", cmd_scope_create, "define a scope")
+    screate.add_argument("name")
+    screate.add_argument("--description", required=True, help="plain words shown on the consent screen")
+    command(scopes, "list", cmd_scope_list, "list scopes")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    command(keys, "list", cmd_keys_list, "list signing keys")
+    command(keys, "rotate", cmd_keys_rotate, "promote the next keys and publish new next keys")
+
+    audits = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
+    tail = command(audits, "tail", cmd_audit_tail, "show the latest audit events")
+    tail.add_argument("-n", type=int, default=50)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (CommandError, ConfigError, ValueError) as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""Configuration: a TOML file plus ``FRONTDESK_*`` environment variables, loaded once into frozen dataclasses.
+
+Invalid configuration fails at start, loudly (DESIGN §8). Security relaxations are explicit, named and logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ConfigError", "Settings", "is_loopback_host", "load_settings"]
+
+log = logging.getLogger("frontdesk.config")
+
+SIGNING_ALGS = ("ES256", "RS256", "EdDSA")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """Seconds each artefact lives."""
+
+    code: int = 60
+    access_token: int = 600
+    id_token: int = 600
+    refresh_token: int = 30 * 24 * 3600
+    refresh_idle: int = 14 * 24 * 3600
+    # RFC 9700 §4.14.2 allows a short window for benign concurrent refreshes; 0 means reuse is always theft.
+    refresh_reuse_grace: int = 0
+    session: int = 8 * 3600
+    interaction: int = 600
+    device_code: int = 600
+    device_interval: int = 5
+    client_assertion_max: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path = Path("var")
+    database_url: str = ""
+    issuer: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    # Named relaxation: allow a plain-http issuer that is not loopback (development only; logged at start).
+    allow_insecure_issuer: bool = False
+    access_token_alg: str = "ES256"
+    id_token_alg: str = "RS256"
+    max_body_bytes: int = 64 * 1024
+    lifetimes: Lifetimes = field(default_factory=Lifetimes)
+    scopes: dict[str, str] = field(default_factory=dict)
+    master_key: str = ""
+    master_key_file: str = ""
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'frontdesk.db').resolve()}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    def validated(self) -> Settings:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"issuer {self.issuer!r} must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ConfigError("issuer must not carry a query or fragment (RFC 8414 §2)")
+        if self.issuer.endswith("/"):
+            raise ConfigError("issuer must not end with '/'")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            if not self.allow_insecure_issuer:
+                raise ConfigError(
+                    f"issuer {self.issuer!r} is plain http on a non-loopback host; use https, or set "
+                    "FRONTDESK_ALLOW_INSECURE_ISSUER=1 for development"
+                )
+            log.warning("security relaxation: plain-http issuer %s on a non-loopback host", self.issuer)
+        for name in ("access_token_alg", "id_token_alg"):
+            if getattr(self, name) not in SIGNING_ALGS:
+                raise ConfigError(f"{name} must be one of {', '.join(SIGNING_ALGS)}")
+        if self.lifetimes.code > 600:
+            raise ConfigError("lifetimes.code must be at most 600 seconds (OAuth 2.1 §4.1.2)")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        return self
+
+
+_ENV_FIELDS: dict[str, tuple[str, type]] = {
+    "FRONTDESK_HOME": ("home", Path),
+    "FRONTDESK_DATABASE_URL": ("database_url", str),
+    "FRONTDESK_ISSUER": ("issuer", str),
+    "FRONTDESK_LOG_LEVEL": ("log_level", str),
+    "FRONTDESK_ALLOW_INSECURE_ISSUER": ("allow_insecure_issuer", bool),
+    "FRONTDESK_ACCESS_TOKEN_ALG": ("access_token_alg", str),
+    "FRONTDESK_MASTER_KEY": ("master_key", str),
+    "FRONTDESK_MASTER_KEY_FILE": ("master_key_file", str),
+}
+
+
+def _coerce(value: Any, kind: type, name: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+    if kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    return kind(value)
+
+
+def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    plain = {f: t for f, t in Settings.__annotations__.items() if f not in ("lifetimes", "scopes")}
+    for key, value in data.items():
+        if key == "lifetimes":
+            lt = {}
+            for lk, lv in value.items():
+                if lk not in Lifetimes.__dataclass_fields__:
+                    raise ConfigError(f"unknown setting lifetimes.{lk}")
+                lt[lk] = _coerce(lv, int, f"lifetimes.{lk}")
+            out["lifetimes"] = Lifetimes(**lt)
+        elif key == "scopes":
+            out["scopes"] = {
+                name: str(spec.get("description", "")) if isinstance(spec, dict) else str(spec)
+                for name, spec in value.items()
+            }
+        elif key in plain:
+            kind = {
+                "home": Path,
+                "port": int,
+                "workers": int,
+                "allow_insecure_issuer": bool,
+                "max_body_bytes": int,
+            }.get(key, str)
+            out[key] = _coerce(value, kind, key)
+        else:
+            raise ConfigError(f"unknown setting {key!r}")
+    return out
+
+
+def load_settings(config_file: str | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from (lowest first) defaults, the TOML file, the environment, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("FRONTDESK_CONFIG")
+    if path:
+        try:
+            values.update(_from_toml(tomllib.loads(Path(path).read_text())))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    for var, (name, kind) in _ENV_FIELDS.items():
+        if var in env and env[var] != "":
+            values[name] = _coerce(env[var], kind, var)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("lifetimes"), dict):
+        values["lifetimes"] = replace(Lifetimes(), **values["lifetimes"])
+    return Settings(**values).validated()

@@ -1,0 +1,97 @@
+"""The running authorization server: settings, store, key ring and scope registry, opened once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from .config import Settings
+from .crypto.aead import MasterKey, load_master_key
+from .crypto.keys import KeyRing
+from .protocol.scope import OIDC_SCOPES, parse_scope
+from .storage.clients import ClientStore
+from .storage.db import migrate, open_engine, transaction
+from .storage.people import UserStore
+from .storage.schema import Scope
+
+__all__ = ["Frontdesk", "ScopeError", "open_frontdesk"]
+
+log = logging.getLogger("frontdesk")
+
+
+class ScopeError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class Frontdesk:
+    settings: Settings
+    engine: Engine
+    master: MasterKey
+    keys: KeyRing
+    clients: ClientStore
+    users: UserStore
+    csrf_key: bytes
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    def url(self, path: str) -> str:
+        return self.settings.issuer + path
+
+    def scopes(self) -> dict[str, str]:
+        """Every scope a client may be registered for, with its plain-words description."""
+        out = dict(OIDC_SCOPES)
+        out.update(self.settings.scopes)
+        with transaction(self.engine) as conn:
+            out.update({r.name: r.description for r in conn.execute(select(Scope.name, Scope.description))})
+        return out
+
+    def create_scope(self, name: str, description: str) -> None:
+        if parse_scope(name) != (name,):
+            raise ScopeError("a scope name is one token of printable ASCII without spaces, quotes or backslashes")
+        if name in OIDC_SCOPES:
+            raise ScopeError(f"{name!r} is an OpenID Connect scope and cannot be redefined")
+        if not description.strip():
+            raise ScopeError("describe the scope in plain words; the consent screen shows it")
+        try:
+            with transaction(self.engine) as conn:
+                conn.execute(insert(Scope), {"name": name, "description": description.strip()})
+        except IntegrityError:
+            raise ScopeError(f"scope {name!r} already exists") from None
+
+    def delete_scope(self, name: str) -> bool:
+        with transaction(self.engine) as conn:
+            return bool(conn.execute(delete(Scope).where(Scope.name == name)).rowcount)
+
+    def csrf_token(self, binding: str) -> str:
+        return hmac.new(self.csrf_key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
+
+    def longest_token_life(self) -> int:
+        """How long a retired signing key must stay published: the longest a token it signed can live."""
+        lt = self.settings.lifetimes
+        longest_client = max((c.access_token_ttl or 0 for c in self.clients.list()), default=0)
+        return max(lt.access_token, lt.id_token, longest_client) + 60
+
+
+def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
+    engine = open_engine(settings.db_url)
+    if run_migrations:
+        migrate(engine)
+    master = load_master_key(settings.master_key, settings.master_key_file, settings.home)
+    csrf_key = hmac.new(master.key, b"frontdesk csrf", hashlib.sha256).digest()
+    clients = ClientStore(engine)
+    fd: Frontdesk
+    keys = KeyRing(engine, master, retire_for=lambda: fd.longest_token_life())
+    fd = Frontdesk(settings, engine, master, keys, clients, UserStore(engine), csrf_key)
+    if ensure_keys:
+        created = keys.ensure()
+        if created:
+            log.info("created signing keys", extra={"kids": created})
+    return fd

@@ -1,0 +1,286 @@
+"""The token endpoint's grant types (RFC 6749 §4.1.3, §4.4, §6; RFC 8628 §3.4; OAuth 2.1 §4).
+
+Each grant is a short list of named checks and one transaction. Whatever a grant writes — consuming a code, rotating
+a refresh token, the audit event — commits together or not at all. Detected theft (a replayed code, a reused refresh
+token) is written in its own transaction before the error goes out, so the revocation survives the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from .core import Frontdesk
+from .errors import (
+    AccessDenied,
+    AuthorizationPending,
+    ExpiredToken,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    SlowDown,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .protocol import rfc7636
+from .protocol.forms import Params
+from .protocol.rfc8707 import check_resource
+from .protocol.scope import OIDC_SCOPES, parse_scope
+from .storage import audit
+from .storage.clients import ClientRecord
+from .storage.db import now, transaction
+from .storage.device import consume_device, device_for, poll_device
+from .storage.grants import (
+    GrantRow,
+    code_for,
+    consume_code,
+    consume_refresh,
+    insert_grant,
+    insert_refresh,
+    refresh_for,
+    revoke_grant,
+)
+from .tokens import mint_access_token, mint_id_token
+
+__all__ = ["DEVICE_CODE", "GRANT_TYPES", "check_scope", "exchange"]
+
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+Response = dict[str, Any]
+
+
+def check_scope(fd: Frontdesk, client: ClientRecord, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """Every scope must be known and registered for the client (RFC 6749 §3.3)."""
+    known = fd.scopes()
+    for scope in requested:
+        if scope not in known:
+            raise InvalidScope(f"unknown scope {scope!r}")
+        if scope not in client.scope:
+            raise InvalidScope(f"the client is not registered for scope {scope!r}")
+    return requested
+
+
+def _narrowed(params: Params, grant: GrantRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """RFC 6749 §6 / RFC 8707 §2.2: a refresh may narrow the scope and the audience, never widen them."""
+    scope = parse_scope(params.get("scope")) or grant.scope
+    if not set(scope) <= set(grant.scope):
+        raise InvalidScope("the requested scope exceeds the scope of the grant")
+    resource = check_resource(params.getall("resource")) or grant.resource
+    if not set(resource) <= set(grant.resource):
+        raise InvalidTarget("the requested resource was not part of the grant")
+    return scope, resource
+
+
+def _issue(
+    fd: Frontdesk,
+    conn: Connection,
+    client: ClientRecord,
+    grant: GrantRow,
+    scope: tuple[str, ...],
+    resource: tuple[str, ...],
+    nonce: str | None,
+    at: int,
+) -> Response:
+    access = mint_access_token(fd, client, scope, resource, grant, at)
+    body: Response = {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "scope": " ".join(scope),
+    }
+    # OIDC Core §11: for an OpenID request, a refresh token only with offline_access.
+    wants_refresh = "refresh_token" in client.grant_types and (
+        "openid" not in grant.scope or "offline_access" in grant.scope
+    )
+    if wants_refresh:
+        body["refresh_token"] = insert_refresh(conn, grant=grant, at=at, idle=fd.settings.lifetimes.refresh_idle)
+    if "openid" in scope and grant.user_id:
+        body["id_token"] = mint_id_token(fd, client, grant, access.token, nonce, at)
+    return body
+
+
+def _theft(fd: Frontdesk, grant: GrantRow, event: str, client: ClientRecord, ip: str | None) -> InvalidGrant:
+    """RFC 9700 §4.14.2 / OAuth 2.1 §4.1.3: revoke everything issued from the grant, and say so in the audit."""
+    with transaction(fd.engine) as conn:
+        revoke_grant(conn, grant.id, now())
+        audit.record(
+            conn,
+            event,
+            "revoked",
+            client_id=client.client_id,
+            user_id=grant.user_id,
+            ip=ip,
+            grant_id=grant.id,
+        )
+    return InvalidGrant("the grant is no longer valid")
+
+
+def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    code = params.get("code")
+    if code is None:
+        raise InvalidRequest("code is required")
+    at = now()
+    with transaction(fd.engine) as conn:
+        row = code_for(conn, code)
+        if row is None:
+            raise InvalidGrant("the code is invalid")
+        if row.client_id != client.client_id:
+            raise InvalidGrant("the code was issued to another client")
+        redirect_uri = params.get("redirect_uri")
+        if redirect_uri is None and len(client.redirect_uris) != 1:
+            raise InvalidRequest("redirect_uri is required")
+        if (redirect_uri or client.redirect_uris[0]) != row.redirect_uri:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        rfc7636.verify(params.get("code_verifier"), row.code_challenge)
+        if row.expires_at <= at:
+            raise InvalidGrant("the code has expired")
+        replayed = not consume_code(conn, code, at)
+        if not replayed:
+            if row.grant.revoked_at is not None:
+                raise InvalidGrant("the grant is no longer valid")
+            body = _issue(fd, conn, client, row.grant, row.grant.scope, row.grant.resource, row.nonce, at)
+            audit.record(
+                conn,
+                "token.issued",
+                "success",
+                client_id=client.client_id,
+                user_id=row.grant.user_id,
+                ip=ip,
+                grant_type="authorization_code",
+                grant_id=row.grant.id,
+            )
+            return body
+    raise _theft(fd, row.grant, "code.replayed", client, ip)
+
+
+def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    token = params.get("refresh_token")
+    if token is None:
+        raise InvalidRequest("refresh_token is required")
+    at = now()
+    with transaction(fd.engine) as conn:
+        row = refresh_for(conn, token)
+        if row is None or row.client_id != client.client_id:
+            raise InvalidGrant("the refresh token is invalid")
+        if row.grant.revoked_at is not None or row.expires_at <= at:
+            raise InvalidGrant("the refresh token is no longer valid")
+        scope, resource = _narrowed(params, row.grant)
+        if consume_refresh(conn, token, at):
+            body = _issue(fd, conn, client, row.grant, scope, resource, None, at)
+            audit.record(
+                conn,
+                "token.refreshed",
+                "success",
+                client_id=client.client_id,
+                user_id=row.grant.user_id,
+                ip=ip,
+                grant_id=row.grant.id,
+            )
+            return body
+        consumed_at = row.consumed_at or at
+    if at - consumed_at <= fd.settings.lifetimes.refresh_reuse_grace:
+        raise InvalidGrant("the refresh token was already used")
+    raise _theft(fd, row.grant, "refresh.reused", client, ip)
+
+
+def client_credentials(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    requested = parse_scope(params.get("scope"))
+    if any(s in OIDC_SCOPES for s in requested):
+        raise InvalidScope("OpenID Connect scopes need a person; client_credentials has none")
+    scope = check_scope(fd, client, requested) if requested else tuple(s for s in client.scope if s not in OIDC_SCOPES)
+    resource = check_resource(params.getall("resource"))
+    at = now()
+    access = mint_access_token(fd, client, scope, resource, None, at)
+    with transaction(fd.engine) as conn:
+        audit.record(
+            conn,
+            "token.issued",
+            "success",
+            client_id=client.client_id,
+            ip=ip,
+            grant_type="client_credentials",
+        )
+    body: Response = {"access_token": access.token, "token_type": "Bearer", "expires_in": access.expires_in}
+    if scope:
+        body["scope"] = " ".join(scope)
+    return body
+
+
+def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    code = params.get("device_code")
+    if code is None:
+        raise InvalidRequest("device_code is required")
+    at = now()
+    pending: OAuthError | None = None
+    with transaction(fd.engine) as conn:
+        row = device_for(conn, code)
+        if row is None or row.client_id != client.client_id:
+            raise InvalidGrant("the device code is invalid")
+        if row.status == "consumed":
+            raise InvalidGrant("the device code was already used")
+        if row.expires_at <= at:
+            raise ExpiredToken("the device code has expired")
+        if row.status == "denied":
+            raise AccessDenied("the person denied the request")
+        if row.status == "pending":
+            # RFC 8628 §3.5: polling faster than the interval earns slow_down and a longer interval.
+            interval = row.interval
+            if row.last_polled_at is not None and at - row.last_polled_at < row.interval:
+                interval += 5
+                pending = SlowDown("poll more slowly")
+            else:
+                pending = AuthorizationPending("the person has not answered yet")
+            poll_device(conn, row.digest, at, interval)
+        elif consume_device(conn, row.digest):
+            assert row.user_id is not None
+            grant = insert_grant(
+                conn,
+                client_id=client.client_id,
+                user_id=row.user_id,
+                scope=row.scope,
+                resource=row.resource,
+                auth_time=row.auth_time,
+                amr=("pwd",),
+                at=at,
+                expires_at=at + fd.settings.lifetimes.refresh_token,
+            )
+            body = _issue(fd, conn, client, grant, row.scope, row.resource, None, at)
+            audit.record(
+                conn,
+                "token.issued",
+                "success",
+                client_id=client.client_id,
+                user_id=row.user_id,
+                ip=ip,
+                grant_type=DEVICE_CODE,
+                grant_id=grant.id,
+            )
+            return body
+        else:
+            raise InvalidGrant("the device code was already used")
+    raise pending
+
+
+Handler = Callable[[Frontdesk, ClientRecord, Params, "str | None"], Response]
+GRANT_TYPES: dict[str, Handler] = {
+    "authorization_code": authorization_code,
+    "refresh_token": refresh_token,
+    "client_credentials": client_credentials,
+    DEVICE_CODE: device_code,
+}
+
+
+def exchange(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("grant_type is required")
+    handler = GRANT_TYPES.get(grant_type)
+    if handler is None:
+        # RFC 9700 §2.4 and OAuth 2.1 §10: password and implicit are gone.
+        raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"the client is not allowed the {grant_type} grant")
+    return handler(fd, client, params, ip)

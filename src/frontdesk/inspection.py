@@ -1,0 +1,127 @@
+"""What a presented token is worth right now: the shared core of introspection (RFC 7662), revocation
+(RFC 7009) and UserInfo (OpenID Connect Core §5.3).
+
+An access token is live when its signature is ours, it has not expired, its jti was not revoked and its grant
+(the family it came from) was not revoked. A refresh token is live when unused, unexpired and its grant stands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.errors import JoseError
+
+from .core import Frontdesk
+from .secret import PREFIXES
+from .storage import audit
+from .storage.db import now, transaction
+from .storage.grants import (
+    access_token_revoked,
+    grant_revoked,
+    refresh_for,
+    revoke_access_token,
+    revoke_grant,
+)
+from .tokens import split_jti
+
+__all__ = ["LiveAccessToken", "LiveRefreshToken", "live_access_token", "live_refresh_token", "revoke"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAccessToken:
+    claims: dict[str, Any]
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        aud = self.claims.get("aud")
+        return (aud,) if isinstance(aud, str) else tuple(aud or ())
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        return tuple(str(self.claims.get("scope", "")).split())
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRefreshToken:
+    client_id: str
+    user_id: str | None
+    scope: tuple[str, ...]
+    expires_at: int
+    grant_id: str
+
+
+def _verified_claims(fd: Frontdesk, token: str) -> dict[str, Any] | None:
+    if token.count(".") != 2:
+        return None
+    try:
+        claims = dict(fd.keys.verify(token).claims)
+    except (JoseError, ValueError, KeyError, TypeError, UnicodeError):
+        return None
+    if (
+        claims.get("iss") != fd.issuer
+        or not isinstance(claims.get("exp"), int)
+        or not isinstance(claims.get("jti"), str)
+    ):
+        return None
+    return claims
+
+
+def live_access_token(fd: Frontdesk, token: str) -> LiveAccessToken | None:
+    claims = _verified_claims(fd, token)
+    if claims is None or claims["exp"] <= now():
+        return None
+    jti: str = claims["jti"]
+    grant_id = split_jti(jti)
+    with transaction(fd.engine) as conn:
+        if access_token_revoked(conn, jti) or (grant_id is not None and grant_revoked(conn, grant_id)):
+            return None
+    if fd.clients.get(str(claims.get("client_id"))) is None:
+        return None  # a deleted client's tokens die with it
+    return LiveAccessToken(claims)
+
+
+def live_refresh_token(fd: Frontdesk, token: str) -> LiveRefreshToken | None:
+    if not token.startswith(PREFIXES["refresh_token"]):
+        return None
+    with transaction(fd.engine) as conn:
+        row = refresh_for(conn, token)
+    if row is None or row.consumed_at is not None or row.grant.revoked_at is not None or row.expires_at <= now():
+        return None
+    return LiveRefreshToken(row.client_id, row.grant.user_id, row.grant.scope, row.expires_at, row.grant.id)
+
+
+def revoke(fd: Frontdesk, client_id: str, token: str, ip: str | None) -> None:
+    """RFC 7009 §2.1: a refresh token takes its family with it; an access token is marked revoked.
+    A token of another client, or no token of ours, is left alone and still answered with 200 (§2.2)."""
+    at = now()
+    if token.startswith(PREFIXES["refresh_token"]):
+        with transaction(fd.engine) as conn:
+            row = refresh_for(conn, token)
+            if row is not None and row.client_id == client_id and revoke_grant(conn, row.grant.id, at):
+                audit.record(
+                    conn,
+                    "token.revoked",
+                    "success",
+                    client_id=client_id,
+                    user_id=row.grant.user_id,
+                    ip=ip,
+                    token_type="refresh_token",
+                    grant_id=row.grant.id,
+                )
+        return
+    claims = _verified_claims(fd, token)
+    if claims is None or claims.get("client_id") != client_id:
+        return
+    with transaction(fd.engine) as conn:
+        revoke_access_token(conn, claims["jti"], claims["exp"])
+        audit.record(
+            conn,
+            "token.revoked",
+            "success",
+            client_id=client_id,
+            user_id=claims.get("sub"),
+            ip=ip,
+            token_type="access_token",
+            jti=claims["jti"],
+        )

@@ -1,0 +1,62 @@
+"""``application/x-www-form-urlencoded`` request parameters (RFC 6749 §3.2, Appendix B).
+
+RFC 6749 §3.1/§3.2: "Request and response parameters MUST NOT be included more than once." A duplicated parameter
+is refused rather than resolved, since first-wins and last-wins parsers disagree and that disagreement is an attack.
+The exception is ``resource``, which RFC 8707 §2 lets a client repeat.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from ..errors import InvalidRequest
+
+__all__ = ["Params", "parse_form", "parse_query"]
+
+REPEATABLE = frozenset({"resource"})
+
+
+class Params(dict[str, str]):
+    """Single-valued parameters as a dict; repeatable ones are read with :meth:`getall`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multi: dict[str, list[str]] = {}
+
+    def getall(self, name: str) -> list[str]:
+        return self.multi.get(name, [])
+
+
+def _collect(pairs: list[tuple[str, str]]) -> Params:
+    out = Params()
+    seen: set[str] = set()
+    for name, value in pairs:
+        if "\x00" in value or "\x00" in name:
+            raise InvalidRequest(f"parameter {name!r} carries a NUL character")
+        if name in REPEATABLE:
+            if value != "":
+                out.multi.setdefault(name, []).append(value)
+            continue
+        if name in seen:
+            raise InvalidRequest(f"parameter {name!r} is repeated")
+        seen.add(name)
+        # RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        if value != "":
+            out[name] = value
+    return out
+
+
+def parse_form(body: bytes) -> Params:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not valid UTF-8") from None
+    return parse_query(text)
+
+
+def parse_query(query: str) -> Params:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the parameters are not valid form encoding") from None
+    return _collect(pairs)

@@ -1,0 +1,68 @@
+"""RFC 7523 §2.2/§3: JWT client assertions for ``private_key_jwt`` (OpenID Connect Core §9).
+
+Audience: the issuer identifier, or the token endpoint URL, as OpenID Connect Core §9 and the issue both allow.
+Only asymmetric algorithms; ``none`` and HMAC are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
+
+from ..errors import InvalidClient
+
+__all__ = ["ASSERTION_TYPE", "ASYMMETRIC_ALGS", "Assertion", "unverified_subject", "verify_assertion"]
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASYMMETRIC_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    jti: str
+    exp: int
+
+
+def unverified_subject(assertion: str) -> str | None:
+    """The ``sub`` of an assertion before verification, to find whose keys to verify it with."""
+    try:
+        claims = json.loads(extract_compact(assertion.encode()).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+def verify_assertion(
+    assertion: str, jwks: dict[str, Any], client_id: str, audiences: tuple[str, ...], at: int, max_life: int
+) -> Assertion:
+    try:
+        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        token = jwt.decode(assertion, keys, algorithms=ASYMMETRIC_ALGS)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidClient("client assertion is invalid", detail=f"signature or format: {exc!r}") from None
+    claims = token.claims
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise InvalidClient("client assertion iss and sub must be the client_id")
+    aud = claims.get("aud")
+    aud_values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not any(isinstance(a, str) and a in audiences for a in aud_values):
+        raise InvalidClient("client assertion audience is not this authorization server")
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or isinstance(exp, bool) or exp <= at:
+        raise InvalidClient("client assertion has expired or has no exp")
+    if exp > at + max_life:
+        raise InvalidClient("client assertion lives too long")
+    nbf = claims.get("nbf")
+    if isinstance(nbf, int) and nbf > at + 30:
+        raise InvalidClient("client assertion is not valid yet")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise InvalidClient("client assertion has no jti")
+    return Assertion(jti=jti, exp=exp)

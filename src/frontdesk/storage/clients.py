@@ -1,0 +1,232 @@
+"""Registered clients (RFC 7591 metadata names) and their lookup with a short per-process cache."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ..config import SIGNING_ALGS
+from ..errors import OAuthError
+from ..protocol.redirect_uri import validate_redirect_uri
+from ..protocol.rfc8707 import check_resource
+from ..protocol.scope import parse_scope
+from ..secret import digest, new_token
+from .db import now, transaction
+from .schema import Client
+
+__all__ = ["AUTH_METHODS", "GRANT_TYPES", "ClientError", "ClientRecord", "ClientStore"]
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+)
+DEFAULT_SCOPE = "openid profile email offline_access"
+CACHE_SECONDS = 5.0
+
+
+class ClientError(ValueError):
+    """Client metadata that cannot be registered; ``error`` is the RFC 7591 §3.2.2 code."""
+
+    def __init__(self, message: str, error: str = "invalid_client_metadata") -> None:
+        super().__init__(message)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    client_id: str
+    name: str
+    secret_digest: str | None
+    auth_method: str
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scope: tuple[str, ...]
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    resources: tuple[str, ...]
+    access_token_ttl: int | None
+    id_token_alg: str | None
+    created_at: int
+
+    @property
+    def public(self) -> bool:
+        return self.auth_method == "none"
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 7591 §2 names; never the secret."""
+        out: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": ["code"] if "authorization_code" in self.grant_types else [],
+            "token_endpoint_auth_method": self.auth_method,
+            "scope": " ".join(self.scope),
+            "client_id_issued_at": self.created_at,
+        }
+        if self.jwks is not None:
+            out["jwks"] = self.jwks
+        if self.jwks_uri:
+            out["jwks_uri"] = self.jwks_uri
+        if self.resources:
+            out["resources"] = list(self.resources)
+        if self.access_token_ttl:
+            out["access_token_lifetime"] = self.access_token_ttl
+        if self.id_token_alg:
+            out["id_token_signed_response_alg"] = self.id_token_alg
+        return out
+
+
+def _record(row: Client) -> ClientRecord:
+    return ClientRecord(
+        client_id=row.client_id,
+        name=row.name,
+        secret_digest=row.secret_digest,
+        auth_method=row.auth_method,
+        redirect_uris=tuple(json.loads(row.redirect_uris)),
+        grant_types=tuple(json.loads(row.grant_types)),
+        scope=tuple(row.scope.split()),
+        jwks=json.loads(row.jwks) if row.jwks else None,
+        jwks_uri=row.jwks_uri,
+        resources=tuple(json.loads(row.resources)),
+        access_token_ttl=row.access_token_ttl,
+        id_token_alg=row.id_token_alg,
+        created_at=row.created_at,
+    )
+
+
+def _check_jwks(jwks: Any) -> dict[str, Any]:
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ClientError("jwks must be a JWK Set with at least one key")
+    for key in jwks["keys"]:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ClientError("jwks keys must be public RSA, EC or OKP keys")
+        if any(p in key for p in ("d", "p", "q", "dp", "dq", "qi")):
+            raise ClientError("jwks must hold public keys only")
+    return jwks
+
+
+class ClientStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(
+        self,
+        *,
+        name: str,
+        redirect_uris: list[str],
+        grant_types: list[str] | None = None,
+        auth_method: str = "client_secret_basic",
+        scope: str | None = None,
+        client_id: str | None = None,
+        secret: str | None = None,
+        jwks: Any = None,
+        jwks_uri: str | None = None,
+        resources: list[str] | None = None,
+        access_token_ttl: int | None = None,
+        id_token_alg: str | None = None,
+    ) -> tuple[ClientRecord, str | None]:
+        """Register a client; returns it and, for secret methods, the secret (shown this once)."""
+        grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+        if not name.strip():
+            raise ClientError("client name must not be empty")
+        if auth_method not in AUTH_METHODS:
+            raise ClientError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+        for grant in grants:
+            if grant not in GRANT_TYPES:
+                raise ClientError(f"grant type {grant!r} is not supported (RFC 9700 §2.4 forbids password)")
+        public = auth_method == "none"
+        if public and "client_credentials" in grants:
+            raise ClientError("a public client cannot use client_credentials")
+        if "authorization_code" in grants and not redirect_uris:
+            raise ClientError("the authorization_code grant needs at least one redirect URI", "invalid_redirect_uri")
+        for uri in redirect_uris:
+            try:
+                validate_redirect_uri(uri, public)
+            except OAuthError as exc:
+                raise ClientError(exc.description, "invalid_redirect_uri") from None
+        if auth_method == "private_key_jwt":
+            if jwks is None and not jwks_uri:
+                raise ClientError("private_key_jwt needs jwks or jwks_uri")
+            if jwks is not None:
+                jwks = _check_jwks(jwks)
+            if jwks_uri and not jwks_uri.startswith("https://"):
+                raise ClientError("jwks_uri must use https")
+        try:
+            served = check_resource(resources or [])
+        except OAuthError as exc:
+            raise ClientError(exc.description) from None
+        if id_token_alg is not None and id_token_alg not in SIGNING_ALGS:
+            raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SIGNING_ALGS)}")
+        if access_token_ttl is not None and not 30 <= access_token_ttl <= 86400:
+            raise ClientError("access token lifetime must be between 30 seconds and one day")
+        if secret is not None and auth_method not in ("client_secret_basic", "client_secret_post"):
+            raise ClientError("a secret is only for client_secret_basic or client_secret_post")
+        try:
+            scopes = parse_scope(scope if scope is not None else DEFAULT_SCOPE)
+        except OAuthError as exc:
+            raise ClientError(exc.description) from None
+        issued_secret: str | None = None
+        if auth_method in ("client_secret_basic", "client_secret_post"):
+            issued_secret = secret if secret is not None else new_token("client_secret")
+            if len(issued_secret) < 16:
+                raise ClientError("a client secret must be at least 16 characters")
+        row = {
+            "client_id": client_id or secrets.token_urlsafe(16),
+            "name": name.strip(),
+            "secret_digest": digest(issued_secret) if issued_secret else None,
+            "auth_method": auth_method,
+            "redirect_uris": json.dumps(redirect_uris),
+            "grant_types": json.dumps(grants),
+            "scope": " ".join(scopes),
+            "jwks": json.dumps(jwks) if jwks is not None else None,
+            "jwks_uri": jwks_uri,
+            "resources": json.dumps(list(served)),
+            "access_token_ttl": access_token_ttl,
+            "id_token_alg": id_token_alg,
+            "created_at": now(),
+        }
+        try:
+            with transaction(self._engine) as conn:
+                conn.execute(insert(Client), row)
+        except IntegrityError:
+            raise ClientError(f"client {row['client_id']!r} already exists", "invalid_client_id") from None
+        record = self.get(str(row["client_id"]), cached=False)
+        assert record is not None
+        return record, issued_secret
+
+    def get(self, client_id: str, cached: bool = True) -> ClientRecord | None:
+        hit = self._cache.get(client_id)
+        if cached and hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        with transaction(self._engine) as conn:
+            row = conn.execute(select(Client).where(Client.client_id == client_id)).scalar_one_or_none()
+        record = _record(row) if row is not None else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[client_id] = (time.monotonic(), record)
+        return record
+
+    def list(self) -> list[ClientRecord]:
+        with transaction(self._engine) as conn:
+            rows = conn.execute(select(Client).order_by(Client.created_at, Client.client_id)).scalars().all()
+        return [_record(r) for r in rows]
+
+    def delete(self, client_id: str) -> bool:
+        with transaction(self._engine) as conn:
+            deleted = conn.execute(delete(Client).where(Client.client_id == client_id)).rowcount
+        self._cache.pop(client_id, None)
+        return bool(deleted)

@@ -1,0 +1,72 @@
+"""Interactions: an authorization (or device) request waiting for the person to sign in and consent.
+
+The id travels in the URL; a random binding value travels in a cookie and only its digest is stored, so an
+interaction started in one browser cannot be finished in another (a login-CSRF and session-swap guard).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from ..secret import digest, same
+from .schema import Interaction
+
+__all__ = ["InteractionRow", "attach_user", "finish_interaction", "interaction_for", "open_interaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRow:
+    id: str
+    params: dict[str, Any]
+    user_id: str | None
+    auth_time: int | None
+
+
+def open_interaction(conn: Connection, params: dict[str, Any], at: int, ttl: int) -> tuple[str, str]:
+    """Returns (id, binding); the binding goes into a cookie and is stored only as a digest."""
+    ix_id = secrets.token_urlsafe(16)
+    binding = secrets.token_urlsafe(32)
+    conn.execute(
+        insert(Interaction),
+        {
+            "id": ix_id,
+            "binding_digest": digest(binding),
+            "params": json.dumps(params),
+            "user_id": None,
+            "auth_time": None,
+            "created_at": at,
+            "expires_at": at + ttl,
+            "consumed_at": None,
+        },
+    )
+    return ix_id, binding
+
+
+def interaction_for(conn: Connection, ix_id: str, binding: str | None, at: int) -> InteractionRow | None:
+    if not binding:
+        return None
+    row = conn.execute(
+        select(Interaction).where(
+            Interaction.id == ix_id, Interaction.expires_at > at, Interaction.consumed_at.is_(None)
+        )
+    ).scalar_one_or_none()
+    if row is None or not same(row.binding_digest, digest(binding)):
+        return None
+    return InteractionRow(row.id, json.loads(row.params), row.user_id, row.auth_time)
+
+
+def attach_user(conn: Connection, ix_id: str, user_id: str, auth_time: int) -> None:
+    conn.execute(update(Interaction).where(Interaction.id == ix_id).values(user_id=user_id, auth_time=auth_time))
+
+
+def finish_interaction(conn: Connection, ix_id: str, at: int) -> bool:
+    """Single use: False when another request finished it first."""
+    result = conn.execute(
+        update(Interaction).where(Interaction.id == ix_id, Interaction.consumed_at.is_(None)).values(consumed_at=at)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,90 @@
+"""Minting tokens: JWT access tokens (RFC 9068) and ID tokens (OpenID Connect Core §2, §3.1.3.6)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from .core import Frontdesk
+from .protocol.oidc import at_hash
+from .storage.clients import ClientRecord
+from .storage.grants import GrantRow
+
+__all__ = ["ACR_PASSWORD", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
+
+ACR_PASSWORD = "urn:frontdesk:acr:password"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    token: str
+    expires_in: int
+    scope: tuple[str, ...]
+
+
+def _jti(grant: GrantRow | None) -> str:
+    # The grant id rides in the jti so that introspection and UserInfo can see a revoked grant without storing
+    # a row per access token; the random part keeps every jti unique.
+    suffix = secrets.token_urlsafe(12)
+    return f"{grant.id}.{suffix}" if grant else suffix
+
+
+def split_jti(jti: str) -> str | None:
+    """The grant id carried in a jti, or None for a client_credentials token."""
+    grant_id, dot, _ = jti.partition(".")
+    return grant_id if dot else None
+
+
+def mint_access_token(
+    fd: Frontdesk,
+    client: ClientRecord,
+    scope: tuple[str, ...],
+    resource: tuple[str, ...],
+    grant: GrantRow | None,
+    at: int,
+) -> AccessToken:
+    ttl = client.access_token_ttl or fd.settings.lifetimes.access_token
+    # RFC 8707 §2 / RFC 9068 §3: the audience is the resource asked for; without one, this issuer (UserInfo).
+    aud: str | list[str] = list(resource) if len(resource) > 1 else resource[0] if resource else fd.issuer
+    claims: dict[str, Any] = {
+        "iss": fd.issuer,
+        "sub": grant.user_id if grant and grant.user_id else client.client_id,
+        "aud": aud,
+        "client_id": client.client_id,
+        "iat": at,
+        "exp": at + ttl,
+        "jti": _jti(grant),
+    }
+    if scope:
+        claims["scope"] = " ".join(scope)
+    if grant and grant.auth_time is not None:
+        claims["auth_time"] = grant.auth_time
+    token = fd.keys.sign(claims, fd.settings.access_token_alg, typ="at+jwt")
+    return AccessToken(token, ttl, scope)
+
+
+def mint_id_token(
+    fd: Frontdesk,
+    client: ClientRecord,
+    grant: GrantRow,
+    access_token: str,
+    nonce: str | None,
+    at: int,
+) -> str:
+    alg = client.id_token_alg or fd.settings.id_token_alg
+    claims: dict[str, Any] = {
+        "iss": fd.issuer,
+        "sub": grant.user_id,
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": at,
+        "exp": at + fd.settings.lifetimes.id_token,
+        "auth_time": grant.auth_time,
+        "at_hash": at_hash(access_token, alg),
+        "acr": ACR_PASSWORD,
+        "amr": list(grant.amr) or ["pwd"],
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return fd.keys.sign(claims, alg)

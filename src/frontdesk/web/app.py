@@ -1,0 +1,73 @@
+"""The ASGI application: routes, the error handlers that keep stack traces off the wire, security headers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..core import Frontdesk
+from ..errors import OAuthError, ServerError, TemporarilyUnavailable
+from . import authorize, device, discovery, resource, token
+from .http import SecurityHeaders, error_response
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("frontdesk.web")
+
+
+async def _oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    headers = {"Retry-After": "5"} if isinstance(exc, TemporarilyUnavailable) else None
+    if isinstance(exc, TemporarilyUnavailable):
+        log.warning("database unavailable", extra={"path": request.url.path, "detail": exc.detail})
+    return error_response(exc, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return Response(exc.detail, status_code=exc.status_code, headers=exc.headers, media_type="text/plain")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Anything that is not a protocol error: logged with its trace here, a generic server_error on the wire.
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(ServerError("the server could not complete the request"))
+
+
+def create_app(fd: Frontdesk) -> Starlette:
+    routes = [
+        Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"]),
+        Route("/jwks", discovery.jwks, methods=["GET"]),
+        Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
+        Route("/interaction/{ix}", authorize.resume, methods=["GET"]),
+        Route("/interaction/{ix}/login", authorize.login, methods=["GET", "POST"]),
+        Route("/interaction/{ix}/consent", authorize.consent, methods=["GET", "POST"]),
+        Route("/token", token.token, methods=["POST"]),
+        Route("/introspect", resource.introspect, methods=["POST"]),
+        Route("/revoke", resource.revocation, methods=["POST"]),
+        Route("/userinfo", resource.userinfo, methods=["GET", "POST"]),
+        Route("/device_authorization", device.device_authorization, methods=["POST"]),
+        Route("/device", device.verification, methods=["GET", "POST"]),
+        Route("/device/decide", device.verification, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            OAuthError: _oauth_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.fd = fd
+    return app

@@ -1,0 +1,315 @@
+"""The authorization endpoint and the interaction pages (sign-in, consent) it hands the person to.
+
+authorize: parseParams → checkClient → checkRedirectUri (until here, errors are an HTML page, never a redirect:
+RFC 9700 §4.11.2) → validate → decide (answer, or open an interaction for sign-in and consent).
+Errors found after the redirect URI is trusted are sent back only once the person is signed in (OAuth 2.1
+§7.12.2), except under ``prompt=none``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..authorization import (
+    AuthorizationRequest,
+    error_redirect,
+    issue_code,
+    needs_consent,
+    parse_prompt,
+    success_redirect,
+    validate,
+)
+from ..core import Frontdesk
+from ..errors import AccessDenied, ConsentRequired, LoginRequired, OAuthError
+from ..protocol.forms import Params
+from ..protocol.redirect_uri import check_redirect_uri
+from ..protocol.scope import OIDC_SCOPES
+from ..secret import same
+from ..storage import audit
+from ..storage.db import now, transaction
+from ..storage.interactions import (
+    InteractionRow,
+    attach_user,
+    finish_interaction,
+    interaction_for,
+    open_interaction,
+)
+from ..storage.people import SessionRow, close_session, open_session, record_consent, session_for
+from .cookies import interaction_binding, session_token, set_interaction, set_session
+from .http import client_ip, read_form, read_params
+from .pages import page
+
+__all__ = ["authorize", "consent", "login", "resume"]
+
+
+def see_other(url: str) -> RedirectResponse:
+    # RFC 9700 §4.12: 303, never 307, after a request that may carry credentials.
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def problem(title: str, message: str, status: int = 400) -> Response:
+    return page("error.html", status, title=title, message=message)
+
+
+def _open(
+    fd: Frontdesk, conn: Connection, data: dict[str, Any], at: int, login: bool, signed_in: SessionRow | None = None
+) -> Response:
+    """An interaction for what the person still has to do; a signed-in person goes straight to consent."""
+    ix_id, binding = open_interaction(conn, data, at, fd.settings.lifetimes.interaction)
+    if signed_in is not None:
+        attach_user(conn, ix_id, signed_in.user_id, signed_in.auth_time)
+    response = see_other(f"/interaction/{ix_id}/{'login' if login else 'consent'}")
+    set_interaction(response, fd, ix_id, binding)
+    return response
+
+
+def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None) -> Response:
+    client_id = params.get("client_id")
+    client = fd.clients.get(client_id) if client_id else None
+    if client is None:
+        return problem("Unknown application", "The application that sent you here is not registered.")
+    redirect_uri = check_redirect_uri(list(client.redirect_uris), params.get("redirect_uri"), client.public)
+    if redirect_uri is None:
+        return problem(
+            "Invalid return address",
+            "The application asked to send you back to an address it has not registered.",
+        )
+    state = params.get("state")
+    at = now()
+    try:
+        req: AuthorizationRequest | None = validate(fd, client, redirect_uri, params)
+        error: OAuthError | None = None
+    except OAuthError as exc:
+        req, error = None, exc
+    try:
+        silent = "none" in parse_prompt(params.get("prompt"))
+    except OAuthError:
+        silent = False
+    with transaction(fd.engine) as conn:
+        session = session_for(conn, token, at) if token else None
+        if error is not None:
+            if silent or session is not None:
+                return see_other(error_redirect(fd, redirect_uri, state, error.error, error.description))
+            data = {
+                "kind": "error",
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "error": error.error,
+                "error_description": error.description,
+                "client_id": client.client_id,
+            }
+            return _open(fd, conn, data, at, login=True)
+        assert req is not None
+        stale = session is not None and req.max_age is not None and at - session.auth_time > req.max_age
+        must_login = session is None or "login" in req.prompt or stale
+        if silent:
+            if must_login:
+                return see_other(error_redirect(fd, redirect_uri, state, LoginRequired.error, "sign-in is required"))
+            assert session is not None
+            if needs_consent(conn, req, session.user_id):
+                return see_other(error_redirect(fd, redirect_uri, state, ConsentRequired.error, "consent is required"))
+        if not must_login:
+            assert session is not None
+            if not needs_consent(conn, req, session.user_id):
+                code = issue_code(fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip)
+                return see_other(success_redirect(fd, req, code))
+        pending = {"kind": "authorize", "request": req.as_json()}
+        return _open(fd, conn, pending, at, login=must_login, signed_in=None if must_login else session)
+
+
+async def authorize(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    try:
+        params = await read_params(request, fd.settings.max_body_bytes)
+    except OAuthError as exc:
+        # The client is not yet known to be genuine: explain to the person, never redirect.
+        return problem("Invalid request", exc.description or "The request could not be read.")
+    return await run_in_threadpool(_authorize, fd, params, session_token(request, fd), client_ip(request))
+
+
+_EXPIRED = (
+    "This sign-in has expired",
+    "This sign-in link has expired or was opened in another browser. Go back to the application and start again.",
+)
+
+
+def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, ip: str | None) -> Response:
+    """Where an interaction goes next: sign-in, consent, or the answer to the client."""
+    at = now()
+    with transaction(fd.engine) as conn:
+        ix = interaction_for(conn, ix_id, binding, at)
+        if ix is None:
+            return problem(*_EXPIRED)
+        if ix.user_id is None:
+            return see_other(f"/interaction/{ix_id}/login")
+        kind = ix.params["kind"]
+        if kind == "device":
+            finish_interaction(conn, ix_id, at)
+            code = ix.params.get("user_code")
+            return see_other("/device" + (f"?user_code={code}" if code else ""))
+        if kind == "error":
+            finish_interaction(conn, ix_id, at)
+            p = ix.params
+            return see_other(error_redirect(fd, p["redirect_uri"], p["state"], p["error"], p["error_description"]))
+        req = AuthorizationRequest.from_json(ix.params["request"])
+        if needs_consent(conn, req, ix.user_id):
+            return see_other(f"/interaction/{ix_id}/consent")
+        if not finish_interaction(conn, ix_id, at):
+            return problem(*_EXPIRED)
+        session = session_for(conn, token, at) if token else None
+        amr = session.amr if session else ("pwd",)
+        code = issue_code(fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip)
+        return see_other(success_redirect(fd, req, code))
+
+
+async def resume(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    ix_id = request.path_params["ix"]
+    return await run_in_threadpool(
+        _resume, fd, ix_id, interaction_binding(request), session_token(request, fd), client_ip(request)
+    )
+
+
+def _client_name(fd: Frontdesk, params: dict[str, Any]) -> str | None:
+    client_id = params.get("client_id") or (params.get("request") or {}).get("client_id")
+    client = fd.clients.get(str(client_id)) if client_id else None
+    return client.name if client else None
+
+
+async def login(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    ix_id = request.path_params["ix"]
+    binding = interaction_binding(request)
+    ix = await run_in_threadpool(_load, fd, ix_id, binding)
+    if ix is None or binding is None:
+        return problem(*_EXPIRED)
+    csrf = fd.csrf_token(binding)
+    action = f"/interaction/{ix_id}/login"
+    context: dict[str, Any] = {
+        "title": "Sign in",
+        "action": action,
+        "csrf": csrf,
+        "client_name": _client_name(fd, ix.params),
+    }
+    if request.method == "GET":
+        hint = (ix.params.get("request") or {}).get("login_hint")
+        return page("login.html", username=hint, **context)
+    try:
+        form = await read_form(request, fd.settings.max_body_bytes)
+    except OAuthError:
+        return problem("Invalid request", "The form could not be read.")
+    if not same(form.get("csrf", ""), csrf):
+        return problem("This form has expired", "Go back to the application and start again.", 403)
+    username, password = form.get("username", ""), form.get("password", "")
+    user = await run_in_threadpool(fd.users.authenticate, username, password)
+    ip = client_ip(request)
+    if user is None:
+        await run_in_threadpool(_audit_signin, fd, None, ip, username)
+        return page("login.html", status=401, username=username, message="Wrong username or password.", **context)
+    old = session_token(request, fd)
+    token = await run_in_threadpool(_signed_in, fd, ix_id, user.id, old, ip)
+    response = see_other(f"/interaction/{ix_id}")
+    set_session(response, fd, token)
+    return response
+
+
+def _load(fd: Frontdesk, ix_id: str, binding: str | None) -> InteractionRow | None:
+    with transaction(fd.engine) as conn:
+        return interaction_for(conn, ix_id, binding, now())
+
+
+def _audit_signin(fd: Frontdesk, user_id: str | None, ip: str | None, username: str) -> None:
+    with transaction(fd.engine) as conn:
+        audit.record(conn, "signin", "failure", user_id=user_id, ip=ip, username=username[:64])
+
+
+def _signed_in(fd: Frontdesk, ix_id: str, user_id: str, old: str | None, ip: str | None) -> str:
+    """A new session id at every sign-in (session fixation), bound to the interaction."""
+    at = now()
+    with transaction(fd.engine) as conn:
+        if old:
+            close_session(conn, old)
+        token = open_session(conn, user_id, ("pwd",), at, fd.settings.lifetimes.session)
+        attach_user(conn, ix_id, user_id, at)
+        audit.record(conn, "signin", "success", user_id=user_id, ip=ip)
+    return token
+
+
+def _consent_page(fd: Frontdesk, ix_id: str, req: AuthorizationRequest, user_id: str, csrf: str) -> Response:
+    client = fd.clients.get(req.client_id)
+    known = fd.scopes()
+    with transaction(fd.engine) as conn:
+        user = fd.users.by_id(conn, user_id)
+    descriptions = [known.get(s, s) for s in req.scope if s != "openid"] or [OIDC_SCOPES["openid"]]
+    return page(
+        "consent.html",
+        title="Allow access?",
+        action=f"/interaction/{ix_id}/consent",
+        csrf=csrf,
+        client_name=client.name if client else req.client_id,
+        scopes=descriptions,
+        resources=req.resource,
+        redirect_host=req.redirect_host,
+        username=user.username if user else "",
+        hidden=[],
+    )
+
+
+def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | None, ip: str | None) -> Response:
+    at = now()
+    with transaction(fd.engine) as conn:
+        ix = interaction_for(conn, ix_id, binding, at)
+        if ix is None or ix.user_id is None or ix.params.get("kind") != "authorize":
+            return problem(*_EXPIRED)
+        if not finish_interaction(conn, ix_id, at):
+            return problem(*_EXPIRED)
+        req = AuthorizationRequest.from_json(ix.params["request"])
+        audit.record(
+            conn,
+            "consent",
+            "granted" if allow else "denied",
+            client_id=req.client_id,
+            user_id=ix.user_id,
+            ip=ip,
+            scope=" ".join(req.scope),
+        )
+        if not allow:
+            return see_other(
+                error_redirect(fd, req.redirect_uri, req.state, AccessDenied.error, "the person denied the request")
+            )
+        record_consent(conn, ix.user_id, req.client_id, req.scope, at)
+        session = session_for(conn, token, at) if token else None
+        code = issue_code(fd, conn, req, ix.user_id, ix.auth_time or at, session.amr if session else ("pwd",), at, ip)
+        return see_other(success_redirect(fd, req, code))
+
+
+async def consent(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    ix_id = request.path_params["ix"]
+    binding = interaction_binding(request)
+    ix = await run_in_threadpool(_load, fd, ix_id, binding)
+    if ix is None or binding is None:
+        return problem(*_EXPIRED)
+    if ix.user_id is None or ix.params.get("kind") != "authorize":
+        return see_other(f"/interaction/{ix_id}")
+    csrf = fd.csrf_token(binding)
+    req = AuthorizationRequest.from_json(ix.params["request"])
+    if request.method == "GET":
+        return await run_in_threadpool(_consent_page, fd, ix_id, req, ix.user_id, csrf)
+    try:
+        form = await read_form(request, fd.settings.max_body_bytes)
+    except OAuthError:
+        return problem("Invalid request", "The form could not be read.")
+    if not same(form.get("csrf", ""), csrf):
+        return problem("This form has expired", "Go back to the application and start again.", 403)
+    decision = form.get("decision")
+    if decision not in ("allow", "deny"):
+        return problem("Invalid request", "Choose Allow or Deny.")
+    return await run_in_threadpool(
+        _decide, fd, ix_id, binding, decision == "allow", session_token(request, fd), client_ip(request)
+    )

@@ -1,0 +1,165 @@
+"""RFC 8628 device authorization: the endpoint devices call, and the page where a signed-in person types the
+user code and approves or denies."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core import Frontdesk
+from ..errors import OAuthError, UnauthorizedClient
+from ..grant_types import DEVICE_CODE, check_scope
+from ..protocol.rfc8628 import format_user_code, normalise_user_code
+from ..protocol.rfc8707 import check_resource
+from ..protocol.scope import parse_scope
+from ..secret import same
+from ..storage import audit
+from ..storage.db import now, transaction
+from ..storage.device import decide_device, device_by_user_code, insert_device
+from ..storage.interactions import open_interaction
+from ..storage.people import session_for
+from .authorize import problem, see_other
+from .cookies import session_token, set_interaction
+from .http import client_ip, json_response, read_form
+from .pages import page
+from .token import authenticated_client, oauth_error
+
+__all__ = ["device_authorization", "verification"]
+
+
+def _start(fd: Frontdesk, client_id: str, scope: tuple[str, ...], resource: tuple[str, ...]) -> dict[str, object]:
+    lt = fd.settings.lifetimes
+    with transaction(fd.engine) as conn:
+        device_code, user_code = insert_device(
+            conn,
+            client_id=client_id,
+            scope=scope,
+            resource=resource,
+            interval=lt.device_interval,
+            at=now(),
+            ttl=lt.device_code,
+        )
+    shown = format_user_code(user_code)
+    return {
+        "device_code": device_code,
+        "user_code": shown,
+        "verification_uri": fd.url("/device"),
+        "verification_uri_complete": fd.url(f"/device?user_code={shown}"),
+        "expires_in": lt.device_code,
+        "interval": lt.device_interval,
+    }
+
+
+async def device_authorization(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    try:
+        client, params = await authenticated_client(request, fd)
+        if DEVICE_CODE not in client.grant_types:
+            raise UnauthorizedClient("the client is not allowed the device authorization grant")
+        scope = await run_in_threadpool(check_scope, fd, client, parse_scope(params.get("scope")))
+        resource = check_resource(params.getall("resource"))
+    except OAuthError as exc:
+        return oauth_error(exc)
+    return json_response(await run_in_threadpool(_start, fd, client.client_id, scope, resource))
+
+
+def _signed_in_user(fd: Frontdesk, token: str | None) -> tuple[str, int] | None:
+    if not token:
+        return None
+    with transaction(fd.engine) as conn:
+        session = session_for(conn, token, now())
+    return (session.user_id, session.auth_time) if session else None
+
+
+def _to_login(fd: Frontdesk, user_code: str | None) -> Response:
+    at = now()
+    with transaction(fd.engine) as conn:
+        ix_id, binding = open_interaction(
+            conn, {"kind": "device", "user_code": user_code}, at, fd.settings.lifetimes.interaction
+        )
+    response = see_other(f"/interaction/{ix_id}/login")
+    set_interaction(response, fd, ix_id, binding)
+    return response
+
+
+def _confirm(fd: Frontdesk, typed: str, csrf: str) -> Response:
+    code = normalise_user_code(typed)
+    with transaction(fd.engine) as conn:
+        row = device_by_user_code(conn, code, now())
+    if row is None:
+        return page(
+            "device.html",
+            400,
+            title="Connect a device",
+            csrf=csrf,
+            user_code=typed,
+            message="That code is not valid or has expired. Check the code on your device.",
+        )
+    client = fd.clients.get(row.client_id)
+    known = fd.scopes()
+    descriptions = [known.get(s, s) for s in row.scope if s != "openid"] or ["Confirm who you are"]
+    return page(
+        "consent.html",
+        title="Allow access?",
+        action="/device/decide",
+        csrf=csrf,
+        client_name=client.name if client else row.client_id,
+        scopes=descriptions,
+        resources=row.resource,
+        redirect_host=None,
+        username="",
+        hidden=[("user_code", format_user_code(code))],
+    )
+
+
+def _decide(fd: Frontdesk, typed: str, allow: bool, user: tuple[str, int], ip: str | None) -> Response:
+    at = now()
+    with transaction(fd.engine) as conn:
+        row = device_by_user_code(conn, normalise_user_code(typed), at)
+        if row is None or not decide_device(conn, row.digest, "approved" if allow else "denied", user[0], user[1]):
+            return problem("This code has expired", "Start again on your device.")
+        audit.record(
+            conn,
+            "consent",
+            "granted" if allow else "denied",
+            client_id=row.client_id,
+            user_id=user[0],
+            ip=ip,
+            scope=" ".join(row.scope),
+            grant_type=DEVICE_CODE,
+        )
+    message = (
+        "Your device is connected. You can close this page and return to it."
+        if allow
+        else "You denied access. Your device will not be connected."
+    )
+    return page("done.html", title="Done" if allow else "Access denied", message=message)
+
+
+async def verification(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    token = session_token(request, fd)
+    user = await run_in_threadpool(_signed_in_user, fd, token)
+    if request.method == "GET":
+        typed = request.query_params.get("user_code")
+        if user is None or token is None:
+            return await run_in_threadpool(_to_login, fd, typed)
+        return page("device.html", title="Connect a device", csrf=fd.csrf_token(token), user_code=typed)
+    if user is None or token is None:
+        return problem("You are signed out", "Open the link from your device again.", 403)
+    try:
+        form = await read_form(request, fd.settings.max_body_bytes)
+    except OAuthError:
+        return problem("Invalid request", "The form could not be read.")
+    csrf = fd.csrf_token(token)
+    if not same(form.get("csrf", ""), csrf):
+        return problem("This form has expired", "Open the link from your device again.", 403)
+    if request.url.path == "/device":
+        return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf)
+    decision = form.get("decision")
+    if decision not in ("allow", "deny"):
+        return problem("Invalid request", "Choose Allow or Deny.")
+    return await run_in_threadpool(
+        _decide, fd, form.get("user_code", ""), decision == "allow", user, client_ip(request)
+    )

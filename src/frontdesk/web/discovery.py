@@ -1,0 +1,99 @@
+"""RFC 8414 and OpenID Connect Discovery 1.0 metadata, and the JWKS (RFC 7517)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..config import SIGNING_ALGS
+from ..core import Frontdesk
+from ..grant_types import GRANT_TYPES
+from ..protocol.rfc7523 import ASYMMETRIC_ALGS
+from ..storage.clients import AUTH_METHODS
+from ..tokens import ACR_PASSWORD
+
+__all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
+
+_CLIENT_AUTH = list(AUTH_METHODS)
+
+
+def metadata(fd: Frontdesk) -> dict[str, Any]:
+    url = fd.url
+    return {
+        "issuer": fd.issuer,
+        "authorization_endpoint": url("/authorize"),
+        "token_endpoint": url("/token"),
+        "jwks_uri": url("/jwks"),
+        "userinfo_endpoint": url("/userinfo"),
+        "introspection_endpoint": url("/introspect"),
+        "revocation_endpoint": url("/revoke"),
+        "device_authorization_endpoint": url("/device_authorization"),
+        "scopes_supported": sorted(fd.scopes()),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": _CLIENT_AUTH,
+        "token_endpoint_auth_signing_alg_values_supported": ASYMMETRIC_ALGS,
+        "introspection_endpoint_auth_methods_supported": [m for m in _CLIENT_AUTH if m != "none"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASYMMETRIC_ALGS,
+        "revocation_endpoint_auth_methods_supported": _CLIENT_AUTH,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASYMMETRIC_ALGS,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SIGNING_ALGS),
+        "userinfo_signing_alg_values_supported": [],
+        "acr_values_supported": [ACR_PASSWORD],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "azp",
+            "at_hash",
+            "name",
+            "preferred_username",
+            "email",
+            "email_verified",
+        ],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "resource_indicators_supported": True,
+    }
+
+
+def _document(fd: Frontdesk) -> Response:
+    return Response(
+        json.dumps(metadata(fd), separators=(",", ":")).encode(),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def openid_configuration(request: Request) -> Response:
+    return await run_in_threadpool(_document, request.app.state.fd)
+
+
+async def oauth_authorization_server(request: Request) -> Response:
+    return await run_in_threadpool(_document, request.app.state.fd)
+
+
+async def jwks(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    body = await run_in_threadpool(lambda: fd.keys.jwks)
+    return Response(
+        body,
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": "public, max-age=60", "Access-Control-Allow-Origin": "*"},
+    )

@@ -1,0 +1,113 @@
+"""HTTP plumbing shared by the endpoints: parameter reading with the spec's errors, JSON and error responses,
+and the headers every response carries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import InvalidRequest, OAuthError, PayloadTooLarge
+from ..protocol.forms import Params, parse_form, parse_query
+
+__all__ = [
+    "SecurityHeaders",
+    "client_ip",
+    "error_response",
+    "json_response",
+    "read_form",
+    "read_params",
+]
+
+log = logging.getLogger("frontdesk.http")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM = "application/x-www-form-urlencoded"
+
+
+def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON with ``Cache-Control: no-store`` (RFC 6749 §5.1, OAuth 2.1 §3.2.3)."""
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> Response:
+    if exc.detail:
+        log.info("oauth error", extra={"error": exc.error, "detail": exc.detail})
+    return json_response(exc.body(), exc.status, headers)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("malformed Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLarge("the request body is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("the request body is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request, limit: int) -> Params:
+    """A form-encoded POST body; anything else is ``invalid_request`` (RFC 6749 §3.2)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != _FORM:
+        raise InvalidRequest(f"the request body must be {_FORM}")
+    return parse_form(await _body(request, limit))
+
+
+async def read_params(request: Request, limit: int) -> Params:
+    """GET query or POST form, as the authorization and UserInfo endpoints accept either (RFC 6749 §3.1)."""
+    if request.method == "POST":
+        return await read_form(request, limit)
+    return parse_query(request.url.query)
+
+
+def client_ip(request: Request) -> str | None:
+    # Forwarded headers are not trusted: RFC 9700 §4.13 — only a configured proxy may set them.
+    return request.client.host if request.client else None
+
+
+_PAGE_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class SecurityHeaders:
+    """RFC 9700 §4.16 (framing) and §4.2.4 (Referer) on every response, pages and APIs alike."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in _PAGE_HEADERS if h[0] not in names]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
