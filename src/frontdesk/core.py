@@ -49,7 +49,7 @@ class Frontdesk:
         """Every scope a client may be registered for, with its plain-words description."""
         out = dict(OIDC_SCOPES)
         out.update(self.settings.scopes)
-        with transaction(self.engine) as conn:
+        with transaction(self.engine, readonly=True) as conn:
             out.update({r.name: r.description for r in conn.execute(select(Scope.name, Scope.description))})
         return out
 

@@ -73,7 +73,7 @@ def live_access_token(fd: Frontdesk, token: str) -> LiveAccessToken | None:
         return None
     jti: str = claims["jti"]
     grant_id = split_jti(jti)
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         if access_token_revoked(conn, jti) or (grant_id is not None and grant_revoked(conn, grant_id)):
             return None
     if fd.clients.get(str(claims.get("client_id"))) is None:
@@ -84,7 +84,7 @@ def live_access_token(fd: Frontdesk, token: str) -> LiveAccessToken | None:
 def live_refresh_token(fd: Frontdesk, token: str) -> LiveRefreshToken | None:
     if not token.startswith(PREFIXES["refresh_token"]):
         return None
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         row = refresh_for(conn, token)
     if row is None or row.consumed_at is not None or row.grant.revoked_at is not None or row.expires_at <= now():
         return None

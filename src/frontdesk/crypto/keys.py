@@ -112,7 +112,7 @@ class KeyRing:
         """Promote each next key to active, retire the active one, and publish a fresh next key."""
         at = now()
         created: list[str] = []
-        with transaction(self._engine) as conn:
+        with transaction(self._engine, readonly=True) as conn:
             rows = conn.execute(
                 select(SigningKey.kid, SigningKey.alg, SigningKey.state)
                 .where(SigningKey.state.in_(("active", "next")))
@@ -158,8 +158,8 @@ class KeyRing:
             if loaded is not None and time.monotonic() - loaded.loaded_at < RELOAD_SECONDS:
                 return loaded
             at = now()
-            with transaction(self._engine) as conn:
-                rows = conn.execute(select(SigningKey).order_by(SigningKey.created_at)).scalars().all()
+            with transaction(self._engine, readonly=True) as conn:
+                rows = conn.execute(select(SigningKey).order_by(SigningKey.created_at)).all()
             signing: dict[str, tuple[str, Key]] = {}
             verifying: dict[str, Key] = {}
             public: list[dict[str, Any]] = []

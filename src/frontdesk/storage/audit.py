@@ -78,8 +78,8 @@ def record(
 
 
 def tail(engine: Engine, limit: int = 50) -> list[AuditRecord]:
-    with transaction(engine) as conn:
-        rows = conn.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).scalars().all()
+    with transaction(engine, readonly=True) as conn:
+        rows = conn.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
     return [
         AuditRecord(r.id, r.at, r.event, r.outcome, r.client_id, r.user_id, r.ip, json.loads(r.detail))
         for r in reversed(rows)

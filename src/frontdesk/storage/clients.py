@@ -87,7 +87,7 @@ class ClientRecord:
         return out
 
 
-def _record(row: Client) -> ClientRecord:
+def _record(row: Any) -> ClientRecord:
     return ClientRecord(
         client_id=row.client_id,
         name=row.name,
@@ -211,8 +211,8 @@ class ClientStore:
         hit = self._cache.get(client_id)
         if cached and hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
-        with transaction(self._engine) as conn:
-            row = conn.execute(select(Client).where(Client.client_id == client_id)).scalar_one_or_none()
+        with transaction(self._engine, readonly=True) as conn:
+            row = conn.execute(select(Client).where(Client.client_id == client_id)).first()
         record = _record(row) if row is not None else None
         with self._lock:
             if len(self._cache) > 10_000:
@@ -221,8 +221,8 @@ class ClientStore:
         return record
 
     def list(self) -> list[ClientRecord]:
-        with transaction(self._engine) as conn:
-            rows = conn.execute(select(Client).order_by(Client.created_at, Client.client_id)).scalars().all()
+        with transaction(self._engine, readonly=True) as conn:
+            rows = conn.execute(select(Client).order_by(Client.created_at, Client.client_id)).all()
         return [_record(r) for r in rows]
 
     def delete(self, client_id: str) -> bool:

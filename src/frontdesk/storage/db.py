@@ -56,18 +56,24 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Reads begin DEFERRED: under WAL they never wait for a writer, and a read made while this process
+            # holds the write lock (the key ring, a client lookup) does not deadlock against it.
+            readonly = conn.get_execution_options().get("frontdesk_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
 @contextlib.contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
+def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connection]:
     """One transaction; a lost or refused database connection becomes ``temporarily_unavailable``."""
     try:
-        with engine.begin() as conn:
-            yield conn
+        with engine.connect() as conn:
+            if readonly:
+                conn = conn.execution_options(frontdesk_readonly=True)
+            with conn.begin():
+                yield conn
     except OperationalError as exc:
         raise TemporarilyUnavailable("the service is temporarily unavailable", detail=str(exc.orig)) from exc
     except DBAPIError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +31,7 @@ class DeviceRow:
     expires_at: int
 
 
-def _row(r: DeviceCode) -> DeviceRow:
+def _row(r: Any) -> DeviceRow:
     return DeviceRow(
         r.digest,
         r.user_code,
@@ -86,7 +87,7 @@ def insert_device(
 
 
 def device_for(conn: Connection, device_code: str) -> DeviceRow | None:
-    row = conn.execute(select(DeviceCode).where(DeviceCode.digest == digest(device_code))).scalar_one_or_none()
+    row = conn.execute(select(DeviceCode).where(DeviceCode.digest == digest(device_code))).first()
     return _row(row) if row else None
 
 
@@ -95,7 +96,7 @@ def device_by_user_code(conn: Connection, user_code: str, at: int) -> DeviceRow 
         select(DeviceCode).where(
             DeviceCode.user_code == user_code, DeviceCode.expires_at > at, DeviceCode.status == "pending"
         )
-    ).scalar_one_or_none()
+    ).first()
     return _row(row) if row else None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -67,17 +68,21 @@ class RefreshRow:
     consumed_at: int | None
 
 
-def _grant(row: Grant) -> GrantRow:
+# The grant's columns, labelled so that they sit beside a code's or refresh token's own in one joined row.
+_GRANT = [column.label("g_" + column.key) for column in Grant.__table__.c]
+
+
+def _grant(row: Any) -> GrantRow:
     return GrantRow(
-        id=row.id,
-        client_id=row.client_id,
-        user_id=row.user_id,
-        scope=tuple(row.scope.split()),
-        resource=tuple(json.loads(row.resource)),
-        auth_time=row.auth_time,
-        amr=tuple(json.loads(row.amr)) if row.amr else (),
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
+        id=row.g_id,
+        client_id=row.g_client_id,
+        user_id=row.g_user_id,
+        scope=tuple(row.g_scope.split()),
+        resource=tuple(json.loads(row.g_resource)),
+        auth_time=row.g_auth_time,
+        amr=tuple(json.loads(row.g_amr)) if row.g_amr else (),
+        expires_at=row.g_expires_at,
+        revoked_at=row.g_revoked_at,
     )
 
 
@@ -138,15 +143,17 @@ def insert_code(
 
 
 def code_for(conn: Connection, code: str) -> CodeRow | None:
+    c = AuthorizationCode
     row = conn.execute(
-        select(AuthorizationCode, Grant)
-        .join(Grant, Grant.id == AuthorizationCode.grant_id)
-        .where(AuthorizationCode.digest == digest(code))
+        select(c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, *_GRANT)
+        .join(Grant, Grant.id == c.grant_id)
+        .where(c.digest == digest(code))
     ).first()
     if row is None:
         return None
-    c, g = row
-    return CodeRow(_grant(g), c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at)
+    return CodeRow(
+        _grant(row), row.client_id, row.redirect_uri, row.code_challenge, row.nonce, row.expires_at, row.consumed_at
+    )
 
 
 def consume_code(conn: Connection, code: str, at: int) -> bool:
@@ -177,15 +184,15 @@ def insert_refresh(conn: Connection, *, grant: GrantRow, at: int, idle: int) -> 
 
 
 def refresh_for(conn: Connection, token: str) -> RefreshRow | None:
+    r = RefreshToken
     row = conn.execute(
-        select(RefreshToken, Grant)
-        .join(Grant, Grant.id == RefreshToken.grant_id)
-        .where(RefreshToken.digest == digest(token))
+        select(r.client_id, r.expires_at, r.consumed_at, *_GRANT)
+        .join(Grant, Grant.id == r.grant_id)
+        .where(r.digest == digest(token))
     ).first()
     if row is None:
         return None
-    r, g = row
-    return RefreshRow(_grant(g), r.client_id, r.expires_at, r.consumed_at)
+    return RefreshRow(_grant(row), row.client_id, row.expires_at, row.consumed_at)
 
 
 def consume_refresh(conn: Connection, token: str, at: int) -> bool:

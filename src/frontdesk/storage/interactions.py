@@ -54,7 +54,7 @@ def interaction_for(conn: Connection, ix_id: str, binding: str | None, at: int) 
         select(Interaction).where(
             Interaction.id == ix_id, Interaction.expires_at > at, Interaction.consumed_at.is_(None)
         )
-    ).scalar_one_or_none()
+    ).first()
     if row is None or not same(row.binding_digest, digest(binding)):
         return None
     return InteractionRow(row.id, json.loads(row.params), row.user_id, row.auth_time)

@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,7 @@ class SessionRow:
     amr: tuple[str, ...]
 
 
-def _user(row: User) -> UserRecord:
+def _user(row: Any) -> UserRecord:
     return UserRecord(row.id, row.username, row.email, row.name, row.created_at)
 
 
@@ -71,11 +72,11 @@ class UserStore:
         return UserRecord(str(row["id"]), username, email, name, int(str(row["created_at"])))
 
     def list(self) -> list[UserRecord]:
-        with transaction(self._engine) as conn:
-            return [_user(r) for r in conn.execute(select(User).order_by(User.username)).scalars()]
+        with transaction(self._engine, readonly=True) as conn:
+            return [_user(r) for r in conn.execute(select(User).order_by(User.username))]
 
     def by_id(self, conn: Connection, user_id: str) -> UserRecord | None:
-        row = conn.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
+        row = conn.execute(select(User).where(User.id == user_id)).first()
         return _user(row) if row else None
 
     def delete(self, username: str) -> bool:
@@ -89,8 +90,8 @@ class UserStore:
         return True
 
     def authenticate(self, username: str, password: str) -> UserRecord | None:
-        with transaction(self._engine) as conn:
-            row = conn.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        with transaction(self._engine, readonly=True) as conn:
+            row = conn.execute(select(User).where(User.username == username)).first()
         if row is None:
             verify_password(DUMMY_HASH, password)  # same cost as a real check: no enumeration by timing
             return None

@@ -219,7 +219,7 @@ async def login(request: Request) -> Response:
 
 
 def _load(fd: Frontdesk, ix_id: str, binding: str | None) -> InteractionRow | None:
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         return interaction_for(conn, ix_id, binding, now())
 
 
@@ -243,7 +243,7 @@ def _signed_in(fd: Frontdesk, ix_id: str, user_id: str, old: str | None, ip: str
 def _consent_page(fd: Frontdesk, ix_id: str, req: AuthorizationRequest, user_id: str, csrf: str) -> Response:
     client = fd.clients.get(req.client_id)
     known = fd.scopes()
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         user = fd.users.by_id(conn, user_id)
     descriptions = [known.get(s, s) for s in req.scope if s != "openid"] or [OIDC_SCOPES["openid"]]
     return page(

@@ -67,7 +67,7 @@ async def device_authorization(request: Request) -> Response:
 def _signed_in_user(fd: Frontdesk, token: str | None) -> tuple[str, int] | None:
     if not token:
         return None
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         session = session_for(conn, token, now())
     return (session.user_id, session.auth_time) if session else None
 
@@ -85,7 +85,7 @@ def _to_login(fd: Frontdesk, user_code: str | None) -> Response:
 
 def _confirm(fd: Frontdesk, typed: str, csrf: str) -> Response:
     code = normalise_user_code(typed)
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         row = device_by_user_code(conn, code, now())
     if row is None:
         return page(

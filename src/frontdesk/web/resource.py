@@ -87,7 +87,7 @@ def _userinfo(fd: Frontdesk, token: str) -> dict[str, Any]:
         raise InvalidToken("the access token is invalid, expired or not meant for UserInfo")
     if "openid" not in access.scope:
         raise InsufficientScope("the access token lacks the openid scope")
-    with transaction(fd.engine) as conn:
+    with transaction(fd.engine, readonly=True) as conn:
         user = fd.users.by_id(conn, str(access.claims.get("sub")))
     if user is None:
         raise InvalidToken("the person behind this token no longer exists")

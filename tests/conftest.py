@@ -1,0 +1,229 @@
+"""Shared fixtures: a frontdesk on a fresh database (SQLite, and PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set),
+an in-process HTTP client, registered clients and a person, and a helper that signs in through the real forms."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from frontdesk.config import Lifetimes, Settings
+from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.web import create_app
+
+ISSUER = "https://as.example"
+PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
+
+
+def _backends() -> list[str]:
+    backends = ["sqlite"]
+    if os.environ.get(PG_ENV):
+        backends.append("postgresql")
+    elif os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true needs {PG_ENV}: the suite must run on PostgreSQL too")
+    return backends
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str | None:
+    return os.environ.get(PG_ENV)
+
+
+def _pg_database(admin_url: str) -> str:
+    """A fresh database per test, so tests never see each other's rows."""
+    name = "fdtest_" + uuid.uuid4().hex[:12]
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(admin_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'frontdesk.db'}"
+        return
+    admin_url = os.environ[PG_ENV]
+    url = _pg_database(admin_url)
+    yield url
+    _drop_pg_database(admin_url, url)
+
+
+@pytest.fixture
+def lifetimes() -> Lifetimes:
+    return Lifetimes()
+
+
+@pytest.fixture
+def fd(database_url: str, tmp_path: Path, lifetimes: Lifetimes) -> Iterator[Frontdesk]:
+    settings = Settings(
+        home=tmp_path,
+        database_url=database_url,
+        issuer=ISSUER,
+        lifetimes=lifetimes,
+        scopes={"calendar.read": "See your calendar events — not change or delete them"},
+        master_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    ).validated()
+    frontdesk = open_frontdesk(settings)
+    yield frontdesk
+    frontdesk.engine.dispose()
+
+
+@pytest.fixture
+async def http(fd: Frontdesk) -> Any:
+    transport = httpx.ASGITransport(app=create_app(fd), client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, follow_redirects=False) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Registered:
+    client_id: str
+    secret: str | None
+    redirect_uri: str
+
+
+@pytest.fixture
+def person(fd: Frontdesk) -> tuple[str, str]:
+    fd.users.create("alice", "correct horse battery", email="alice@example.com", name="Alice Example")
+    return "alice", "correct horse battery"
+
+
+@pytest.fixture
+def confidential(fd: Frontdesk) -> Registered:
+    """Client C: confidential, client_secret_basic, all grants."""
+    client, secret = fd.clients.create(
+        name="Calendar Helper",
+        client_id="conf-client",
+        redirect_uris=["https://app.example/cb"],
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        scope="openid profile email offline_access calendar.read",
+    )
+    return Registered(client.client_id, secret, "https://app.example/cb")
+
+
+@pytest.fixture
+def second(fd: Frontdesk) -> Registered:
+    """Client C2: another confidential client."""
+    client, secret = fd.clients.create(
+        name="Other App",
+        client_id="other-client",
+        redirect_uris=["https://other.example/cb"],
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        scope="openid profile offline_access calendar.read",
+    )
+    return Registered(client.client_id, secret, "https://other.example/cb")
+
+
+@pytest.fixture
+def public(fd: Frontdesk) -> Registered:
+    """Client P: public, PKCE, loopback and https redirect URIs."""
+    client, _ = fd.clients.create(
+        name="Desktop App",
+        client_id="public-client",
+        auth_method="none",
+        redirect_uris=["https://app.example/cb", "http://127.0.0.1/cb", "http://[::1]/cb"],
+        grant_types=["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        scope="openid profile email offline_access calendar.read",
+    )
+    return Registered(client.client_id, None, "https://app.example/cb")
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def basic(client: Registered) -> tuple[str, str]:
+    assert client.secret is not None
+    return (client.client_id, client.secret)
+
+
+def query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+class Browser:
+    """Drives the sign-in and consent forms exactly as a browser would (cookies kept by the client)."""
+
+    def __init__(self, http: httpx.AsyncClient, username: str, password: str) -> None:
+        self.http = http
+        self.username = username
+        self.password = password
+
+    async def follow(self, response: httpx.Response) -> httpx.Response:
+        while response.status_code in (302, 303) and response.headers["location"].startswith(("/", ISSUER)):
+            response = await self.http.get(response.headers["location"])
+        return response
+
+    async def sign_in(self, page: httpx.Response) -> httpx.Response:
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert action, page.text
+        return await self.http.post(
+            action.group(1), data={"csrf": csrf_of(page.text), "username": self.username, "password": self.password}
+        )
+
+    async def authorize(self, consent: str | None = "allow", **params: str) -> httpx.Response:
+        """Run /authorize through sign-in and consent; returns the final redirect to the client."""
+        response = await self.follow(await self.http.get("/authorize", params=params))
+        if response.status_code == 200 and 'name="password"' in response.text:
+            response = await self.follow(await self.sign_in(response))
+        if response.status_code == 200 and 'value="allow"' in response.text and consent is not None:
+            action = re.search(r'<form method="post" action="([^"]+)"', response.text)
+            assert action
+            response = await self.http.post(action.group(1), data={"csrf": csrf_of(response.text), "decision": consent})
+        return response
+
+
+@pytest.fixture
+def browser(http: httpx.AsyncClient, person: tuple[str, str]) -> Browser:
+    return Browser(http, *person)
+
+
+async def code_for(
+    browser: Browser, client: Registered, scope: str = "openid profile offline_access", **extra: str
+) -> tuple[str, str]:
+    """An authorization code and its PKCE verifier, through the real forms."""
+    verifier, challenge = pkce()
+    response = await browser.authorize(
+        response_type="code",
+        client_id=client.client_id,
+        redirect_uri=client.redirect_uri,
+        scope=scope,
+        state="xyz",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        **extra,
+    )
+    assert response.status_code == 303, response.text
+    params = query(response.headers["location"])
+    assert "code" in params, params
+    return params["code"], verifier
