@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from .config import ConfigError, Settings, load_settings
 from .core import Frontdesk, ScopeError, open_frontdesk
@@ -22,6 +22,7 @@ from .logs import configure_logging
 from .storage import audit
 from .storage.clients import AUTH_METHODS, ClientError, ClientRecord
 from .storage.people import UserError
+from .web.demo import DemoClient
 
 __all__ = ["main"]
 
@@ -56,51 +57,46 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open(args: argparse.Namespace) -> Frontdesk:
     settings = _settings(args)
-    configure_logging(getattr(args, "log_level", None) or settings.log_level or "WARNING")
+    # Management commands speak through their output; logs only for warnings unless asked for.
+    configure_logging(os.environ.get("FRONTDESK_LOG_LEVEL", "WARNING"))
     return open_frontdesk(settings)
 
 
 # --- serve -----------------------------------------------------------------------------------------------------
 
 
-def _demo(fd: Frontdesk) -> dict[str, Any]:
-    """A demo person and a public PKCE client, recreated at every start so their credentials can be shown."""
-    for user in fd.users.list():
-        if user.username == "demo":
-            fd.users.delete("demo")
+def _demo(fd: Frontdesk) -> tuple[DemoClient, str, str]:
+    """A demo person and a public PKCE client, recreated at every start so their credentials can be shown.
+    Returns the client, the person's password and a ready-to-open authorization URL."""
+    fd.users.delete("demo")
     password = secrets.token_urlsafe(12)
     fd.users.create("demo", password, email="demo@example.com", name="Demo Person")
     fd.clients.delete("demo-app")
+    # RFC 8252 §7.3: a loopback redirect URI registered without a port matches any port, this server's included.
     client, _ = fd.clients.create(
         name="Demo app",
         client_id="demo-app",
         auth_method="none",
-        redirect_uris=["http://127.0.0.1/callback"],
+        redirect_uris=["http://127.0.0.1/demo/callback"],
         grant_types=["authorization_code", "refresh_token"],
         scope="openid profile email offline_access",
     )
+    port = urlsplit(fd.issuer).port or 80
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    demo = DemoClient(client.client_id, f"http://127.0.0.1:{port}/demo/callback", verifier, fd.url("/token"))
     query = urlencode(
         {
             "response_type": "code",
             "client_id": client.client_id,
-            "redirect_uri": "http://127.0.0.1:9/callback",
+            "redirect_uri": demo.redirect_uri,
             "scope": "openid profile email offline_access",
             "state": secrets.token_urlsafe(8),
             "code_challenge": challenge,
             "code_challenge_method": "S256",
-            "prompt": "consent",
         }
     )
-    return {
-        "username": "demo",
-        "password": password,
-        "client_id": client.client_id,
-        "redirect_uri": "http://127.0.0.1:9/callback",
-        "code_verifier": verifier,
-        "authorization_url": fd.url(f"/authorize?{query}"),
-    }
+    return demo, password, fd.url(f"/authorize?{query}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -109,17 +105,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
     fd = open_frontdesk(settings)
+    demo: DemoClient | None = None
     if args.demo:
-        demo = _demo(fd)
+        if settings.workers > 1:
+            raise CommandError("--demo runs with one worker")
+        demo, password, url = _demo(fd)
         print(
             "\nfrontdesk demo\n"
-            f"  person:        {demo['username']} / {demo['password']}\n"
-            f"  client:        {demo['client_id']} (public, PKCE)\n"
-            f"  open:          {demo['authorization_url']}\n"
-            f"  code_verifier: {demo['code_verifier']}\n"
-            "  after consent the browser lands on http://127.0.0.1:9/callback?code=…; exchange the code with\n"
-            f"  curl -s {fd.url('/token')} -d grant_type=authorization_code -d client_id=demo-app \\\n"
-            f"       -d redirect_uri={demo['redirect_uri']} -d code_verifier={demo['code_verifier']} -d code=CODE\n",
+            f"  person:   demo / {password}\n"
+            f"  client:   {demo.client_id} (public, PKCE)\n"
+            f"  open:     {url}\n"
+            "  sign in, allow, and the demo page shows the code and the curl command that exchanges it\n",
             flush=True,
         )
     print(f"frontdesk serving {settings.issuer} on {settings.host}:{settings.port}", file=sys.stderr, flush=True)
@@ -146,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     else:
         from .web import create_app
 
-        uvicorn.run(create_app(fd), **common)
+        uvicorn.run(create_app(fd, demo), **common)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

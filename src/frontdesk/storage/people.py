@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..crypto.passwords import DUMMY_HASH, hash_password, verify_password
 from ..secret import digest, new_token
 from .db import now, transaction
-from .schema import Consent, Session, User
+from .schema import Consent, Grant, Session, User
 
 __all__ = ["SessionRow", "UserError", "UserRecord", "UserStore"]
 
@@ -84,6 +84,10 @@ class UserStore:
             row = conn.execute(select(User.id).where(User.username == username)).first()
             if row is None:
                 return False
+            # Everything the person granted dies with them: refresh tokens at once, access tokens at introspection.
+            conn.execute(
+                update(Grant).where(Grant.user_id == row[0], Grant.revoked_at.is_(None)).values(revoked_at=now())
+            )
             conn.execute(delete(Session).where(Session.user_id == row[0]))
             conn.execute(delete(Consent).where(Consent.user_id == row[0]))
             conn.execute(delete(User).where(User.id == row[0]))

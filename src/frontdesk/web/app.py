@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
-from . import authorize, device, discovery, resource, token
+from . import authorize, demo, device, discovery, resource, token
 from .http import SecurityHeaders, error_response
 
 __all__ = ["create_app"]
@@ -42,7 +42,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(ServerError("the server could not complete the request"))
 
 
-def create_app(fd: Frontdesk) -> Starlette:
+def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
     routes = [
         Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"]),
@@ -58,6 +58,7 @@ def create_app(fd: Frontdesk) -> Starlette:
         Route("/device_authorization", device.device_authorization, methods=["POST"]),
         Route("/device", device.verification, methods=["GET", "POST"]),
         Route("/device/decide", device.verification, methods=["POST"]),
+        *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     app = Starlette(
@@ -70,4 +71,5 @@ def create_app(fd: Frontdesk) -> Starlette:
         },
     )
     app.state.fd = fd
+    app.state.demo = demo_client
     return app
