@@ -22,6 +22,7 @@ from .logs import configure_logging
 from .storage import audit
 from .storage.clients import AUTH_METHODS, ClientError, ClientRecord
 from .storage.people import UserError
+from .storage.purge import purge_expired
 from .web.demo import DemoClient
 
 __all__ = ["main"]
@@ -307,6 +308,11 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_purge(args: argparse.Namespace) -> None:
+    counts = purge_expired(_open(args).engine, int(time.time()))
+    _print(args, counts, "\n".join(f"{table}\t{n}" for table, n in counts.items()))
+
+
 def cmd_audit_tail(args: argparse.Namespace) -> None:
     events = audit.tail(_open(args).engine, args.n)
     _print(
@@ -396,6 +402,8 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     command(keys, "list", cmd_keys_list, "list signing keys")
     command(keys, "rotate", cmd_keys_rotate, "promote the next keys and publish new next keys")
+
+    command(sub, "purge", cmd_purge, "delete expired codes, tokens, sessions and other artefacts now")
 
     audits = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
     tail = command(audits, "tail", cmd_audit_tail, "show the latest audit events")

@@ -181,7 +181,8 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
             )
             return body
         consumed_at = row.consumed_at or at
-    if at - consumed_at <= fd.settings.lifetimes.refresh_reuse_grace:
+    grace = fd.settings.lifetimes.refresh_reuse_grace
+    if grace > 0 and at - consumed_at <= grace:  # grace 0: every reuse is theft, even within the same second
         raise InvalidGrant("the refresh token was already used")
     raise _theft(fd, row.grant, "refresh.reused", client, ip)
 

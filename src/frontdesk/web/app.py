@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,6 +19,8 @@ from starlette.staticfiles import StaticFiles
 
 from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
+from ..storage.db import now
+from ..storage.purge import purge_expired
 from . import authorize, demo, device, discovery, resource, token
 from .http import SecurityHeaders, error_response
 
@@ -42,6 +48,29 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(ServerError("the server could not complete the request"))
 
 
+PURGE_EVERY = 600.0
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """A bounded purge of expired artefacts every ten minutes, for as long as the server runs."""
+    fd: Frontdesk = app.state.fd
+
+    async def purge_forever() -> None:
+        while True:
+            await anyio.sleep(PURGE_EVERY)
+            try:
+                counts = await run_in_threadpool(purge_expired, fd.engine, now())
+                log.info("purged expired artefacts", extra={"deleted": counts})
+            except Exception:  # the purge must never take the server down; the next round retries
+                log.exception("purge failed")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(purge_forever)
+        yield
+        tasks.cancel_scope.cancel()
+
+
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
     routes = [
         Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
@@ -63,6 +92,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     ]
     app = Starlette(
         routes=routes,
+        lifespan=_lifespan,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
             OAuthError: _oauth_error,

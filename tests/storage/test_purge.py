@@ -1,0 +1,56 @@
+"""The purge deletes what expired, in batches, and keeps what is live."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from frontdesk.storage.db import now, transaction
+from frontdesk.storage.grants import insert_code, insert_grant, insert_refresh, revoke_access_token
+from frontdesk.storage.purge import CODE_GRACE, GRANT_GRACE, purge_expired
+from frontdesk.storage.schema import AuthorizationCode, Grant, RefreshToken, RevokedAccessToken
+
+
+def _artefacts(fd, at: int, life: int) -> None:
+    with transaction(fd.engine) as conn:
+        grant = insert_grant(
+            conn, client_id="c", user_id="u", scope=(), resource=(), auth_time=at, amr=(), at=at, expires_at=at + life
+        )
+        insert_code(
+            conn,
+            grant_id=grant.id,
+            client_id="c",
+            redirect_uri="https://app.example/cb",
+            code_challenge="x" * 43,
+            nonce=None,
+            expires_at=at + min(life, 60),
+        )
+        insert_refresh(conn, grant=grant, at=at, idle=life)
+        revoke_access_token(conn, f"{grant.id}.jti", at + life)
+
+
+def _count(fd, model) -> int:
+    with transaction(fd.engine) as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_purge_removes_expired_and_keeps_live_rows(fd):
+    """Rows long expired go; rows still live stay."""
+    at = now()
+    for _ in range(5):
+        _artefacts(fd, at - 10 * GRANT_GRACE, 60)  # long dead
+    _artefacts(fd, at, 3600)  # live
+    counts = purge_expired(fd.engine, at, batch=2)
+    assert counts["grants"] == 5 and counts["refresh_tokens"] == 5 and counts["authorization_codes"] == 5
+    assert counts["revoked_access_tokens"] == 5
+    for model in (Grant, RefreshToken, AuthorizationCode, RevokedAccessToken):
+        assert _count(fd, model) == 1
+
+
+def test_recently_expired_codes_are_kept_to_recognise_replays(fd):
+    """A code expired less than the grace period ago stays, so a late replay still counts as one."""
+    at = now()
+    _artefacts(fd, at - 120, 60)
+    purge_expired(fd.engine, at)
+    assert _count(fd, AuthorizationCode) == 1
+    purge_expired(fd.engine, at + CODE_GRACE + 120)
+    assert _count(fd, AuthorizationCode) == 0
