@@ -5,7 +5,6 @@ OpenID Connect Core §9). Each client uses the one method it registered; present
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import threading
 import time
@@ -45,7 +44,7 @@ class Presented:
 def _basic(header: str) -> tuple[str, str]:
     try:
         raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII header text, are ValueErrors
         raise InvalidClient("malformed Basic credentials") from None
     if ":" not in raw:
         raise InvalidClient("malformed Basic credentials")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,7 @@ class Frontdesk:
     keys: KeyRing
     clients: ClientStore
     users: UserStore
-    csrf_key: bytes
+    csrf_key: bytes = field(repr=False)
 
     @property
     def issuer(self) -> str:

@@ -24,7 +24,7 @@ PREFIXES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Secret:
     """A value that must never reach a log or a traceback: its repr is masked."""
 

@@ -27,7 +27,7 @@ class DecryptionFailed(Exception):
     """The envelope was altered, belongs to another row, or was sealed under another master key."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class MasterKey:
     key: bytes
 

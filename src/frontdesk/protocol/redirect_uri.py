@@ -30,7 +30,8 @@ def _split_loopback(uri: str) -> tuple[str, str] | None:
             rest = uri[len(prefix) :]
             if rest.startswith(":"):
                 digits = rest[1:].split("/", 1)[0]
-                if not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
+                # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and "٥" (a non-port).
+                if not (digits.isascii() and digits.isdigit()) or len(digits) > 5 or int(digits) > 65535:
                     return None
                 rest = rest[1 + len(digits) :]
             if rest == "" or rest[0] in "/?":
