@@ -63,15 +63,20 @@ def check_scope(fd: Frontdesk, client: ClientRecord, requested: tuple[str, ...])
     return requested
 
 
-def _narrowed(params: Params, grant: GrantRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """RFC 6749 §6 / RFC 8707 §2.2: a refresh may narrow the scope and the audience, never widen them."""
+def _narrowed_scope(params: Params, grant: GrantRow) -> tuple[str, ...]:
+    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
     scope = parse_scope(params.get("scope")) or grant.scope
     if not set(scope) <= set(grant.scope):
         raise InvalidScope("the requested scope exceeds the scope of the grant")
+    return scope
+
+
+def _narrowed_resource(params: Params, grant: GrantRow) -> tuple[str, ...]:
+    """RFC 8707 §2.2: a token request may name fewer of the granted resources as the audience, never others."""
     resource = check_resource(params.getall("resource")) or grant.resource
     if not set(resource) <= set(grant.resource):
         raise InvalidTarget("the requested resource was not part of the grant")
-    return scope, resource
+    return resource
 
 
 def _issue(
@@ -141,7 +146,8 @@ def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
         if not replayed:
             if row.grant.revoked_at is not None:
                 raise InvalidGrant("the grant is no longer valid")
-            body = _issue(fd, conn, client, row.grant, row.grant.scope, row.grant.resource, row.nonce, at)
+            resource = _narrowed_resource(params, row.grant)
+            body = _issue(fd, conn, client, row.grant, row.grant.scope, resource, row.nonce, at)
             audit.record(
                 conn,
                 "token.issued",
@@ -167,7 +173,7 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:
             raise InvalidGrant("the refresh token is no longer valid")
-        scope, resource = _narrowed(params, row.grant)
+        scope, resource = _narrowed_scope(params, row.grant), _narrowed_resource(params, row.grant)
         if consume_refresh(conn, token, at):
             body = _issue(fd, conn, client, row.grant, scope, resource, None, at)
             audit.record(
