@@ -83,10 +83,11 @@ def _to_login(fd: Frontdesk, user_code: str | None) -> Response:
     return response
 
 
-def _confirm(fd: Frontdesk, typed: str, csrf: str) -> Response:
+def _confirm(fd: Frontdesk, typed: str, csrf: str, user_id: str) -> Response:
     code = normalise_user_code(typed)
     with transaction(fd.engine, readonly=True) as conn:
         row = device_by_user_code(conn, code, now())
+        person = fd.users.by_id(conn, user_id)
     if row is None:
         return page(
             "device.html",
@@ -108,7 +109,7 @@ def _confirm(fd: Frontdesk, typed: str, csrf: str) -> Response:
         scopes=descriptions,
         resources=row.resource,
         redirect_host=None,
-        username="",
+        username=person.username if person else "",
         hidden=[("user_code", format_user_code(code))],
     )
 
@@ -156,7 +157,7 @@ async def verification(request: Request) -> Response:
     if not same(form.get("csrf", ""), csrf):
         return problem("This form has expired", "Open the link from your device again.", 403)
     if request.url.path == "/device":
-        return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf)
+        return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf, user[0])
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         return problem("Invalid request", "Choose Allow or Deny.")
