@@ -50,7 +50,9 @@ class Lifetimes:
     interaction: int = 600
     device_code: int = 600
     device_interval: int = 5
-    client_assertion_max: int = 300
+    # Longest a client assertion may live: authlib, for one, signs for an hour by default. Replays are refused for
+    # the whole of that life, since each jti is kept until its assertion expires.
+    client_assertion_max: int = 3600
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,13 @@ DEFAULT_SCOPE = "openid profile email offline_access"
 CACHE_SECONDS = 5.0
 
 
+def _new_client_id() -> str:
+    # Never a leading "-": such an id reads as an option on command lines (`frontdesk client show -Xy…`).
+    while (client_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return client_id
+
+
 class ClientError(ValueError):
     """Client metadata that cannot be registered; ``error`` is the RFC 7591 §3.2.2 code."""
 
@@ -184,7 +191,7 @@ class ClientStore:
             if len(issued_secret) < 16:
                 raise ClientError("a client secret must be at least 16 characters")
         row = {
-            "client_id": client_id or secrets.token_urlsafe(16),
+            "client_id": client_id or _new_client_id(),
             "name": name.strip(),
             "secret_digest": digest(issued_secret) if issued_secret else None,
             "auth_method": auth_method,
