@@ -13,7 +13,8 @@ def test_defaults_are_the_embedded_loopback_server():
     """Without configuration frontdesk serves http://127.0.0.1:8000 on SQLite under ./var."""
     settings = load_settings(environ={})
     assert settings.issuer == "http://127.0.0.1:8000"
-    assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("var/frontdesk.db")
+    assert settings.db_url.startswith("sqlite:///")
+    assert settings.db_url.endswith("var/frontdesk.db")
     assert settings.lifetimes.code == 60
 
 

@@ -7,7 +7,6 @@ import json
 import logging
 
 from conftest import basic, code_for
-
 from frontdesk.logs import JsonFormatter, redact
 
 
@@ -27,11 +26,13 @@ def test_formatter_writes_one_json_object_per_line():
     record = logging.LogRecord("frontdesk", logging.INFO, __file__, 1, "hello %s", ("world",), None)
     record.client_id = "c1"
     data = json.loads(JsonFormatter().format(record))
-    assert data["msg"] == "hello world" and data["client_id"] == "c1" and data["level"] == "info"
+    assert data["msg"] == "hello world"
+    assert data["client_id"] == "c1"
+    assert data["level"] == "info"
 
 
 async def test_a_whole_flow_at_debug_logs_no_secret(http, browser, confidential, person):
-    """Sign-in, code exchange, refresh and introspection at DEBUG leave no token, code, secret or password in the log."""
+    """A whole flow at DEBUG leaves no token, code, secret or password in the log."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())

@@ -109,7 +109,7 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
     resource = check_resource(params.getall("resource"))
     max_age: int | None = None
     if "max_age" in params:
-        if not params["max_age"].isdigit() or len(params["max_age"]) > 9:
+        if not (params["max_age"].isascii() and params["max_age"].isdigit()) or len(params["max_age"]) > 9:
             raise InvalidRequest("max_age must be a non-negative integer")
         max_age = int(params["max_age"])
     return AuthorizationRequest(

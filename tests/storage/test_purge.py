@@ -40,7 +40,9 @@ def test_purge_removes_expired_and_keeps_live_rows(fd):
         _artefacts(fd, at - 10 * GRANT_GRACE, 60)  # long dead
     _artefacts(fd, at, 3600)  # live
     counts = purge_expired(fd.engine, at, batch=2)
-    assert counts["grants"] == 5 and counts["refresh_tokens"] == 5 and counts["authorization_codes"] == 5
+    assert counts["grants"] == 5
+    assert counts["refresh_tokens"] == 5
+    assert counts["authorization_codes"] == 5
     assert counts["revoked_access_tokens"] == 5
     for model in (Grant, RefreshToken, AuthorizationCode, RevokedAccessToken):
         assert _count(fd, model) == 1

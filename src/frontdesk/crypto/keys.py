@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 from sqlalchemy import Engine, insert, select, update
 
 from ..config import SIGNING_ALGS
-from ..storage.db import now, transaction
+from ..storage.db import KEY_RING_LOCK, now, serialize, transaction
 from ..storage.schema import SigningKey
 from .aead import MasterKey
 
@@ -98,6 +98,7 @@ class KeyRing:
         """Create an active and a next key for every algorithm that has none; returns the kids created."""
         created: list[str] = []
         with transaction(self._engine) as conn:
+            serialize(conn, KEY_RING_LOCK)
             states = {(r.alg, r.state) for r in conn.execute(select(SigningKey.alg, SigningKey.state))}
             for alg in SIGNING_ALGS:
                 for state in ("active", "next"):
@@ -112,11 +113,10 @@ class KeyRing:
         """Promote each next key to active, retire the active one, and publish a fresh next key."""
         at = now()
         created: list[str] = []
-        with transaction(self._engine, readonly=True) as conn:
+        with transaction(self._engine) as conn:
+            serialize(conn, KEY_RING_LOCK)
             rows = conn.execute(
-                select(SigningKey.kid, SigningKey.alg, SigningKey.state)
-                .where(SigningKey.state.in_(("active", "next")))
-                .with_for_update()
+                select(SigningKey.kid, SigningKey.alg, SigningKey.state).where(SigningKey.state.in_(("active", "next")))
             ).all()
             by = {(r.alg, r.state): r.kid for r in rows}
             for alg in SIGNING_ALGS:
@@ -137,7 +137,7 @@ class KeyRing:
         return created
 
     def list(self) -> list[KeyInfo]:
-        with transaction(self._engine) as conn:
+        with transaction(self._engine, readonly=True) as conn:
             rows = conn.execute(
                 select(
                     SigningKey.kid,

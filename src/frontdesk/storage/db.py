@@ -17,11 +17,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..errors import TemporarilyUnavailable
 
-__all__ = ["migrate", "normalise_url", "now", "open_engine", "transaction"]
+__all__ = ["migrate", "normalise_url", "now", "open_engine", "serialize", "transaction"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every frontdesk process on one database.
 _PG_MIGRATION_LOCK = 0x66726F6E74
+KEY_RING_LOCK = 0x66726F6E75
 
 
 def now() -> int:
@@ -80,6 +81,16 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connectio
         if exc.connection_invalidated:
             raise TemporarilyUnavailable("the service is temporarily unavailable", detail=str(exc.orig)) from exc
         raise
+
+
+def serialize(conn: Connection, lock: int) -> None:
+    """Take a transaction-wide lock so that writers of a whole set of rows (the key ring) go one at a time.
+
+    Row locks cannot do this: a concurrent transaction never sees the rows the first one inserted. On PostgreSQL
+    an advisory lock does; on SQLite every write transaction already begins IMMEDIATE and holds the database lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
 
 
 def _alembic_config(conn: Connection) -> Config:

@@ -105,7 +105,9 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
             }
             return _open(fd, conn, data, at, login=True)
         assert req is not None
-        stale = session is not None and req.max_age is not None and at - session.auth_time > req.max_age
+        # Whole seconds: an age equal to max_age may really exceed it, and max_age=0 must act as prompt=login
+        # (OIDC Core §3.1.2.1) even within the second of the sign-in.
+        stale = session is not None and req.max_age is not None and at - session.auth_time >= req.max_age
         must_login = session is None or "login" in req.prompt or stale
         if silent:
             if must_login:
