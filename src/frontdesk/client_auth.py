@@ -20,7 +20,7 @@ from .core import Frontdesk
 from .errors import InvalidClient, InvalidRequest
 from .protocol.forms import Params
 from .protocol.rfc7523 import ASSERTION_TYPE, unverified_subject, verify_assertion
-from .secret import digest, same
+from .secret import Secret, digest, same
 from .storage.clients import ClientRecord
 from .storage.db import now, transaction
 from .storage.schema import UsedJti
@@ -36,8 +36,9 @@ _jwks_lock = threading.Lock()
 class Presented:
     method: str
     client_id: str
-    secret: str | None = None
-    assertion: str | None = None
+    # Masked in every repr, so a traceback or a log of this value never shows the credential.
+    secret: Secret | None = None
+    assertion: Secret | None = None
     via_header: bool = False
 
 
@@ -59,18 +60,20 @@ def presented_credentials(authorization: str | None, params: Params) -> Presente
     if authorization:
         if authorization[:6].lower() == "basic ":
             client_id, secret = _basic(authorization)
-            methods.append(Presented("client_secret_basic", client_id, secret=secret, via_header=True))
+            methods.append(Presented("client_secret_basic", client_id, secret=Secret(secret), via_header=True))
         else:
             raise InvalidClient("unsupported authentication scheme")
     if "client_secret" in params:
-        methods.append(Presented("client_secret_post", params.get("client_id", ""), secret=params["client_secret"]))
+        methods.append(
+            Presented("client_secret_post", params.get("client_id", ""), secret=Secret(params["client_secret"]))
+        )
     if "client_assertion" in params or "client_assertion_type" in params:
         if params.get("client_assertion_type") != ASSERTION_TYPE or "client_assertion" not in params:
             raise InvalidClient("client_assertion_type must be " + ASSERTION_TYPE)
         sub = unverified_subject(params["client_assertion"]) or ""
         if "client_id" in params and params["client_id"] != sub:
             raise InvalidClient("client_id does not match the client assertion")
-        methods.append(Presented("private_key_jwt", sub, assertion=params["client_assertion"]))
+        methods.append(Presented("private_key_jwt", sub, assertion=Secret(params["client_assertion"])))
     if len(methods) > 1:
         raise InvalidRequest("use exactly one client authentication method")
     if methods:
@@ -109,7 +112,7 @@ def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
     # One answer for unknown client, wrong method and wrong secret: nothing to enumerate.
     if client is None:
         if presented.secret is not None:
-            same(digest(presented.secret), "0" * 64)
+            same(digest(presented.secret.value), "0" * 64)
         raise InvalidClient("client authentication failed", detail="unknown client")
     if presented.method != client.auth_method:
         raise InvalidClient(
@@ -117,12 +120,12 @@ def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
             detail=f"client registered {client.auth_method}, presented {presented.method}",
         )
     if presented.secret is not None:
-        if client.secret_digest is None or not same(digest(presented.secret), client.secret_digest):
+        if client.secret_digest is None or not same(digest(presented.secret.value), client.secret_digest):
             raise InvalidClient("client authentication failed", detail="wrong secret")
     elif presented.assertion is not None:
         at = now()
         assertion = verify_assertion(
-            presented.assertion,
+            presented.assertion.value,
             _client_jwks(client),
             client.client_id,
             (fd.issuer, fd.url("/token")),

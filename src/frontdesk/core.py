@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, insert, select
@@ -22,6 +23,7 @@ from .storage.schema import Scope
 __all__ = ["Frontdesk", "ScopeError", "open_frontdesk"]
 
 log = logging.getLogger("frontdesk")
+SCOPE_CACHE_SECONDS = 5.0
 
 
 class ScopeError(ValueError):
@@ -37,6 +39,8 @@ class Frontdesk:
     clients: ClientStore
     users: UserStore
     csrf_key: bytes = field(repr=False)
+    # (monotonic time, scopes): like the client cache, safe to be stale for a few seconds across processes.
+    _scopes: tuple[float, dict[str, str]] | None = field(default=None, repr=False)
 
     @property
     def issuer(self) -> str:
@@ -45,12 +49,19 @@ class Frontdesk:
     def url(self, path: str) -> str:
         return self.settings.issuer + path
 
-    def scopes(self) -> dict[str, str]:
-        """Every scope a client may be registered for, with its plain-words description."""
+    def scopes(self, fresh: bool = False) -> dict[str, str]:
+        """Every scope a client may be registered for, with its plain-words description.
+
+        Cached for a few seconds; a caller that misses a scope asks again with ``fresh=True``, so a scope created
+        by another process is usable at once."""
+        cached = self._scopes
+        if not fresh and cached is not None and time.monotonic() - cached[0] < SCOPE_CACHE_SECONDS:
+            return cached[1]
         out = dict(OIDC_SCOPES)
         out.update(self.settings.scopes)
         with transaction(self.engine, readonly=True) as conn:
             out.update({r.name: r.description for r in conn.execute(select(Scope.name, Scope.description))})
+        self._scopes = (time.monotonic(), out)
         return out
 
     def create_scope(self, name: str, description: str) -> None:
@@ -65,10 +76,13 @@ class Frontdesk:
                 conn.execute(insert(Scope), {"name": name, "description": description.strip()})
         except IntegrityError:
             raise ScopeError(f"scope {name!r} already exists") from None
+        self._scopes = None
 
     def delete_scope(self, name: str) -> bool:
         with transaction(self.engine) as conn:
-            return bool(conn.execute(delete(Scope).where(Scope.name == name)).rowcount)
+            deleted = bool(conn.execute(delete(Scope).where(Scope.name == name)).rowcount)
+        self._scopes = None
+        return deleted
 
     def csrf_token(self, binding: str) -> str:
         return hmac.new(self.csrf_key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()

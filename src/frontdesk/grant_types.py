@@ -55,6 +55,8 @@ Response = dict[str, Any]
 def check_scope(fd: Frontdesk, client: ClientRecord, requested: tuple[str, ...]) -> tuple[str, ...]:
     """Every scope must be known and registered for the client (RFC 6749 §3.3)."""
     known = fd.scopes()
+    if not set(requested) <= set(known):
+        known = fd.scopes(fresh=True)
     for scope in requested:
         if scope not in known:
             raise InvalidScope(f"unknown scope {scope!r}")

@@ -126,7 +126,7 @@ def _check_jwks(jwks: Any) -> dict[str, Any]:
 class ClientStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._cache: dict[str, tuple[float, ClientRecord]] = {}
         self._lock = threading.Lock()
 
     def create(
@@ -220,7 +220,9 @@ class ClientStore:
             return hit[1]
         with transaction(self._engine, readonly=True) as conn:
             row = conn.execute(select(Client).where(Client.client_id == client_id)).first()
-        record = _record(row) if row is not None else None
+        if row is None:
+            return None  # not cached: a client registered a moment ago by another process is found at once
+        record = _record(row)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

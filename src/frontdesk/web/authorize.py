@@ -183,13 +183,36 @@ def _client_name(fd: Frontdesk, params: dict[str, Any]) -> str | None:
     return client.name if client else None
 
 
-async def login(request: Request) -> Response:
-    fd: Frontdesk = request.app.state.fd
-    ix_id = request.path_params["ix"]
+async def posted_form(request: Request, fd: Frontdesk, csrf: str, start_again: str) -> Params | Response:
+    """A page's POST: the form, or the page that refuses it (unreadable, or a CSRF token that does not match)."""
+    try:
+        form = await read_form(request, fd.settings.max_body_bytes)
+    except OAuthError:
+        return problem("Invalid request", "The form could not be read.")
+    if not same(form.get("csrf", ""), csrf):
+        return problem("This form has expired", start_again, 403)
+    return form
+
+
+async def _bound_interaction(request: Request, fd: Frontdesk) -> tuple[InteractionRow, str] | Response:
+    """The interaction in the path, if this browser holds its binding cookie; with the binding."""
     binding = interaction_binding(request)
-    ix = await run_in_threadpool(_load, fd, ix_id, binding)
+    ix = await run_in_threadpool(_load, fd, request.path_params["ix"], binding)
     if ix is None or binding is None:
         return problem(*_EXPIRED)
+    return ix, binding
+
+
+_START_AGAIN = "Go back to the application and start again."
+
+
+async def login(request: Request) -> Response:
+    fd: Frontdesk = request.app.state.fd
+    bound = await _bound_interaction(request, fd)
+    if isinstance(bound, Response):
+        return bound
+    ix, binding = bound
+    ix_id = ix.id
     csrf = fd.csrf_token(binding)
     action = f"/interaction/{ix_id}/login"
     context: dict[str, Any] = {
@@ -201,12 +224,9 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         hint = (ix.params.get("request") or {}).get("login_hint")
         return page("login.html", username=hint, **context)
-    try:
-        form = await read_form(request, fd.settings.max_body_bytes)
-    except OAuthError:
-        return problem("Invalid request", "The form could not be read.")
-    if not same(form.get("csrf", ""), csrf):
-        return problem("This form has expired", "Go back to the application and start again.", 403)
+    form = await posted_form(request, fd, csrf, _START_AGAIN)
+    if isinstance(form, Response):
+        return form
     username, password = form.get("username", ""), form.get("password", "")
     user = await run_in_threadpool(fd.users.authenticate, username, password)
     ip = client_ip(request)
@@ -292,23 +312,20 @@ def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | N
 
 async def consent(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    ix_id = request.path_params["ix"]
-    binding = interaction_binding(request)
-    ix = await run_in_threadpool(_load, fd, ix_id, binding)
-    if ix is None or binding is None:
-        return problem(*_EXPIRED)
+    bound = await _bound_interaction(request, fd)
+    if isinstance(bound, Response):
+        return bound
+    ix, binding = bound
+    ix_id = ix.id
     if ix.user_id is None or ix.params.get("kind") != "authorize":
         return see_other(f"/interaction/{ix_id}")
     csrf = fd.csrf_token(binding)
     req = AuthorizationRequest.from_json(ix.params["request"])
     if request.method == "GET":
         return await run_in_threadpool(_consent_page, fd, ix_id, req, ix.user_id, csrf)
-    try:
-        form = await read_form(request, fd.settings.max_body_bytes)
-    except OAuthError:
-        return problem("Invalid request", "The form could not be read.")
-    if not same(form.get("csrf", ""), csrf):
-        return problem("This form has expired", "Go back to the application and start again.", 403)
+    form = await posted_form(request, fd, csrf, _START_AGAIN)
+    if isinstance(form, Response):
+        return form
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         return problem("Invalid request", "Choose Allow or Deny.")

@@ -13,15 +13,14 @@ from ..grant_types import DEVICE_CODE, check_scope
 from ..protocol.rfc8628 import format_user_code, normalise_user_code
 from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import parse_scope
-from ..secret import same
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.device import decide_device, device_by_user_code, insert_device
 from ..storage.interactions import open_interaction
 from ..storage.people import session_for
-from .authorize import problem, see_other
+from .authorize import posted_form, problem, see_other
 from .cookies import session_token, set_interaction
-from .http import client_ip, json_response, read_form
+from .http import client_ip, json_response
 from .pages import page
 from .token import authenticated_client, oauth_error
 
@@ -149,13 +148,10 @@ async def verification(request: Request) -> Response:
         return page("device.html", title="Connect a device", csrf=fd.csrf_token(token), user_code=typed)
     if user is None or token is None:
         return problem("You are signed out", "Open the link from your device again.", 403)
-    try:
-        form = await read_form(request, fd.settings.max_body_bytes)
-    except OAuthError:
-        return problem("Invalid request", "The form could not be read.")
     csrf = fd.csrf_token(token)
-    if not same(form.get("csrf", ""), csrf):
-        return problem("This form has expired", "Open the link from your device again.", 403)
+    form = await posted_form(request, fd, csrf, "Open the link from your device again.")
+    if isinstance(form, Response):
+        return form
     if request.url.path == "/device":
         return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf, user[0])
     decision = form.get("decision")
