@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import os
 import re
 import secrets
@@ -17,14 +19,65 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, select, text
 
 from frontdesk.config import Lifetimes, Settings
 from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.logs import JsonFormatter
 from frontdesk.web import create_app
 
 ISSUER = "https://as.example"
 PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
+
+# Every secret the suite handles — passwords, client secrets, codes, tokens — is remembered here; at the end of the
+# run none may appear in the DEBUG log of the whole run, and at the end of each test none in its database.
+SEEN: set[str] = set()
+SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "device_code", "client_secret")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole suite logs at DEBUG into one JSON-lines file, which is then scanned for every secret seen."""
+    path = tmp_path_factory.mktemp("logs") / "debug.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)  # as frontdesk.logs.configure_logging does
+    yield path
+    root.removeHandler(handler)
+    handler.close()
+    root.setLevel(level)
+    logged = path.read_text()
+    assert logged, "the DEBUG log of the run is empty: the scan would prove nothing"
+    leaked = sorted(secret[:12] + "…" for secret in SEEN if secret in logged)
+    assert not leaked, f"secrets appeared in the DEBUG log {path}: {leaked}"
+
+
+@pytest.fixture
+def secrets_seen() -> set[str]:
+    return set()
+
+
+def remember(seen: set[str], *values: str | None) -> None:
+    for value in values:
+        if value and len(value) >= 8:
+            seen.add(value)
+            SEEN.add(value)
+
+
+def _assert_no_secret_at_rest(fd: Frontdesk, seen: set[str]) -> None:
+    """Only digests of what this test handled may be in its database: no secret in any row of any table."""
+    if not seen:
+        return
+    metadata = MetaData()
+    metadata.reflect(fd.engine)
+    with fd.engine.connect() as conn:
+        dump = "\n".join(repr(tuple(row)) for table in metadata.sorted_tables for row in conn.execute(select(table)))
+    leaked = sorted(secret[:12] + "…" for secret in seen if secret in dump)
+    assert not leaked, f"secrets stored in the database: {leaked}"
 
 
 def _backends() -> list[str]:
@@ -76,7 +129,7 @@ def lifetimes() -> Lifetimes:
 
 
 @pytest.fixture
-def fd(database_url: str, tmp_path: Path, lifetimes: Lifetimes) -> Iterator[Frontdesk]:
+def fd(database_url: str, tmp_path: Path, lifetimes: Lifetimes, secrets_seen: set[str]) -> Iterator[Frontdesk]:
     settings = Settings(
         home=tmp_path,
         database_url=database_url,
@@ -87,13 +140,28 @@ def fd(database_url: str, tmp_path: Path, lifetimes: Lifetimes) -> Iterator[Fron
     ).validated()
     frontdesk = open_frontdesk(settings)
     yield frontdesk
+    _assert_no_secret_at_rest(frontdesk, secrets_seen)
     frontdesk.engine.dispose()
 
 
 @pytest.fixture
-async def http(fd: Frontdesk) -> Any:
+async def http(fd: Frontdesk, secrets_seen: set[str]) -> Any:
+    async def collect(response: httpx.Response) -> None:
+        """Remember every credential a response hands out."""
+        remember(secrets_seen, query(response.headers.get("location", "")).get("code"))
+        if response.headers.get("content-type", "").startswith("application/json"):
+            await response.aread()
+            try:
+                body = json.loads(response.content)
+            except ValueError:
+                return
+            if isinstance(body, dict):
+                remember(secrets_seen, *(str(body[f]) for f in SECRET_FIELDS if f in body))
+
     transport = httpx.ASGITransport(app=create_app(fd), client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, follow_redirects=False) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=ISSUER, follow_redirects=False, event_hooks={"response": [collect]}
+    ) as client:
         yield client
 
 
@@ -105,13 +173,14 @@ class Registered:
 
 
 @pytest.fixture
-def person(fd: Frontdesk) -> tuple[str, str]:
+def person(fd: Frontdesk, secrets_seen: set[str]) -> tuple[str, str]:
     fd.users.create("alice", "correct horse battery", email="alice@example.com", name="Alice Example")
+    remember(secrets_seen, "correct horse battery")
     return "alice", "correct horse battery"
 
 
 @pytest.fixture
-def confidential(fd: Frontdesk) -> Registered:
+def confidential(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
     """Client C: confidential, client_secret_basic, all grants."""
     client, secret = fd.clients.create(
         name="Calendar Helper",
@@ -120,11 +189,12 @@ def confidential(fd: Frontdesk) -> Registered:
         grant_types=["authorization_code", "refresh_token", "client_credentials"],
         scope="openid profile email offline_access calendar.read",
     )
+    remember(secrets_seen, secret)
     return Registered(client.client_id, secret, "https://app.example/cb")
 
 
 @pytest.fixture
-def second(fd: Frontdesk) -> Registered:
+def second(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
     """Client C2: another confidential client."""
     client, secret = fd.clients.create(
         name="Other App",
@@ -133,6 +203,7 @@ def second(fd: Frontdesk) -> Registered:
         grant_types=["authorization_code", "refresh_token", "client_credentials"],
         scope="openid profile offline_access calendar.read",
     )
+    remember(secrets_seen, secret)
     return Registered(client.client_id, secret, "https://other.example/cb")
 
 

@@ -62,4 +62,7 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # SQLAlchemy logs every statement with its parameters once its logger is at INFO; even digests and password
+    # hashes have no place in logs, so it speaks only of warnings, whatever the level asked for.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime
