@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 
-from frontdesk.config import Lifetimes, Settings
+from frontdesk.config import Lifetimes, RateLimits, Settings
 from frontdesk.core import Frontdesk, open_frontdesk
 from frontdesk.logs import JsonFormatter
 from frontdesk.web import create_app
@@ -129,12 +129,20 @@ def lifetimes() -> Lifetimes:
 
 
 @pytest.fixture
-def fd(database_url: str, tmp_path: Path, lifetimes: Lifetimes, secrets_seen: set[str]) -> Iterator[Frontdesk]:
+def rate_limits() -> RateLimits:
+    return RateLimits()
+
+
+@pytest.fixture
+def fd(
+    database_url: str, tmp_path: Path, lifetimes: Lifetimes, rate_limits: RateLimits, secrets_seen: set[str]
+) -> Iterator[Frontdesk]:
     settings = Settings(
         home=tmp_path,
         database_url=database_url,
         issuer=ISSUER,
         lifetimes=lifetimes,
+        rate_limits=rate_limits,
         scopes={"calendar.read": "See your calendar events — not change or delete them"},
         master_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     ).validated()

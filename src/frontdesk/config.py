@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "Settings", "is_loopback_host", "load_settings"]
+__all__ = ["ConfigError", "Lifetimes", "RateLimits", "Settings", "is_loopback_host", "load_settings"]
 
 log = logging.getLogger("frontdesk.config")
 
@@ -56,6 +56,25 @@ class Lifetimes:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """(attempts, window seconds) per limit, counted in the database so they hold across processes and hosts.
+
+    Only failures are counted where a legitimate caller rarely fails (client authentication, sign-in, user code
+    entry): a busy client that authenticates correctly is never slowed, while guessing stops within a handful of
+    tries. The authorization endpoint counts every request per address, with room for a busy office behind NAT.
+    """
+
+    enabled: bool = True
+    signin_per_account_and_ip: tuple[int, int] = (5, 900)
+    signin_per_account: tuple[int, int] = (20, 900)
+    signin_per_ip: tuple[int, int] = (30, 900)
+    client_auth_per_client_and_ip: tuple[int, int] = (10, 60)
+    client_auth_per_ip: tuple[int, int] = (100, 60)
+    user_code_per_ip: tuple[int, int] = (10, 900)
+    authorize_per_ip: tuple[int, int] = (1200, 60)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path = Path("var")
     database_url: str = ""
@@ -70,6 +89,7 @@ class Settings:
     id_token_alg: str = "RS256"
     max_body_bytes: int = 64 * 1024
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     scopes: dict[str, str] = field(default_factory=dict)
     master_key: str = ""
     master_key_file: str = ""
@@ -137,9 +157,23 @@ def _coerce(value: Any, kind: type, name: str) -> Any:
     return kind(value)
 
 
+def _rate_limits(value: dict[str, Any]) -> RateLimits:
+    limits: dict[str, Any] = {}
+    for name, spec in value.items():
+        if name not in RateLimits.__dataclass_fields__:
+            raise ConfigError(f"unknown setting rate_limits.{name}")
+        if name == "enabled":
+            limits[name] = _coerce(spec, bool, "rate_limits.enabled")
+            continue
+        if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(n, int) and n > 0 for n in spec)):
+            raise ConfigError(f"rate_limits.{name} must be [attempts, window seconds], both positive integers")
+        limits[name] = (spec[0], spec[1])
+    return RateLimits(**limits)
+
+
 def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    plain = {f: t for f, t in Settings.__annotations__.items() if f not in ("lifetimes", "scopes")}
+    plain = {f: t for f, t in Settings.__annotations__.items() if f not in ("lifetimes", "scopes", "rate_limits")}
     for key, value in data.items():
         if key == "lifetimes":
             lt = {}
@@ -148,6 +182,8 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
                     raise ConfigError(f"unknown setting lifetimes.{lk}")
                 lt[lk] = _coerce(lv, int, f"lifetimes.{lk}")
             out["lifetimes"] = Lifetimes(**lt)
+        elif key == "rate_limits":
+            out["rate_limits"] = _rate_limits(value)
         elif key == "scopes":
             out["scopes"] = {
                 name: str(spec.get("description", "")) if isinstance(spec, dict) else str(spec)

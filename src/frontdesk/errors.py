@@ -23,6 +23,7 @@ __all__ = [
     "LoginRequired",
     "OAuthError",
     "PayloadTooLarge",
+    "RateLimited",
     "RequestNotSupported",
     "RequestUriNotSupported",
     "ServerError",
@@ -145,6 +146,18 @@ class InsufficientScope(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status = 500
+
+
+class RateLimited(OAuthError):
+    """Too many attempts: 429 with Retry-After. RFC 6749 has no code for it; temporarily_unavailable is the closest
+    one clients already handle by waiting."""
+
+    error = "temporarily_unavailable"
+    status = 429
+
+    def __init__(self, description: str = "", *, retry_after: int, detail: str = "") -> None:
+        super().__init__(description, detail=detail)
+        self.retry_after = retry_after
 
 
 class TemporarilyUnavailable(OAuthError):

@@ -14,6 +14,7 @@ from .schema import (
     DeviceCode,
     Grant,
     Interaction,
+    RateLimit,
     RefreshToken,
     RevokedAccessToken,
     Session,
@@ -36,6 +37,7 @@ _TABLES = (
     (Interaction, Interaction.id, Interaction.expires_at, 0),
     (DeviceCode, DeviceCode.digest, DeviceCode.expires_at, 0),
     (UsedJti, UsedJti.key, UsedJti.expires_at, 0),
+    (RateLimit, RateLimit.key, RateLimit.expires_at, 0),
 )
 
 

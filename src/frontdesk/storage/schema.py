@@ -18,6 +18,7 @@ __all__ = [
     "DeviceCode",
     "Grant",
     "Interaction",
+    "RateLimit",
     "RefreshToken",
     "RevokedAccessToken",
     "Scope",
@@ -184,6 +185,16 @@ class UsedJti(Base):
 
     __tablename__ = "used_jtis"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class RateLimit(Base):
+    """A fixed-window counter shared by every process: the key names the limit and its subject."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 

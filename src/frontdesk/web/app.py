@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core import Frontdesk
-from ..errors import OAuthError, ServerError, TemporarilyUnavailable
+from ..errors import OAuthError, RateLimited, ServerError, TemporarilyUnavailable
 from ..storage.db import now
 from ..storage.purge import purge_expired
 from . import authorize, demo, device, discovery, resource, token
@@ -32,6 +32,8 @@ log = logging.getLogger("frontdesk.web")
 async def _oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     headers = {"Retry-After": "5"} if isinstance(exc, TemporarilyUnavailable) else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, TemporarilyUnavailable):
         log.warning("database unavailable", extra={"path": request.url.path, "detail": exc.detail})
     return error_response(exc, headers)

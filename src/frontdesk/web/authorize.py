@@ -25,7 +25,8 @@ from ..authorization import (
     validate,
 )
 from ..core import Frontdesk
-from ..errors import AccessDenied, ConsentRequired, LoginRequired, OAuthError
+from ..errors import AccessDenied, ConsentRequired, LoginRequired, OAuthError, RateLimited
+from ..limits import authorize_limits, check, count_and_check, count_failure, signin_limits
 from ..protocol.forms import Params
 from ..protocol.redirect_uri import check_redirect_uri
 from ..protocol.scope import OIDC_SCOPES
@@ -68,7 +69,18 @@ def _open(
     return response
 
 
+def too_many(exc: RateLimited) -> Response:
+    minutes = max(1, round(exc.retry_after / 60))
+    response = problem("Too many attempts", f"Wait {minutes} minute{'s' if minutes > 1 else ''} and try again.", 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None) -> Response:
+    try:
+        count_and_check(fd, authorize_limits(fd, ip))
+    except RateLimited as exc:
+        return too_many(exc)
     client_id = params.get("client_id")
     client = fd.clients.get(client_id) if client_id else None
     if client is None:
@@ -228,10 +240,17 @@ async def login(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     username, password = form.get("username", ""), form.get("password", "")
-    user = await run_in_threadpool(fd.users.authenticate, username, password)
     ip = client_ip(request)
+    limits = signin_limits(fd, username, ip)
+    try:
+        await run_in_threadpool(check, fd, limits)
+    except RateLimited as exc:
+        await run_in_threadpool(_audit_signin, fd, ip, username, "throttled")
+        return too_many(exc)
+    user = await run_in_threadpool(fd.users.authenticate, username, password)
     if user is None:
-        await run_in_threadpool(_audit_signin, fd, None, ip, username)
+        await run_in_threadpool(count_failure, fd, limits)
+        await run_in_threadpool(_audit_signin, fd, ip, username, "failure")
         return page("login.html", status=401, username=username, message="Wrong username or password.", **context)
     old = session_token(request, fd)
     token = await run_in_threadpool(_signed_in, fd, ix_id, user.id, old, ip)
@@ -245,9 +264,9 @@ def _load(fd: Frontdesk, ix_id: str, binding: str | None) -> InteractionRow | No
         return interaction_for(conn, ix_id, binding, now())
 
 
-def _audit_signin(fd: Frontdesk, user_id: str | None, ip: str | None, username: str) -> None:
+def _audit_signin(fd: Frontdesk, ip: str | None, username: str, outcome: str) -> None:
     with transaction(fd.engine) as conn:
-        audit.record(conn, "signin", "failure", user_id=user_id, ip=ip, username=username[:64])
+        audit.record(conn, "signin", outcome, ip=ip, username=username[:64])
 
 
 def _signed_in(fd: Frontdesk, ix_id: str, user_id: str, old: str | None, ip: str | None) -> str:

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core import Frontdesk
-from ..errors import OAuthError, UnauthorizedClient
+from ..errors import OAuthError, RateLimited, UnauthorizedClient
 from ..grant_types import DEVICE_CODE, check_scope
+from ..limits import check, count_failure, user_code_limits
 from ..protocol.rfc8628 import format_user_code, normalise_user_code
 from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import parse_scope
@@ -18,7 +19,7 @@ from ..storage.db import now, transaction
 from ..storage.device import decide_device, device_by_user_code, insert_device
 from ..storage.interactions import open_interaction
 from ..storage.people import session_for
-from .authorize import posted_form, problem, see_other
+from .authorize import posted_form, problem, see_other, too_many
 from .cookies import session_token, set_interaction
 from .http import client_ip, json_response
 from .pages import page
@@ -82,12 +83,19 @@ def _to_login(fd: Frontdesk, user_code: str | None) -> Response:
     return response
 
 
-def _confirm(fd: Frontdesk, typed: str, csrf: str, user_id: str) -> Response:
+def _confirm(fd: Frontdesk, typed: str, csrf: str, user_id: str, ip: str | None) -> Response:
     code = normalise_user_code(typed)
+    # RFC 8628 §5.1: user codes are short, so guessing them must be rate limited.
+    limits = user_code_limits(fd, ip)
+    try:
+        check(fd, limits)
+    except RateLimited as exc:
+        return too_many(exc)
     with transaction(fd.engine, readonly=True) as conn:
         row = device_by_user_code(conn, code, now())
         person = fd.users.by_id(conn, user_id)
     if row is None:
+        count_failure(fd, limits)
         return page(
             "device.html",
             400,
@@ -153,7 +161,7 @@ async def verification(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     if request.url.path == "/device":
-        return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf, user[0])
+        return await run_in_threadpool(_confirm, fd, form.get("user_code", ""), csrf, user[0], client_ip(request))
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         return problem("Invalid request", "Choose Allow or Deny.")

@@ -8,8 +8,9 @@ from starlette.responses import Response
 
 from ..client_auth import authenticate_client, presented_credentials
 from ..core import Frontdesk
-from ..errors import InvalidClient, OAuthError
+from ..errors import InvalidClient, OAuthError, RateLimited
 from ..grant_types import exchange
+from ..limits import check, client_auth_limits, count_failure
 from ..protocol.forms import Params
 from ..storage.clients import ClientRecord
 from .http import client_ip, error_response, json_response, read_form
@@ -23,7 +24,14 @@ async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[ClientR
     authorization = request.headers.get("authorization")
     try:
         presented = presented_credentials(authorization, params)
-        client = await run_in_threadpool(authenticate_client, fd, presented)
+        limits = client_auth_limits(fd, presented.client_id, client_ip(request))
+        await run_in_threadpool(check, fd, limits)
+        try:
+            client = await run_in_threadpool(authenticate_client, fd, presented)
+        except InvalidClient:
+            # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
+            await run_in_threadpool(count_failure, fd, limits)
+            raise
     except InvalidClient as exc:
         if authorization:
             exc.challenge = 'Basic realm="frontdesk"'
@@ -32,8 +40,11 @@ async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[ClientR
 
 
 def oauth_error(exc: OAuthError) -> Response:
-    challenge = exc.challenge if isinstance(exc, InvalidClient) else None
-    return error_response(exc, {"WWW-Authenticate": challenge} if challenge else None)
+    if isinstance(exc, InvalidClient) and exc.challenge:
+        return error_response(exc, {"WWW-Authenticate": exc.challenge})
+    if isinstance(exc, RateLimited):
+        return error_response(exc, {"Retry-After": str(exc.retry_after)})
+    return error_response(exc)
 
 
 async def token(request: Request) -> Response:

@@ -1,0 +1,103 @@
+"""Abuse limits on sign-in, client authentication, user code entry and the authorization endpoint.
+
+A limit is checked before the expensive or guessable step (the argon2 check, the secret comparison) and an attempt
+is counted when it fails; a limit that is reached answers 429 with Retry-After until its window ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .core import Frontdesk
+from .errors import RateLimited
+from .storage.db import now, transaction
+from .storage.ratelimit import count, hit
+
+__all__ = [
+    "Limit",
+    "authorize_limits",
+    "check",
+    "client_auth_limits",
+    "count_and_check",
+    "count_failure",
+    "signin_limits",
+    "user_code_limits",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    name: str
+    subject: str
+    attempts: int
+    window: int
+
+
+def signin_limits(fd: Frontdesk, username: str, ip: str | None) -> list[Limit]:
+    rl = fd.settings.rate_limits
+    account = username.lower()
+    return [
+        Limit("signin_account_ip", f"{account}\x00{ip}", *rl.signin_per_account_and_ip),
+        Limit("signin_account", account, *rl.signin_per_account),
+        Limit("signin_ip", str(ip), *rl.signin_per_ip),
+    ]
+
+
+def client_auth_limits(fd: Frontdesk, client_id: str, ip: str | None) -> list[Limit]:
+    rl = fd.settings.rate_limits
+    # Per client *and* address: a client guessed at from one address still authenticates from its own.
+    return [
+        Limit("client_auth_client_ip", f"{client_id}\x00{ip}", *rl.client_auth_per_client_and_ip),
+        Limit("client_auth_ip", str(ip), *rl.client_auth_per_ip),
+    ]
+
+
+def user_code_limits(fd: Frontdesk, ip: str | None) -> list[Limit]:
+    return [Limit("user_code_ip", str(ip), *fd.settings.rate_limits.user_code_per_ip)]
+
+
+def authorize_limits(fd: Frontdesk, ip: str | None) -> list[Limit]:
+    return [Limit("authorize_ip", str(ip), *fd.settings.rate_limits.authorize_per_ip)]
+
+
+def _retry_after(limit: Limit, at: int) -> int:
+    return limit.window - at % limit.window
+
+
+def check(fd: Frontdesk, limits: Sequence[Limit]) -> None:
+    """Raise RateLimited when any limit is used up."""
+    if not fd.settings.rate_limits.enabled:
+        return
+    at = now()
+    with transaction(fd.engine, readonly=True) as conn:
+        for limit in limits:
+            if count(conn, limit.name, limit.subject, limit.window, at) >= limit.attempts:
+                raise RateLimited(
+                    "too many attempts; try again later",
+                    retry_after=_retry_after(limit, at),
+                    detail=f"limit {limit.name}",
+                )
+
+
+def count_failure(fd: Frontdesk, limits: Sequence[Limit]) -> None:
+    if not fd.settings.rate_limits.enabled:
+        return
+    at = now()
+    with transaction(fd.engine) as conn:
+        for limit in limits:
+            hit(conn, limit.name, limit.subject, limit.window, at)
+
+
+def count_and_check(fd: Frontdesk, limits: Sequence[Limit]) -> None:
+    """Count this attempt and refuse it when it is over a limit: for limits on every request, not on failures."""
+    if not fd.settings.rate_limits.enabled:
+        return
+    at = now()
+    with transaction(fd.engine) as conn:
+        counts = [(limit, hit(conn, limit.name, limit.subject, limit.window, at)) for limit in limits]
+    for limit, n in counts:
+        if n > limit.attempts:
+            raise RateLimited(
+                "too many requests; try again later", retry_after=_retry_after(limit, at), detail=f"limit {limit.name}"
+            )

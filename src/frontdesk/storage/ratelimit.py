@@ -1,0 +1,46 @@
+"""Fixed-window counters in the database, so that limits hold across processes and hosts (DESIGN §3).
+
+One upsert per counted attempt: it starts a new window when the stored one has passed, else adds one, and
+returns the count — atomic on both SQLite (``INSERT … ON CONFLICT … RETURNING``) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, case, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..secret import digest
+from .schema import RateLimit
+
+__all__ = ["count", "hit"]
+
+
+def _key(name: str, subject: str) -> str:
+    # Subjects are usernames, addresses and client ids: hashed so the table holds no personal data in clear.
+    return digest(f"{name}\x00{subject}")
+
+
+def hit(conn: Connection, name: str, subject: str, window: int, at: int) -> int:
+    """Count one attempt; returns the attempts in the current window, this one included."""
+    start = at - at % window
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    fresh = insert(RateLimit).values(key=_key(name, subject), window_start=start, count=1, expires_at=start + window)
+    current = RateLimit.window_start == start
+    stmt = fresh.on_conflict_do_update(
+        index_elements=[RateLimit.key],
+        set_={
+            "count": case((current, RateLimit.count + 1), else_=1),
+            "window_start": start,
+            "expires_at": start + window,
+        },
+    ).returning(RateLimit.count)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count(conn: Connection, name: str, subject: str, window: int, at: int) -> int:
+    """Attempts so far in the current window, without counting one."""
+    start = at - at % window
+    row = conn.execute(
+        select(RateLimit.count).where(RateLimit.key == _key(name, subject), RateLimit.window_start == start)
+    ).first()
+    return int(row[0]) if row else 0
