@@ -64,13 +64,25 @@ HEADERS = st.one_of(
         ["Basic", "Basic !!!", "Basic Y29uZi1jbGllbnQ6", "Bearer x", "Basic Y29uZi1jbGllbnQ6eA==", "basic " + "A" * 200]
     ),
 )
-ENDPOINTS = ["/token", "/introspect", "/revoke", "/device_authorization", "/userinfo", "/authorize"]
+ENDPOINTS = [
+    "/token",
+    "/introspect",
+    "/revoke",
+    "/device_authorization",
+    "/userinfo",
+    "/authorize",
+    "/device",
+    "/device/decide",
+    "/interaction/unknown/login",
+    "/interaction/unknown/consent",
+    "/interaction/unknown",
+]
 
 
 async def _send(fd, endpoint: str, query: list[tuple[str, str]] | None, body: bytes, headers: dict[str, str]):
     transport = httpx.ASGITransport(app=create_app(fd), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://as.example") as client:
-        if endpoint in ("/authorize", "/userinfo") and query is not None:
+        if endpoint in ("/authorize", "/userinfo", "/device", "/interaction/unknown") and query is not None:
             return await client.get(endpoint, params=query, headers=headers)
         return await client.post(endpoint, content=body, headers=headers)
 
