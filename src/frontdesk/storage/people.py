@@ -144,7 +144,17 @@ def record_consent(conn: Connection, user_id: str, client_id: str, scope: tuple[
         .values(scope=" ".join(merged), updated_at=at)
     ).rowcount
     if not updated:
-        conn.execute(
-            insert(Consent),
-            {"user_id": user_id, "client_id": client_id, "scope": " ".join(merged), "updated_at": at},
-        )
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(Consent),
+                    {"user_id": user_id, "client_id": client_id, "scope": " ".join(merged), "updated_at": at},
+                )
+        except IntegrityError:
+            # A concurrent request (in this process or another) recorded the first consent meanwhile: merge into it.
+            merged = tuple(dict.fromkeys(consented_scope(conn, user_id, client_id) + scope))
+            conn.execute(
+                update(Consent)
+                .where(Consent.user_id == user_id, Consent.client_id == client_id)
+                .values(scope=" ".join(merged), updated_at=at)
+            )

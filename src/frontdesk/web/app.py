@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core import Frontdesk
-from ..errors import OAuthError, RateLimited, ServerError, TemporarilyUnavailable
+from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..storage.db import now
 from ..storage.purge import purge_expired
 from . import authorize, demo, device, discovery, resource, token
@@ -31,12 +31,9 @@ log = logging.getLogger("frontdesk.web")
 
 async def _oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
-    headers = {"Retry-After": "5"} if isinstance(exc, TemporarilyUnavailable) else None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, TemporarilyUnavailable):
         log.warning("database unavailable", extra={"path": request.url.path, "detail": exc.detail})
-    return error_response(exc, headers)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -102,6 +99,9 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
             Exception: _server_error,
         },
     )
+    # Starlette would answer "/token/" with a 307 to "/token" built from the Host header: a body-preserving
+    # redirect of a POST that may carry credentials (RFC 9700 §4.12), to a host nobody vouched for (§4.13).
+    app.router.redirect_slashes = False
     app.state.fd = fd
     app.state.demo = demo_client
     return app

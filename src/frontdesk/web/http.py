@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidRequest, OAuthError, PayloadTooLarge
+from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
 from ..protocol.forms import Params, parse_form, parse_query
 
 __all__ = [
@@ -42,6 +42,11 @@ def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, st
 def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> Response:
     if exc.detail:
         log.info("oauth error", extra={"error": exc.error, "detail": exc.detail})
+    # RFC 9110 §10.2.3 / RFC 6585 §4: a 503 or 429 says when to try again, from every endpoint alike.
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after), **(headers or {})}
+    elif isinstance(exc, TemporarilyUnavailable):
+        headers = {"Retry-After": "5", **(headers or {})}
     return json_response(exc.body(), exc.status, headers)
 
 

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from ..client_auth import authenticate_client, presented_credentials
 from ..core import Frontdesk
-from ..errors import InvalidClient, OAuthError, RateLimited
+from ..errors import InvalidClient, OAuthError
 from ..grant_types import exchange
 from ..limits import check, client_auth_limits, count_failure
 from ..protocol.forms import Params
@@ -42,8 +42,6 @@ async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[ClientR
 def oauth_error(exc: OAuthError) -> Response:
     if isinstance(exc, InvalidClient) and exc.challenge:
         return error_response(exc, {"WWW-Authenticate": exc.challenge})
-    if isinstance(exc, RateLimited):
-        return error_response(exc, {"Retry-After": str(exc.retry_after)})
     return error_response(exc)
 
 
