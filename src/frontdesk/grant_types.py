@@ -136,10 +136,10 @@ def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
             raise InvalidGrant("the code is invalid")
         if row.client_id != client.client_id:
             raise InvalidGrant("the code was issued to another client")
+        # OAuth 2.1 §4.1.3/§10.2: an OAuth 2.1 client sends no redirect_uri (PKCE binds the code); one that does
+        # (OAuth 2.0, RFC 6749 §4.1.3) must send the authorization request's exactly.
         redirect_uri = params.get("redirect_uri")
-        if redirect_uri is None and len(client.redirect_uris) != 1:
-            raise InvalidRequest("redirect_uri is required")
-        if (redirect_uri or client.redirect_uris[0]) != row.redirect_uri:
+        if redirect_uri is not None and redirect_uri != row.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the authorization request")
         rfc7636.verify(params.get("code_verifier"), row.code_challenge)
         if row.expires_at <= at:
