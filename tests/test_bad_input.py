@@ -117,3 +117,33 @@ def test_random_requests_never_yield_a_server_error(
     response = asyncio.run(_send(fd, endpoint, pairs if not raw else None, body, headers))
     assert response.status_code < 500, (endpoint, pairs, response.text)
     assert "Traceback" not in response.text
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(fd, caplog):
+    """A request whose client disconnects before its body arrives ends quietly, without an error log."""
+    app = create_app(fd)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/token",
+        "raw_path": b"/token",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded"), (b"host", b"as.example")],
+        "scheme": "https",
+        "server": ("as.example", 443),
+        "client": ("203.0.113.7", 5000),
+        "root_path": "",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -39,6 +39,12 @@ async def _oauth_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return Response(exc.detail, status_code=exc.status_code, headers=exc.headers, media_type="text/plain")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up mid-body: nobody is left to answer, and it is no server fault worth an error log.
+    log.info("client disconnected", extra={"path": request.url.path})
+    return Response(status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -96,6 +102,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         exception_handlers={
             OAuthError: _oauth_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _server_error,
         },
     )
