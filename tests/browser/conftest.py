@@ -4,23 +4,21 @@ of another origin; and Debian's headless Chromium driven through Playwright's sy
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from conftest import _backends
+from servers import Server, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,8 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STEP_TIMEOUT_MS = 10_000  # any single browser action or navigation
-START_SECONDS = 30.0  # frontdesk's start: migrations and first keys
-CLI_SECONDS = 60.0
 
 CALENDAR_READ = "See your calendar events — not change or delete them"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -47,75 +43,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running ``frontdesk serve`` and the environment its CLI shares with it."""
-
-    issuer: str
-    env: dict[str, str]
-    log: Path
-
-    def cli(self, *args: str, stdin: str | None = None) -> Any:
-        """Run ``frontdesk <args> --json`` against the same home; its parsed output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "frontdesk", *args, "--json"],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=CLI_SECONDS,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"frontdesk {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-        return json.loads(done.stdout)
-
-
-def _log_tail(log: Path) -> str:
-    try:
-        return log.read_text(errors="replace")[-4000:]
-    except OSError:
-        return "(no log)"
-
-
-@pytest.fixture(scope="module")
-def frontdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("frontdesk-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
-    env["FRONTDESK_HOME"] = str(home)
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "frontdesk", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"frontdesk serve exited {proc.returncode} at start:\n{_log_tail(log)}")
-            try:
-                response = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2.0)
-                if response.status_code == 200 and response.json().get("issuer") == issuer:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"frontdesk serve did not answer within {START_SECONDS:.0f} s:\n{_log_tail(log)}")
-            time.sleep(0.1)
-        yield Server(issuer, env, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+@pytest.fixture(scope="module", params=_backends())
+def frontdesk(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """frontdesk in its own process on a fresh database (SQLite, and PostgreSQL when configured)."""
+    with serving(request.param, tmp_path_factory.mktemp("frontdesk")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

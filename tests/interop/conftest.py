@@ -1,29 +1,15 @@
-"""Interop fixtures: frontdesk running as a separate process (``python -m frontdesk serve``) on a free loopback port,
-on SQLite and, when FRONTDESK_TEST_POSTGRES_URL is set, on a fresh PostgreSQL database too; set up through the CLI
-exactly as an operator would."""
+"""Interop fixtures: frontdesk running as a separate process (see ``servers.py``), on SQLite and, when
+FRONTDESK_TEST_POSTGRES_URL is set, on a fresh PostgreSQL database too."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from conftest import PG_ENV, _backends, _drop_pg_database, _pg_database
-
-CLI_TIMEOUT = 60.0
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-START_ATTEMPTS = 3
+from conftest import _backends
+from servers import Server, serving
 
 
 @dataclass(frozen=True)
@@ -33,118 +19,12 @@ class Person:
     sub: str
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running ``frontdesk serve`` and the environment that points the CLI at the same home and database."""
-
-    issuer: str
-    env: dict[str, str]
-    backend: str
-    log: Path
-
-    def cli(self, *args: str, stdin: str | None = None) -> Any:
-        """Run ``python -m frontdesk ARGS --json`` against this server's database; returns the parsed output."""
-        command = [sys.executable, "-m", "frontdesk", *args, "--json"]
-        done = subprocess.run(
-            command, env=self.env, input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
-        )
-        if done.returncode != 0:
-            pytest.fail(f"`frontdesk {' '.join(args)}` exited {done.returncode}:\n{done.stderr}{done.stdout}")
-        return json.loads(done.stdout)
-
-    def metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=10.0)
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _environment(home: Path, database_url: str | None) -> dict[str, str]:
-    # Nothing from the caller's own frontdesk setup may leak into the server under test.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_") or k == PG_ENV}
-    env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
-    if database_url:
-        env["FRONTDESK_DATABASE_URL"] = database_url
-    return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], issuer: str, log: Path) -> bool:
-    """True once discovery answers with this issuer; False if the process died (e.g. the port was taken)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    url = f"{issuer}/.well-known/openid-configuration"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            response = httpx.get(url, timeout=2.0)
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        assert response.status_code == 200, f"discovery answered {response.status_code}: {response.text}"
-        assert response.json()["issuer"] == issuer
-        return True
-    _stop(process)
-    pytest.fail(f"frontdesk did not answer at {url} within {START_TIMEOUT:.0f} s; its log:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module", params=_backends())
 def frontdesk_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``frontdesk serve`` in its own process on a fresh database, stopped (and the database dropped) afterwards.
-
-    One server per test module and backend: every test registers its own clients, so tests do not share state
+    """One server per test module and backend: every test registers its own clients, so tests do not share state
     they could trip over, and the CLI and server start-ups (about two seconds each) are not paid per test."""
-    tmp_path = tmp_path_factory.mktemp("frontdesk")
-    database_url = _pg_database(os.environ[PG_ENV]) if request.param == "postgresql" else None
-    home = tmp_path / "frontdesk-home"
-    home.mkdir()
-    env = _environment(home, database_url)
-    log = tmp_path / "frontdesk.log"
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        for _ in range(START_ATTEMPTS):
-            port = _free_port()
-            issuer = f"http://127.0.0.1:{port}"
-            with log.open("ab") as sink:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "frontdesk", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                )
-            if _wait_until_ready(process, issuer, log):
-                break
-            process.wait(timeout=STOP_TIMEOUT)
-        else:
-            pytest.fail(f"frontdesk serve exited before answering, {START_ATTEMPTS} times; its log:\n{log.read_text()}")
-        server = Server(issuer=issuer, env=env, backend=request.param, log=log)
+    with serving(request.param, tmp_path_factory.mktemp("frontdesk")) as server:
         yield server
-        assert process.poll() is None, f"frontdesk serve died during the test; its log:\n{server.log_text()}"
-    finally:
-        if process is not None:
-            _stop(process)
-        if database_url is not None:
-            _drop_pg_database(os.environ[PG_ENV], database_url)
 
 
 @pytest.fixture(scope="module")

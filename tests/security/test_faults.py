@@ -39,7 +39,7 @@ from conftest import PG_ENV, SECRET_FIELDS, _drop_pg_database, _pg_database, csr
 from frontdesk.config import Settings
 from frontdesk.core import Frontdesk, open_frontdesk
 from frontdesk.web import create_app
-from interop.conftest import STOP_TIMEOUT, Server, _environment, _free_port, _stop, _wait_until_ready
+from servers import STOP_TIMEOUT, Server, _environment, _free_port, _stop, _wait_until_ready
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 HTTP_TIMEOUT = 10.0

@@ -30,7 +30,7 @@ from conftest import PG_ENV, _drop_pg_database, _pg_database, csrf_of, pkce
 from frontdesk.secret import digest
 from frontdesk.storage.db import now, open_engine, transaction
 from frontdesk.storage.people import consented_scope, record_consent
-from interop.conftest import START_ATTEMPTS, START_TIMEOUT, Server, _environment, _free_port, _stop
+from servers import START_ATTEMPTS, START_TIMEOUT, Server, _environment, _free_port, _stop
 
 HTTP_TIMEOUT = httpx.Timeout(20.0)
 KEEPALIVE = 1.0  # seconds a client keeps an idle connection; uvicorn closes them after 5
