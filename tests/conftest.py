@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,12 +94,12 @@ def pg_admin_url() -> str | None:
     return os.environ.get(PG_ENV)
 
 
-def _pg_database(admin_url: str) -> str:
-    """A fresh database per test, so tests never see each other's rows."""
+def _pg_database(admin_url: str, template: str | None = None) -> str:
+    """A fresh database per test (empty, or a copy of a template), so tests never see each other's rows."""
     name = "fdtest_" + uuid.uuid4().hex[:12]
     admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
@@ -112,12 +113,61 @@ def _drop_pg_database(admin_url: str, url: str) -> None:
 
 
 @pytest.fixture(params=_backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database, for tests that let frontdesk (its CLI, its server) create everything itself."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'frontdesk.db'}"
         return
     admin_url = os.environ[PG_ENV]
     url = _pg_database(admin_url)
+    yield url
+    _drop_pg_database(admin_url, url)
+
+
+# One master key for the session: the template databases' signing keys are sealed under it.
+MASTER_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+_TEMPLATES: dict[str, str] = {}
+
+
+def _template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated and keyed once per run; each test gets a copy, which is much cheaper than migrating
+    and generating RSA keys again (the schema and key code are tested on their own)."""
+    if backend not in _TEMPLATES:
+        if backend == "sqlite":
+            home = tmp_path_factory.mktemp("template")
+            url = f"sqlite:///{home / 'frontdesk.db'}"
+        else:
+            home = tmp_path_factory.mktemp("template")
+            url = _pg_database(os.environ[PG_ENV])
+        made = open_frontdesk(Settings(home=home, database_url=url, issuer=ISSUER, master_key=MASTER_KEY).validated())
+        made.engine.dispose()  # SQLite folds its WAL back into the file; PostgreSQL needs no session on a template
+        _TEMPLATES[backend] = url
+    return _TEMPLATES[backend]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    if "postgresql" in _TEMPLATES:
+        _drop_pg_database(os.environ[PG_ENV], _TEMPLATES["postgresql"])
+
+
+@pytest.fixture
+def fd_database(backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of the test's own, already migrated and keyed: a copy of the run's template."""
+    template = _template(backend, tmp_path_factory)
+    if backend == "sqlite":
+        path = tmp_path / "frontdesk.db"
+        shutil.copyfile(template.removeprefix("sqlite:///"), path)
+        yield f"sqlite:///{path}"
+        return
+    admin_url = os.environ[PG_ENV]
+    url = _pg_database(admin_url, template=template.rsplit("/", 1)[1])
     yield url
     _drop_pg_database(admin_url, url)
 
@@ -134,18 +184,18 @@ def rate_limits() -> RateLimits:
 
 @pytest.fixture
 def fd(
-    database_url: str, tmp_path: Path, lifetimes: Lifetimes, rate_limits: RateLimits, secrets_seen: set[str]
+    fd_database: str, tmp_path: Path, lifetimes: Lifetimes, rate_limits: RateLimits, secrets_seen: set[str]
 ) -> Iterator[Frontdesk]:
     settings = Settings(
         home=tmp_path,
-        database_url=database_url,
+        database_url=fd_database,
         issuer=ISSUER,
         lifetimes=lifetimes,
         rate_limits=rate_limits,
         scopes={"calendar.read": "See your calendar events — not change or delete them"},
-        master_key=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        master_key=MASTER_KEY,
     ).validated()
-    frontdesk = open_frontdesk(settings)
+    frontdesk = open_frontdesk(settings, run_migrations=False, ensure_keys=False)
     yield frontdesk
     _assert_no_secret_at_rest(frontdesk, secrets_seen)
     frontdesk.engine.dispose()
