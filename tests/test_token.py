@@ -23,13 +23,22 @@ from frontdesk.storage.grants import insert_grant, insert_refresh
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-async def redeem(http: httpx.AsyncClient, client: Registered, code: str, verifier: str | None, **extra: Any):
-    """POST an authorization_code exchange for ``client`` with Basic authentication."""
+async def redeem(
+    http: httpx.AsyncClient,
+    client: Registered,
+    code: str,
+    verifier: str | None,
+    *,
+    by: Registered | None = None,
+    **extra: Any,
+):
+    """POST an authorization_code exchange of ``client``'s code, with Basic authentication as ``by`` (default: the
+    client itself)."""
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
     if verifier is not None:
         data["code_verifier"] = verifier
-    data.update(extra)
-    return await http.post("/token", auth=basic(client), data=data)
+    data.update(extra)  # an extra parameter given as None is left out
+    return await http.post("/token", auth=basic(by or client), data={k: v for k, v in data.items() if v is not None})
 
 
 async def tokens_for(http: httpx.AsyncClient, browser: Browser, client: Registered, **extra: str) -> dict[str, Any]:
@@ -149,17 +158,7 @@ async def test_replay_with_wrong_verifier_does_not_revoke(http, browser, confide
 async def test_code_of_another_client_is_invalid_grant(http, browser, confidential, second):
     """C's code redeemed by an authenticated C2 is refused with invalid_grant."""
     code, verifier = await code_for(browser, confidential)
-    response = await http.post(
-        "/token",
-        auth=basic(second),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": confidential.redirect_uri,
-            "code_verifier": verifier,
-        },
-    )
-    assert_error(response, 400, "invalid_grant")
+    assert_error(await redeem(http, confidential, code, verifier, by=second), 400, "invalid_grant")
     assert (await redeem(http, confidential, code, verifier)).status_code == 200
 
 
@@ -208,17 +207,7 @@ async def test_redirect_uri_may_be_omitted(http, browser, confidential):
 async def test_public_clients_code_redeemed_by_another_client_is_invalid_grant(http, browser, public, second):
     """A public client's code redeemed by an authenticated C2 is refused with invalid_grant."""
     code, verifier = await code_for(browser, public)
-    response = await http.post(
-        "/token",
-        auth=basic(second),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": public.redirect_uri,
-            "code_verifier": verifier,
-        },
-    )
-    assert_error(response, 400, "invalid_grant")
+    assert_error(await redeem(http, public, code, verifier, by=second), 400, "invalid_grant")
 
 
 # --- grant types and request parsing ------------------------------------------------------------------------------

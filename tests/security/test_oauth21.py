@@ -121,11 +121,7 @@ async def test_O21_03_implicit_and_password_grants_removed_10(http, browser, con
 async def test_O21_04_redirect_uri_optional_but_enforced_10_2(http, browser, confidential):
     """A code redeems without redirect_uri, with the exact one, but never with a different one."""
     code, verifier = await code_for(browser, confidential)
-    without = await http.post(
-        "/token",
-        auth=basic(confidential),
-        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
-    )
+    without = await redeem(http, confidential, code, verifier, redirect_uri=None)
     assert without.status_code == 200, without.text
     code, verifier = await code_for(browser, confidential)
     assert (await redeem(http, confidential, code, verifier)).status_code == 200
@@ -140,15 +136,7 @@ async def test_O21_04_oauth21_client_with_several_uris_omits_redirect_uri_10_2(h
     loopback = "http://127.0.0.1:51004/cb"
     response = await browser.authorize(**params_for(public, redirect_uri=loopback, code_challenge=challenge))
     code = assert_code_redirect(response, loopback)["code"]
-    redeemed = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": public.client_id,
-            "code": code,
-            "code_verifier": verifier,
-        },
-    )
+    redeemed = await redeem_public(http, public, code, verifier, with_redirect_uri=False)
     assert redeemed.status_code == 200, redeemed.text
 
 
@@ -159,15 +147,7 @@ async def test_O21_04_loopback_port_code_redeems_without_redirect_uri_10_2(http,
     loopback = "http://127.0.0.1:49152/cb"
     response = await browser.authorize(**params_for(native, redirect_uri=loopback, code_challenge=challenge))
     code = assert_code_redirect(response, loopback)["code"]
-    redeemed = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": native.client_id,
-            "code": code,
-            "code_verifier": verifier,
-        },
-    )
+    redeemed = await redeem_public(http, native, code, verifier, with_redirect_uri=False)
     assert redeemed.status_code == 200, redeemed.text
 
 

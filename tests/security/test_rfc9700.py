@@ -68,17 +68,14 @@ async def refresh_as(http: httpx.AsyncClient, client: Registered, token: str, **
     return await http.post("/token", auth=basic(client), data=data)
 
 
-async def redeem_public(http: httpx.AsyncClient, client: Registered, code: str, verifier: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": client.client_id,
-            "code": code,
-            "redirect_uri": client.redirect_uri,
-            "code_verifier": verifier,
-        },
-    )
+async def redeem_public(
+    http: httpx.AsyncClient, client: Registered, code: str, verifier: str, *, with_redirect_uri: bool = True
+) -> httpx.Response:
+    """A public client's code exchange: client_id in the body, no authentication; redirect_uri sent unless told not."""
+    data = {"grant_type": "authorization_code", "client_id": client.client_id, "code": code, "code_verifier": verifier}
+    if with_redirect_uri:
+        data["redirect_uri"] = client.redirect_uri
+    return await http.post("/token", data=data)
 
 
 def payload_of(token: str) -> dict[str, Any]:
@@ -359,17 +356,7 @@ async def test_BCP_13_invalid_code_replay_does_not_revoke_4_2_4(http, browser, c
 async def test_BCP_14_code_bound_to_client_4_5(http, browser, public, confidential, second):
     """A public client's code redeemed by C2 is invalid_grant; C's code without client authentication is 401."""
     code, verifier = await code_for(browser, public)
-    response = await http.post(
-        "/token",
-        auth=basic(second),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": public.redirect_uri,
-            "code_verifier": verifier,
-        },
-    )
-    assert_error(response, 400, "invalid_grant")
+    assert_error(await redeem(http, public, code, verifier, by=second), 400, "invalid_grant")
     c_code, c_verifier = await code_for(browser, confidential)
     unauthenticated = await http.post(
         "/token",
