@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def _free_port() -> int:
 def _environment(home: Path, database_url: str | None) -> dict[str, str]:
     # Nothing from the caller's own frontdesk setup may leak into the server under test.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_") or k == PG_ENV}
-    env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+    # DEBUG, so that the scan of the server's log after the tests sees everything it could ever write.
+    env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
     if database_url:
         env["FRONTDESK_DATABASE_URL"] = database_url
     return env
@@ -99,6 +101,18 @@ def _wait_until_ready(process: subprocess.Popen[bytes], issuer: str, log: Path) 
         return True
     _stop(process)
     pytest.fail(f"frontdesk did not answer at {url} within {START_TIMEOUT:.0f} s; its log:\n{log.read_text()}")
+
+
+# Anything shaped like a frontdesk credential: a prefixed code, refresh token, secret or session, or a JWT.
+SECRET_SHAPES = re.compile(
+    r"fd_(?:ac|rt|cs|dc|ss|ix)_[A-Za-z0-9_\-]{20,}|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
+)
+
+
+def assert_no_secret_in_log(log: Path) -> None:
+    """The server's own DEBUG log holds no credential: its redaction left nothing shaped like one."""
+    found = SECRET_SHAPES.findall(log.read_text(errors="replace")) if log.exists() else []
+    assert not found, f"{len(found)} credential(s) in the server log {log}, e.g. {found[0][:16]}…"
 
 
 @contextlib.contextmanager
@@ -135,3 +149,4 @@ def serving(backend: str, tmp_path: Path) -> Iterator[Server]:
             _stop(process)
         if database_url is not None:
             _drop_pg_database(os.environ[PG_ENV], database_url)
+    assert_no_secret_in_log(log)
