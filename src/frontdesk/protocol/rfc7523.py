@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jws import extract_compact
 
 from ..errors import InvalidClient
@@ -43,7 +43,7 @@ def verify_assertion(
     assertion: str, jwks: dict[str, Any], client_id: str, audiences: tuple[str, ...], at: int, max_life: int
 ) -> Assertion:
     try:
-        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))
         token = jwt.decode(assertion, keys, algorithms=ASYMMETRIC_ALGS)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise InvalidClient("client assertion is invalid", detail=f"signature or format: {exc!r}") from None
