@@ -184,6 +184,7 @@ async def test_BCP_02_loopback_port_may_vary_4_1_3(browser, public, redirect_uri
     [
         "http://127.0.0.1:51004/cb2",
         "http://127.0.0.1.evil.com:80/cb",
+        "http://127.0.0.1.evil.com/cb",
         "http://[::1]:51004/cb2",
         "http://[::1].evil.com/cb",
         "https://app.example:8443/cb",
@@ -191,6 +192,7 @@ async def test_BCP_02_loopback_port_may_vary_4_1_3(browser, public, redirect_uri
         "http://localhost/cb",
         "http://127.0.0.2:51004/cb",
         "https://127.0.0.1:51004/cb",
+        "http://127.0.0.1:²/cb",
     ],
 )
 async def test_BCP_02_only_loopback_port_varies_4_1_3(http, public, redirect_uri):
