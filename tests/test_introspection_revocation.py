@@ -101,8 +101,9 @@ async def test_other_client_sees_refresh_token_inactive(http, browser, confident
     assert await introspect(http, second, body["refresh_token"]) == {"active": False}
 
 
-async def test_resource_server_introspects_tokens_addressed_to_it(http, fd, browser, confidential):
-    """A client registered for resource https://rs1.example may introspect access tokens addressed to it."""
+@pytest.fixture
+def server(fd) -> Registered:
+    """A resource server: a confidential client registered as serving https://rs1.example."""
     rs, secret = fd.clients.create(
         name="Resource server 1",
         client_id="rs1",
@@ -111,7 +112,11 @@ async def test_resource_server_introspects_tokens_addressed_to_it(http, fd, brow
         scope="calendar.read",
         resources=["https://rs1.example"],
     )
-    server = Registered(rs.client_id, secret, "")
+    return Registered(rs.client_id, secret, "")
+
+
+async def test_resource_server_introspects_tokens_addressed_to_it(http, server, browser, confidential):
+    """A client registered for resource https://rs1.example may introspect access tokens addressed to it."""
     body = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     info = await introspect(http, server, body["access_token"])
     assert info["active"] is True
@@ -119,17 +124,8 @@ async def test_resource_server_introspects_tokens_addressed_to_it(http, fd, brow
     assert info["client_id"] == confidential.client_id
 
 
-async def test_resource_server_does_not_see_tokens_for_others(http, fd, browser, confidential):
+async def test_resource_server_does_not_see_tokens_for_others(http, server, browser, confidential):
     """A client registered for https://rs1.example is told active:false for a token addressed elsewhere."""
-    rs, secret = fd.clients.create(
-        name="Resource server 1",
-        client_id="rs1",
-        redirect_uris=[],
-        grant_types=["client_credentials"],
-        scope="calendar.read",
-        resources=["https://rs1.example"],
-    )
-    server = Registered(rs.client_id, secret, "")
     body = await tokens_for(http, browser, confidential, resource="https://rs2.example")
     assert await introspect(http, server, body["access_token"]) == {"active": False}
 
