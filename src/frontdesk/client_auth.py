@@ -39,7 +39,6 @@ class Presented:
     # Masked in every repr, so a traceback or a log of this value never shows the credential.
     secret: Secret | None = None
     assertion: Secret | None = None
-    via_header: bool = False
 
 
 def _basic(header: str) -> tuple[str, str]:
@@ -60,7 +59,7 @@ def presented_credentials(authorization: str | None, params: Params) -> Presente
     if authorization:
         if authorization[:6].lower() == "basic ":
             client_id, secret = _basic(authorization)
-            methods.append(Presented("client_secret_basic", client_id, secret=Secret(secret), via_header=True))
+            methods.append(Presented("client_secret_basic", client_id, secret=Secret(secret)))
         else:
             raise InvalidClient("unsupported authentication scheme")
     if "client_secret" in params:

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .config import Settings
@@ -77,12 +77,6 @@ class Frontdesk:
         except IntegrityError:
             raise ScopeError(f"scope {name!r} already exists") from None
         self._scopes = None
-
-    def delete_scope(self, name: str) -> bool:
-        with transaction(self.engine) as conn:
-            deleted = bool(conn.execute(delete(Scope).where(Scope.name == name)).rowcount)
-        self._scopes = None
-        return deleted
 
     def csrf_token(self, binding: str) -> str:
         return hmac.new(self.csrf_key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()

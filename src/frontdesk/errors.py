@@ -32,7 +32,6 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedResponseType",
-    "UnsupportedTokenType",
 ]
 
 
@@ -113,10 +112,6 @@ class RequestNotSupported(OAuthError):
 
 class RequestUriNotSupported(OAuthError):
     error = "request_uri_not_supported"
-
-
-class UnsupportedTokenType(OAuthError):
-    error = "unsupported_token_type"
 
 
 class AuthorizationPending(OAuthError):

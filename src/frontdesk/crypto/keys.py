@@ -19,6 +19,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
+from joserfc.jws import extract_compact
 from sqlalchemy import Engine, insert, select, update
 
 from ..config import SIGNING_ALGS
@@ -181,9 +182,6 @@ class KeyRing:
             self._loaded = _Loaded(signing, verifying, jwks, time.monotonic())
             return self._loaded
 
-    def refresh(self) -> None:
-        self._loaded = None
-
     @property
     def jwks(self) -> bytes:
         return self._load().jwks
@@ -194,8 +192,6 @@ class KeyRing:
 
     def verify(self, token: str) -> jwt.Token:
         """Verify a JWT signed by this ring; raises ``ValueError`` (or a joserfc error) when it is not ours."""
-        from joserfc.jws import extract_compact
-
         header = extract_compact(token.encode()).protected
         kid = header.get("kid")
         alg = header.get("alg")
