@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["JsonFormatter", "configure_logging", "redact"]
 
 _PATTERNS = [
-    (re.compile(r"fd_(?:ac|rt|cs|dc|ss|ix)_[A-Za-z0-9_\-]+"), "fd_***"),
+    (re.compile(r"fd_(?:ac|rt|cs|dc|ss|ix|ak|vc|vs)_[A-Za-z0-9_\-]+"), "fd_***"),
     (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "<jwt>"),
     (re.compile(r"(?i)(basic|bearer)\s+[A-Za-z0-9+/=._\-~]+"), r"\1 ***"),
     (

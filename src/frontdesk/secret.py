@@ -21,6 +21,9 @@ PREFIXES = {
     "device_code": "fd_dc_",
     "session": "fd_ss_",
     "interaction": "fd_ix_",
+    "api_key": "fd_ak_",
+    "connect_link": "fd_vc_",
+    "connect_state": "fd_vs_",
 }
 
 

@@ -9,7 +9,7 @@ import re
 from ..errors import InvalidGrant, InvalidRequest
 from ..secret import same
 
-__all__ = ["check_challenge", "verify"]
+__all__ = ["check_challenge", "s256", "verify"]
 
 # RFC 7636 §4.1: 43..128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -30,11 +30,15 @@ def check_challenge(challenge: str | None, method: str | None) -> str:
     return challenge
 
 
+def s256(verifier: str) -> str:
+    """The S256 challenge of a verifier: BASE64URL(SHA-256(ASCII(verifier))), RFC 7636 §4.2."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
 def verify(verifier: str | None, challenge: str) -> None:
     if verifier is None:
         raise InvalidGrant("code_verifier is required")
     if not _VERIFIER.fullmatch(verifier):
         raise InvalidGrant("code_verifier is malformed")
-    computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
-    if not same(computed, challenge):
+    if not same(s256(verifier), challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge")

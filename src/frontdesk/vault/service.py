@@ -1,0 +1,640 @@
+"""The vault's use cases: connect a person's account, keep it fresh, call its API for them, let it go.
+
+One :class:`Vault` per process, opened beside the authorization server on the same store and audit log. Database
+and token-endpoint work is synchronous and runs on worker threads; the proxied API call itself is asynchronous.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+from sqlalchemy import insert, select, update
+
+from ..config import Settings, is_loopback_host
+from ..secret import digest, new_token, same
+from ..storage import audit
+from ..storage.db import now, transaction
+from ..storage.schema import VaultConnection, VaultConnectSession, VaultIntegration
+from . import oauth, store
+from .catalog import Catalog, CatalogError, Provider, allowed_hosts, fill, load_catalog, resolve_discovery
+from .keys import VaultKeys, check_keys, load_vault_keys
+from .refresh import BackingOff, Fresh, Refresher
+from .store import ConnectionRecord, Credentials, Integration, VaultError
+from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from ..core import Frontdesk
+
+__all__ = [
+    "AuthorizationRequired",
+    "ConnectFailed",
+    "ConnectSession",
+    "ProxyResponse",
+    "Vault",
+    "open_vault",
+    "plain_words",
+]
+
+log = logging.getLogger("frontdesk.vault")
+DISCOVERY_CACHE_SECONDS = 3600.0
+MAX_PROXY_BODY = 10 * 1024 * 1024
+# Request headers a caller may pass through to the provider: content negotiation and conditional requests, plus
+# vendor headers (X-GitHub-Api-Version…). Never Authorization, Cookie, Host or forwarding headers.
+_PASS_HEADERS = frozenset(
+    {"accept", "accept-language", "content-type", "if-match", "if-none-match", "if-modified-since", "prefer"}
+)
+_DROP_RESPONSE_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
+        "proxy-authorization", "set-cookie", "content-length", "content-encoding", "strict-transport-security",
+        "alt-svc",
+    }
+)  # fmt: skip
+_SCOPE = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+class ConnectFailed(Exception):
+    """A connect link or callback that cannot go on; ``reason`` picks the page the person sees."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequired:
+    """What a tool gets instead of an API result when the person must connect (or reconnect) first."""
+
+    integration: str
+    scopes: tuple[str, ...]
+    authorization_url: str
+    message: str
+    reason: Literal["not_connected", "needs_reauth", "missing_scopes"]
+    connect_session_id: str
+    expires_at: int
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "status": "authorization_required",
+            "integration": self.integration,
+            "scopes": list(self.scopes),
+            "authorization_url": self.authorization_url,
+            "message": self.message,
+            "reason": self.reason,
+            "connect_session_id": self.connect_session_id,
+            "expires_at": self.expires_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSession:
+    id: str
+    url: str
+    expires_at: int
+
+
+def plain_words(provider: Provider, scopes: Sequence[str]) -> str:
+    """ "your Google Calendar and your Gmail", from the catalog's words for each scope, or the provider's name."""
+    words = list(dict.fromkeys(provider.scope_words[s] for s in scopes if s in provider.scope_words))
+    if not words:
+        return provider.access_words or f"your {provider.display_name} account"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+@dataclass(slots=True)
+class Vault:
+    settings: Settings
+    engine: Any
+    keys: VaultKeys
+    catalog: Catalog
+    webhooks: Webhooks
+    http: httpx.Client
+    refresher: Refresher = field(init=False)
+    _resolved: dict[str, tuple[float, Provider]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.refresher = Refresher(self.engine, self.keys, self.http, self._dead)
+
+    @property
+    def callback_url(self) -> str:
+        return self.settings.issuer + "/vault/callback"
+
+    # --- providers and integrations ----------------------------------------------------------------------------
+
+    def integration(self, name: str) -> Integration:
+        found = store.integration(self.engine, self.keys, name)
+        if found is None:
+            raise VaultError(f"no integration named {name!r}")
+        return found
+
+    def add_integration(
+        self,
+        name: str,
+        provider: str,
+        client_id: str,
+        client_secret: str | None,
+        scopes: Sequence[str] = (),
+        params: Mapping[str, str] | None = None,
+    ) -> Integration:
+        entry = self.catalog.get(provider)
+        params = dict(params or {})
+        for key, value in params.items():
+            variable = next((v for v in entry.variables if v.name == key and v.source == "integration"), None)
+            if variable is None:
+                raise VaultError(f"provider {provider!r} takes no integration parameter {key!r}")
+            if not re.fullmatch(variable.pattern, value):
+                raise VaultError(f"{key}={value!r} does not look like {variable.description or variable.pattern}")
+        for variable in entry.variables:
+            if variable.source == "integration" and variable.name not in params and variable.default is None:
+                raise VaultError(f"provider {provider!r} needs --param {variable.name}=… ({variable.description})")
+        return store.add_integration(
+            self.engine, self.keys, name=name, provider=provider, client_id=client_id, client_secret=client_secret,
+            scopes=scopes, params=params,
+        )  # fmt: skip
+
+    def values(self, integration: Integration, meta: Mapping[str, str], provider: Provider) -> dict[str, str]:
+        out = {v.name: v.default for v in provider.variables if v.default is not None}
+        out.update(integration.params)
+        out.update(meta)
+        return out
+
+    def provider(self, integration: Integration) -> Provider:
+        """The catalog entry, its endpoints read from the discovery document when it has one (cached an hour)."""
+        entry = self.catalog.get(integration.provider)
+        if entry.discovery_url is None:
+            return entry
+        cached = self._resolved.get(integration.name)
+        if cached and time.monotonic() - cached[0] < DISCOVERY_CACHE_SECONDS:
+            return cached[1]
+        values = self.values(integration, {}, entry)
+
+        async def resolve() -> Provider:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                return await resolve_discovery(entry, values, client)
+
+        try:
+            resolved = anyio.run(resolve)
+        except (CatalogError, httpx.HTTPError) as exc:
+            raise oauth.Transient("discovery_failed", str(exc)) from None
+        self._resolved[integration.name] = (time.monotonic(), resolved)
+        return resolved
+
+    # --- connect sessions ----------------------------------------------------------------------------------------
+
+    def create_connect_session(
+        self,
+        user: str,
+        integration_name: str,
+        scopes: Sequence[str] = (),
+        params: Mapping[str, str] | None = None,
+        return_url: str | None = None,
+    ) -> ConnectSession:
+        """A short-lived, single-use link bound to ``user``: whoever completes it connects *that* user's account."""
+        if not user or len(user) > 255:
+            raise VaultError("user must be 1-255 characters")
+        integration = self.integration(integration_name)
+        entry = self.catalog.get(integration.provider)
+        if any(not isinstance(s, str) or not _SCOPE.fullmatch(s) for s in scopes):
+            raise VaultError("scopes must be a list of scope strings")
+        params = dict(params or {})
+        for variable in entry.variables:
+            if variable.source != "connection":
+                continue
+            value = params.get(variable.name)
+            if value is None:
+                raise VaultError(
+                    f"integration {integration_name!r} needs params.{variable.name} ({variable.description})"
+                )
+            if not isinstance(value, str) or not re.fullmatch(variable.pattern, value):
+                raise VaultError(
+                    f"params.{variable.name} does not look like {variable.description or variable.pattern}"
+                )
+        allowed = {v.name for v in entry.variables if v.source == "connection"}
+        if set(params) - allowed:
+            raise VaultError(f"unknown params: {', '.join(sorted(set(params) - allowed))}")
+        if return_url is not None:
+            parts = urlsplit(return_url)
+            if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))):
+                raise VaultError("return_url must be an https URL")
+        requested = list(dict.fromkeys([*entry.default_scopes, *integration.scopes, *scopes]))
+        token = new_token("connect_link")
+        session_id = "cs_" + secrets.token_urlsafe(12)
+        at = now()
+        expires_at = at + self.settings.lifetimes.connect_session
+        with transaction(self.engine) as conn:
+            conn.execute(
+                insert(VaultConnectSession),
+                {
+                    "id": session_id,
+                    "digest": digest(token),
+                    "user": user,
+                    "integration": integration_name,
+                    "scopes": json.dumps(requested),
+                    "params": json.dumps(params, sort_keys=True),
+                    "return_url": return_url,
+                    "created_at": at,
+                    "expires_at": expires_at,
+                },
+            )
+            audit.record(
+                conn, "vault.connect_session.created", "success", integration=integration_name, user=user,
+                session=session_id,
+            )  # fmt: skip
+        return ConnectSession(session_id, f"{self.settings.issuer}/vault/connect/{token}", expires_at)
+
+    def start(self, token: str, browser: str) -> str:
+        """The person opened the link: bind it to this browser, and send them to the provider with state and PKCE."""
+        at = now()
+        state = new_token("connect_state")
+        verifier = secrets.token_urlsafe(48)
+        with transaction(self.engine) as conn:
+            row = conn.execute(
+                select(VaultConnectSession).where(VaultConnectSession.digest == digest(token))
+            ).one_or_none()
+            if row is None:
+                raise ConnectFailed("unknown")
+            if row.expires_at <= at:
+                raise ConnectFailed("expired")
+            sealed, _ = self.keys.seal(verifier.encode(), b"vault connect session:" + row.id.encode())
+            won = conn.execute(
+                update(VaultConnectSession)
+                .where(VaultConnectSession.id == row.id, VaultConnectSession.opened_at.is_(None))
+                .values(opened_at=at, browser_digest=digest(browser), state_digest=digest(state), sealed=sealed)
+            ).rowcount
+            if not won:
+                raise ConnectFailed("used")
+        integration = self.integration(row.integration)
+        provider = self.provider(integration)
+        values = self.values(integration, json.loads(row.params), provider)
+        return oauth.authorization_url(
+            provider, integration, values, redirect_uri=self.callback_url, state=state, verifier=verifier,
+            scopes=json.loads(row.scopes),
+        )  # fmt: skip
+
+    def finish(
+        self, state: str | None, code: str | None, error: str | None, browser: str | None
+    ) -> tuple[ConnectionRecord, str | None, Provider]:
+        """The provider sent the person back. Only the browser that opened the link, only once, only in time."""
+        if not state:
+            raise ConnectFailed("unknown")
+        at = now()
+        with transaction(self.engine) as conn:
+            row = conn.execute(
+                select(VaultConnectSession).where(VaultConnectSession.state_digest == digest(state))
+            ).one_or_none()
+            if row is None:
+                raise ConnectFailed("unknown")
+            if row.consumed_at is not None:
+                raise ConnectFailed("used")
+            if row.expires_at <= at:
+                raise ConnectFailed("expired")
+            if browser is None or row.browser_digest is None or not same(digest(browser), row.browser_digest):
+                # The link was opened in another browser: a forwarded link must not attach an account to someone
+                # else's user (DESIGN §6).
+                raise ConnectFailed("other_browser")
+            consumed = conn.execute(
+                update(VaultConnectSession)
+                .where(VaultConnectSession.id == row.id, VaultConnectSession.consumed_at.is_(None))
+                .values(consumed_at=at)
+            ).rowcount
+            if not consumed:
+                raise ConnectFailed("used")
+            if error or not code:
+                audit.record(
+                    conn, "vault.connection.created", "denied", integration=row.integration, user=row.user,
+                    reason=(error or "no_code")[:64],
+                )  # fmt: skip
+        if error or not code:
+            raise ConnectFailed("denied", error or "")
+        assert row.sealed is not None  # set when the link was opened, and state exists only from then on
+        verifier = self.keys.open(row.sealed, b"vault connect session:" + row.id.encode()).decode()
+        integration = self.integration(row.integration)
+        provider = self.provider(integration)
+        params = json.loads(row.params)
+        values = self.values(integration, params, provider)
+        try:
+            tokens = oauth.exchange_code(
+                self.http, provider, integration, values, code=code, redirect_uri=self.callback_url, verifier=verifier
+            )
+        except oauth.ProviderError as exc:
+            with transaction(self.engine) as conn:
+                audit.record(
+                    conn, "vault.connection.created", "failure", integration=row.integration, user=row.user,
+                    reason=exc.code,
+                )  # fmt: skip
+            raise ConnectFailed("exchange_failed", exc.code) from None
+        scopes = tokens.scopes if tokens.scopes is not None else tuple(json.loads(row.scopes))
+        with transaction(self.engine) as conn:
+            record, created = store.save_connection(
+                conn, self.keys, integration_name=row.integration, user=row.user, credentials=tokens.credentials,
+                scopes=scopes, meta={**params, **tokens.kept},
+                expires_at=at + tokens.expires_in if tokens.expires_in is not None else None,
+            )  # fmt: skip
+            conn.execute(
+                update(VaultConnectSession).where(VaultConnectSession.id == row.id).values(connection_id=record.id)
+            )
+            audit.record(
+                conn, "vault.connection.created" if created else "vault.connection.reconnected", "success",
+                integration=row.integration, user=row.user, connection=record.id,
+            )  # fmt: skip
+        self.webhooks.send("connection.created" if created else "connection.reconnected", record.public())
+        return record, row.return_url, provider
+
+    # --- use ---------------------------------------------------------------------------------------------------
+
+    def connection(self, connection_id: str) -> ConnectionRecord | None:
+        with transaction(self.engine, readonly=True) as conn:
+            row = store.connection(conn, connection_id)
+        return store.record_of(row) if row else None
+
+    def fresh(self, record: ConnectionRecord, *, force: bool = False, stale: str | None = None) -> Fresh:
+        integration = self.integration(record.integration)
+        provider = self.provider(integration)
+        values = self.values(integration, record.meta, provider)
+        return self.refresher.fresh(record.id, integration, provider, values, force=force, stale=stale)
+
+    def authorization_required(
+        self, user: str, integration_name: str, needed: Sequence[str] = (), reason: str | None = None
+    ) -> AuthorizationRequired:
+        """A connect link for ``user``, asking for what they granted plus what is needed now (incremental), and a
+        message in plain words. The link comes from here, never from a language model."""
+        integration = self.integration(integration_name)
+        entry = self.catalog.get(integration.provider)
+        existing = store.connections_of(self.engine, user, integration_name)
+        record = existing[0] if existing else None
+        granted = record.scopes if record and record.status == "active" else ()
+        missing = [s for s in needed if s not in granted]
+        if reason is None:
+            if record is None:
+                reason = "not_connected"
+            elif record.status != "active":
+                reason = "needs_reauth"
+            else:
+                reason = "missing_scopes"
+        scopes = list(dict.fromkeys([*granted, *needed])) if needed else list(record.scopes if record else ())
+        params = {
+            v.name: record.meta[v.name]
+            for v in entry.variables
+            if record is not None and v.source == "connection" and v.name in record.meta
+        }
+        session = self.create_connect_session(user, integration_name, scopes, params)
+        words = plain_words(entry, missing or needed or scopes)
+        if reason == "needs_reauth":
+            message = f"My connection to {words} has stopped working. Reconnect it here, then ask me again."
+        else:
+            message = f"I need access to {words} to do that. Connect it here."
+        return AuthorizationRequired(
+            integration_name,
+            tuple(dict.fromkeys([*entry.default_scopes, *integration.scopes, *scopes])),
+            session.url,
+            message,
+            reason,  # type: ignore[arg-type]
+            session.id,
+            session.expires_at,
+        )
+
+    def target(self, record: ConnectionRecord, path: str, query: str) -> str:
+        """The provider URL a proxied call goes to, or :class:`VaultError` when it would leave the provider's
+        declared API hosts (no SSRF: the caller names a path, never a host)."""
+        integration = self.integration(record.integration)
+        provider = self.provider(integration)
+        values = self.values(integration, record.meta, provider)
+        if "\\" in path or any(seg in ("..", ".") for seg in path.split("/")) or "://" in path or path.startswith("/"):
+            raise VaultError("the path must be relative to the provider's API base, without '..'")
+        base = fill(provider.api.base_url, values, provider).rstrip("/")
+        url = base + "/" + path
+        if query:
+            url += "?" + query
+        parts = urlsplit(url)
+        if "@" in parts.netloc or (parts.hostname or "") not in allowed_hosts(provider, values):
+            raise VaultError(f"{parts.netloc!r} is not one of the provider's API hosts")
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+            raise VaultError("the provider's API must be reached over https")
+        return url
+
+    async def proxy(
+        self,
+        record: ConnectionRecord,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        client: httpx.AsyncClient,
+    ) -> ProxyResponse | AuthorizationRequired:
+        """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
+        on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
+        url = await anyio.to_thread.run_sync(self.target, record, path, query)
+        fresh = await anyio.to_thread.run_sync(lambda: self.fresh(record))
+        if fresh.credentials is None:
+            return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
+        integration = await anyio.to_thread.run_sync(self.integration, record.integration)
+        provider = await anyio.to_thread.run_sync(self.provider, integration)
+        outgoing = {k: v for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)}
+
+        async def call(credentials: Credentials) -> httpx.Response:
+            placed = dict(outgoing)
+            placed.update(
+                {
+                    k: v.replace("{access_token}", credentials.access_token)
+                    for k, v in provider.api.extra_headers.items()
+                }
+            )
+            placed[provider.api.header] = provider.api.value.replace("{access_token}", credentials.access_token)
+            return await client.request(method, url, headers=placed, content=body or None)
+
+        credentials = fresh.credentials
+        try:
+            response = await call(credentials)
+            if response.status_code == 401:
+                again = await anyio.to_thread.run_sync(
+                    lambda: self.fresh(record, force=True, stale=credentials.access_token)
+                )
+                if again.credentials is None:
+                    return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
+                credentials = again.credentials
+                response = await call(credentials)
+        except httpx.TimeoutException:
+            raise oauth.Transient("timeout", f"{provider.display_name} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise oauth.Transient(
+                "unreachable", f"{provider.display_name} could not be reached ({type(exc).__name__})"
+            ) from None
+        at = now()
+        parts = urlsplit(url)
+        with transaction(self.engine) as conn:
+            store.touch(conn, record.id, at)
+            audit.record(
+                conn, "vault.proxy", "success" if response.status_code < 400 else "failure",
+                connection=record.id, integration=record.integration, user=record.user, method=method,
+                host=parts.netloc, path=parts.path[:200], status=response.status_code,
+            )  # fmt: skip
+        return _stripped(response, credentials)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+
+    def delete(self, record: ConnectionRecord) -> bool:
+        """Revoke at the provider where it can, then delete here. Returns whether the provider confirmed."""
+        with transaction(self.engine, readonly=True) as conn:
+            row = store.connection(conn, record.id)
+        if row is None:
+            return False
+        revoked = False
+        try:
+            integration = self.integration(record.integration)
+            provider = self.provider(integration)
+            values = self.values(integration, record.meta, provider)
+            revoked = oauth.revoke(self.http, provider, integration, values, store.credentials_of(self.keys, row))
+        except (VaultError, CatalogError, oauth.ProviderError) as exc:
+            log.warning("could not revoke at the provider", extra={"connection": record.id, "error": str(exc)})
+        with transaction(self.engine) as conn:
+            store.delete_connection(conn, record.id)
+            audit.record(
+                conn, "vault.connection.deleted", "success", connection=record.id, integration=record.integration,
+                user=record.user, revoked_at_provider=revoked,
+            )  # fmt: skip
+        self.webhooks.send("connection.deleted", {**record.public(), "revoked_at_provider": revoked})
+        return revoked
+
+    def export(self, record: ConnectionRecord, api_key_id: str) -> dict[str, Any]:
+        """Raw tokens for an admin key, refreshed first when due; every export is audited."""
+        fresh = self.fresh(record)
+        with transaction(self.engine) as conn:
+            audit.record(
+                conn, "vault.connection.exported", "success" if fresh.credentials else "failure",
+                connection=record.id, integration=record.integration, user=record.user, api_key=api_key_id,
+            )  # fmt: skip
+        if fresh.credentials is None:
+            raise VaultError("the connection is not active")
+        return {
+            "access_token": fresh.credentials.access_token,
+            "token_type": fresh.credentials.token_type,
+            "expires_at": fresh.record.expires_at,
+            "refresh_token": fresh.credentials.refresh_token,
+        }
+
+    def _dead(self, record: ConnectionRecord, reason: str) -> None:
+        self.webhooks.send("connection.needs_reauth", {**record.public(), "reason": reason})
+
+    def keepalive(self, limit: int = 100) -> int:
+        """Refresh idle connections of providers that revoke unused refresh tokens, before they do."""
+        at = now()
+        due: list[ConnectionRecord] = []
+        with transaction(self.engine, readonly=True) as conn:
+            rows = conn.execute(
+                select(VaultConnection, VaultIntegration.provider)
+                .join(VaultIntegration, VaultIntegration.name == VaultConnection.integration)
+                .where(VaultConnection.status == "active")
+            ).all()
+        for row, provider_name in rows:
+            entry = self.catalog.providers.get(provider_name)
+            if entry is None or entry.keepalive is None:
+                continue
+            if (row.refreshed_at or row.created_at) <= at - entry.keepalive and (row.retry_at or 0) <= at:
+                due.append(store.record_of(row))
+        count = 0
+        for record in due[:limit]:
+            try:
+                self.fresh(record, force=True)
+                count += 1
+            except (BackingOff, oauth.ProviderError, VaultError, CatalogError) as exc:
+                log.info("keep-alive refresh failed", extra={"connection": record.id, "error": str(exc)})
+        return count
+
+    def rotate_keys(self, batch: int = 100) -> int:
+        """Re-seal every record not sealed under the active key, a batch per transaction, while serving."""
+        done = 0
+        active = self.keys.active_id
+        while True:
+            with transaction(self.engine) as conn:
+                rows = (
+                    conn.execute(
+                        select(VaultConnection).where(VaultConnection.key_id != active).limit(batch).with_for_update()
+                    )
+                    .all()
+                )
+                for row in rows:
+                    credentials = store.credentials_of(self.keys, row)
+                    sealed, kid = credentials.seal(self.keys, row.id)
+                    conn.execute(
+                        update(VaultConnection)
+                        .where(VaultConnection.id == row.id)
+                        .values(credentials=sealed, key_id=kid)
+                    )
+                integrations = (
+                    conn.execute(
+                        select(VaultIntegration)
+                        .where(VaultIntegration.key_id.is_not(None), VaultIntegration.key_id != active)
+                        .limit(batch)
+                        .with_for_update()
+                    )
+                    .all()
+                )
+                for item in integrations:
+                    assert item.client_secret is not None
+                    aad = b"vault integration:" + item.name.encode()
+                    sealed, kid = self.keys.seal(self.keys.open(item.client_secret, aad), aad)
+                    resealed = {"client_secret": sealed, "key_id": kid}
+                    conn.execute(update(VaultIntegration).where(VaultIntegration.name == item.name).values(**resealed))
+                if rows or integrations:
+                    count = len(rows) + len(integrations)
+                    audit.record(conn, "vault.keys.rotated", "success", resealed=count, key=active)
+            done += len(rows) + len(integrations)
+            if not rows and not integrations:
+                return done
+
+
+def _vendor_header(name: str) -> bool:
+    lower = name.lower()
+    return lower.startswith("x-") and not lower.startswith("x-forwarded") and lower not in ("x-real-ip", "x-api-key")
+
+
+def _stripped(response: httpx.Response, credentials: Credentials) -> ProxyResponse:
+    """The provider's answer with every trace of the credential removed: some APIs echo the request back."""
+    secrets_ = [s for s in (credentials.access_token, credentials.refresh_token) if s]
+    content = response.content
+    for secret in secrets_:
+        content = content.replace(secret.encode(), b"[redacted]")
+    headers = []
+    for name, value in response.headers.multi_items():
+        if name.lower() in _DROP_RESPONSE_HEADERS:
+            continue
+        for secret in secrets_:
+            value = value.replace(secret, "[redacted]")
+        headers.append((name, value))
+    return ProxyResponse(response.status_code, headers, content)
+
+
+def open_vault(fd: Frontdesk) -> Vault:
+    settings = fd.settings
+    keys = load_vault_keys(settings, fd.engine)
+    check_keys(keys, fd.engine)
+    extra = [Path(settings.vault_providers_dir)] if settings.vault_providers_dir else []
+    home_dir = settings.home / "providers"
+    if home_dir.is_dir():
+        extra.append(home_dir)
+    catalog = load_catalog(extra)
+    # Redirects are not followed: a token endpoint or API that redirects is not where the credential was meant to go.
+    http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+    return Vault(
+        settings, fd.engine, keys, catalog, Webhooks(settings.vault_webhook_url, settings.vault_webhook_secret), http
+    )

@@ -1,0 +1,374 @@
+"""The vault's records: integrations, API keys, connections and connect sessions, as purpose-named operations.
+
+Tokens and client secrets are sealed with the vault keys (AES-256-GCM, a fresh nonce each time, the row's id as
+associated data, the key id in a column so rotation can find what is left). API keys and link tokens are kept only
+as digests. Nothing here returns a token except :func:`credentials_of`, which the refresher and the proxy use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..secret import Secret, digest, new_token
+from ..storage.db import now, transaction
+from ..storage.schema import ApiKey, VaultConnection, VaultConnectSession, VaultIntegration
+from .keys import VaultKeys
+
+__all__ = [
+    "ApiKeyRecord",
+    "ConnectionRecord",
+    "Credentials",
+    "Integration",
+    "VaultError",
+    "add_integration",
+    "authenticate_api_key",
+    "connection",
+    "connections_of",
+    "create_api_key",
+    "credentials_of",
+    "delete_integration",
+    "integration",
+    "integrations",
+    "save_connection",
+]
+
+Status = Literal["active", "needs_reauth", "revoked"]
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class VaultError(ValueError):
+    """A request the vault cannot carry out; the message is safe to show the operator or the platform."""
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    name: str
+    provider: str
+    client_id: str
+    client_secret: Secret | None
+    scopes: tuple[str, ...]
+    params: Mapping[str, str]
+    created_at: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "client_id": self.client_id,
+            "has_client_secret": self.client_secret is not None,
+            "scopes": list(self.scopes),
+            "params": dict(self.params),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Credentials:
+    """What the provider gave: only ever sealed at rest, only ever placed in an outgoing request."""
+
+    access_token: str
+    refresh_token: str | None = None
+    token_type: str = "Bearer"
+
+    def __repr__(self) -> str:
+        return "Credentials(********)"
+
+    def seal(self, keys: VaultKeys, connection_id: str) -> tuple[bytes, str]:
+        blob = json.dumps(
+            {"access_token": self.access_token, "refresh_token": self.refresh_token, "token_type": self.token_type}
+        ).encode()
+        return keys.seal(blob, b"vault connection:" + connection_id.encode())
+
+    @classmethod
+    def open(cls, keys: VaultKeys, connection_id: str, envelope: bytes) -> Credentials:
+        data = json.loads(keys.open(envelope, b"vault connection:" + connection_id.encode()))
+        return cls(data["access_token"], data.get("refresh_token"), data.get("token_type") or "Bearer")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """A connection as it may be shown to the platform: status, scopes, expiry — never a token."""
+
+    id: str
+    integration: str
+    user: str
+    status: Status
+    scopes: tuple[str, ...]
+    meta: Mapping[str, str]
+    expires_at: int | None
+    refreshed_at: int | None
+    last_used_at: int | None
+    failures: int
+    retry_at: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "user": self.user,
+            "status": self.status,
+            "scopes": list(self.scopes),
+            "metadata": dict(self.meta),
+            "expires_at": self.expires_at,
+            "refreshed_at": self.refreshed_at,
+            "last_used_at": self.last_used_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def record_of(row: Any) -> ConnectionRecord:
+    return ConnectionRecord(
+        row.id,
+        row.integration,
+        row.user,
+        row.status,
+        tuple(json.loads(row.scopes)),
+        json.loads(row.meta),
+        row.expires_at,
+        row.refreshed_at,
+        row.last_used_at,
+        row.failures,
+        row.retry_at,
+        row.last_error,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+# --- integrations ----------------------------------------------------------------------------------------------
+
+
+def _secret_aad(name: str) -> bytes:
+    return b"vault integration:" + name.encode()
+
+
+def add_integration(
+    engine: Engine,
+    keys: VaultKeys,
+    *,
+    name: str,
+    provider: str,
+    client_id: str,
+    client_secret: str | None,
+    scopes: Sequence[str],
+    params: Mapping[str, str],
+) -> Integration:
+    if not _NAME.fullmatch(name):
+        raise VaultError("an integration name is 1-63 lowercase letters, digits, '-' or '_'")
+    if not client_id.strip():
+        raise VaultError("the client id must not be empty")
+    sealed, kid = keys.seal(client_secret.encode(), _secret_aad(name)) if client_secret else (None, None)
+    at = now()
+    try:
+        with transaction(engine) as conn:
+            conn.execute(
+                insert(VaultIntegration),
+                {
+                    "name": name,
+                    "provider": provider,
+                    "client_id": client_id.strip(),
+                    "client_secret": sealed,
+                    "key_id": kid,
+                    "scopes": json.dumps(list(scopes)),
+                    "params": json.dumps(dict(params), sort_keys=True),
+                    "created_at": at,
+                },
+            )
+    except IntegrityError:
+        raise VaultError(f"integration {name!r} already exists") from None
+    return Integration(
+        name, provider, client_id.strip(), Secret(client_secret) if client_secret else None, tuple(scopes), params, at
+    )
+
+
+def _integration(keys: VaultKeys, row: Any) -> Integration:
+    secret = Secret(keys.open(row.client_secret, _secret_aad(row.name)).decode()) if row.client_secret else None
+    return Integration(
+        row.name, row.provider, row.client_id, secret, tuple(json.loads(row.scopes)), json.loads(row.params),
+        row.created_at,
+    )  # fmt: skip
+
+
+def integration(engine: Engine, keys: VaultKeys, name: str) -> Integration | None:
+    with transaction(engine, readonly=True) as conn:
+        row = conn.execute(select(VaultIntegration).where(VaultIntegration.name == name)).one_or_none()
+    return _integration(keys, row) if row else None
+
+
+def integrations(engine: Engine, keys: VaultKeys) -> list[Integration]:
+    with transaction(engine, readonly=True) as conn:
+        rows = conn.execute(select(VaultIntegration).order_by(VaultIntegration.name)).all()
+    return [_integration(keys, r) for r in rows]
+
+
+def delete_integration(engine: Engine, name: str, *, with_connections: bool = False) -> bool:
+    with transaction(engine) as conn:
+        count = len(conn.execute(select(VaultConnection.id).where(VaultConnection.integration == name)).all())
+        if count and not with_connections:
+            raise VaultError(
+                f"integration {name!r} has {count} connection(s); delete them first, or pass --with-connections"
+            )
+        conn.execute(delete(VaultConnection).where(VaultConnection.integration == name))
+        conn.execute(delete(VaultConnectSession).where(VaultConnectSession.integration == name))
+        return conn.execute(delete(VaultIntegration).where(VaultIntegration.name == name)).rowcount > 0
+
+
+# --- API keys --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    scope: tuple[str, ...]
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+    @property
+    def may_export(self) -> bool:
+        return "vault:export" in self.scope
+
+
+def create_api_key(engine: Engine, name: str, *, export: bool = False) -> tuple[ApiKeyRecord, Secret]:
+    """A key for the platform's backend, shown this once and kept as a digest."""
+    if not name.strip():
+        raise VaultError("name the API key after what uses it")
+    key = new_token("api_key")
+    record = ApiKeyRecord(
+        "ak_" + secrets.token_hex(8), name.strip(), ("vault", "vault:export") if export else ("vault",), now(), None,
+        None,
+    )  # fmt: skip
+    with transaction(engine) as conn:
+        conn.execute(
+            insert(ApiKey),
+            {
+                "id": record.id,
+                "name": record.name,
+                "digest": digest(key),
+                "scope": " ".join(record.scope),
+                "created_at": record.created_at,
+            },
+        )
+    return record, Secret(key)
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(row.id, row.name, tuple(row.scope.split()), row.created_at, row.last_used_at, row.revoked_at)
+
+
+def authenticate_api_key(engine: Engine, key: str) -> ApiKeyRecord | None:
+    """Looked up by digest: the index finds the row, and nothing secret is compared byte by byte."""
+    if not key.startswith("fd_ak_"):
+        return None
+    at = now()
+    with transaction(engine, readonly=True) as conn:
+        row = conn.execute(select(ApiKey).where(ApiKey.digest == digest(key))).one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.last_used_at is None or at - row.last_used_at > 60:  # bookkeeping at most once a minute
+        with transaction(engine) as conn:
+            conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=at))
+    return _api_key(row)
+
+
+def api_keys(engine: Engine) -> list[ApiKeyRecord]:
+    with transaction(engine, readonly=True) as conn:
+        return [_api_key(r) for r in conn.execute(select(ApiKey).order_by(ApiKey.created_at)).all()]
+
+
+def revoke_api_key(engine: Engine, key_id: str) -> bool:
+    with transaction(engine) as conn:
+        result = conn.execute(
+            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now())
+        )
+        return result.rowcount > 0
+
+
+# --- connections -----------------------------------------------------------------------------------------------
+
+
+def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:
+    query = select(VaultConnection).where(VaultConnection.id == connection_id)
+    if for_update:
+        # The refresher's row lock (PostgreSQL); SQLite's write transaction already holds the database lock.
+        query = query.with_for_update()
+    return conn.execute(query).one_or_none()
+
+
+def connections_of(engine: Engine, user: str, integration_name: str | None = None) -> list[ConnectionRecord]:
+    query = select(VaultConnection).where(VaultConnection.user == user)
+    if integration_name is not None:
+        query = query.where(VaultConnection.integration == integration_name)
+    with transaction(engine, readonly=True) as conn:
+        rows = conn.execute(query.order_by(VaultConnection.created_at)).all()
+    return [record_of(r) for r in rows]
+
+
+def credentials_of(keys: VaultKeys, row: Any) -> Credentials:
+    return Credentials.open(keys, row.id, row.credentials)
+
+
+def save_connection(
+    conn: Connection,
+    keys: VaultKeys,
+    *,
+    integration_name: str,
+    user: str,
+    credentials: Credentials,
+    scopes: Sequence[str],
+    meta: Mapping[str, str],
+    expires_at: int | None,
+) -> tuple[ConnectionRecord, bool]:
+    """Store a completed connection; reconnecting updates the same connection in place (its id survives).
+    Returns the record and whether it is new."""
+    at = now()
+    existing = conn.execute(
+        select(VaultConnection)
+        .where(VaultConnection.integration == integration_name, VaultConnection.user == user)
+        .with_for_update()
+    ).one_or_none()
+    connection_id = existing.id if existing else "conn_" + secrets.token_urlsafe(16)
+    sealed, kid = credentials.seal(keys, connection_id)
+    values = {
+        "status": "active",
+        "scopes": json.dumps(list(scopes)),
+        "meta": json.dumps(dict(meta), sort_keys=True),
+        "credentials": sealed,
+        "key_id": kid,
+        "expires_at": expires_at,
+        "refreshed_at": at,
+        "failures": 0,
+        "retry_at": None,
+        "last_error": None,
+        "updated_at": at,
+    }
+    if existing:
+        conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(**values))
+    else:
+        conn.execute(
+            insert(VaultConnection),
+            {"id": connection_id, "integration": integration_name, "user": user, "created_at": at, **values},
+        )
+    return record_of(connection(conn, connection_id)), existing is None
+
+
+def delete_connection(conn: Connection, connection_id: str) -> None:
+    conn.execute(delete(VaultConnection).where(VaultConnection.id == connection_id))
+
+
+def touch(conn: Connection, connection_id: str, at: int) -> None:
+    conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(last_used_at=at))
