@@ -65,4 +65,6 @@ def configure_logging(level: str = "INFO") -> None:
     # SQLAlchemy logs every statement with its parameters once its logger is at INFO; even digests and password
     # hashes have no place in logs, so it speaks only of warnings, whatever the level asked for.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # httpcore's DEBUG trace prints every response header a provider sends, and some echo the credential back.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
     logging.Formatter.converter = time.gmtime

@@ -58,6 +58,7 @@ class Fake:
     dead_refreshes: int = 0
     revoked: list[str] = field(default_factory=list)
     api_calls: list[dict[str, Any]] = field(default_factory=list)
+    hooks: list[tuple[bytes, str]] = field(default_factory=list)  # webhook deliveries: body, signature header
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -199,6 +200,10 @@ class Fake:
             headers={"Set-Cookie": "provider_session=1", "X-Echo": header},
         )
 
+    async def hook(self, request: Request) -> Response:
+        self.hooks.append((await request.body(), request.headers.get("frontdesk-signature", "")))
+        return Response(status_code=204)
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -206,11 +211,20 @@ class Fake:
                 Route("/token", self.token, methods=["POST"]),
                 Route("/revoke", self.revoke, methods=["POST"]),
                 Route("/api/{rest:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+                Route("/hook", self.hook, methods=["POST"]),
             ]
         )
 
-    def provider_file(self, directory: Path, name: str = "fake", **overrides: str) -> Path:
-        """The catalog entry an operator would write for this provider."""
+    def provider_file(
+        self,
+        directory: Path,
+        name: str = "fake",
+        tables: dict[str, dict[str, Any]] | None = None,
+        api_base: str = "/api",
+        hosts: tuple[str, ...] = ("127.0.0.1",),
+        **overrides: str,
+    ) -> Path:
+        """The catalog entry an operator would write for this provider (``overrides`` are raw TOML values)."""
         directory.mkdir(parents=True, exist_ok=True)
         lines = [
             'display_name = "Fake Calendar"',
@@ -222,17 +236,20 @@ class Fake:
             f'revoke_auth = "{self.client_auth}"',
             f"pkce = {'true' if self.pkce else 'false'}",
             'default_scopes = ["calendar.read"]',
-            "refresh_margin = 60",
         ]
+        overrides.setdefault("refresh_margin", "60")
         if self.token_path:
             lines.append(f"token_path = {json.dumps(list(self.token_path))}")
         if self.ms:
             lines.append('expires_in_unit = "milliseconds"')
         lines += [f"{k} = {v}" for k, v in overrides.items()]
+        for table, values in (tables or {}).items():
+            lines.append(f"[{table}]")
+            lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in values.items()]
         lines += [
             "[api]",
-            f'base_url = "{self.base}/api"',
-            'hosts = ["127.0.0.1"]',
+            f'base_url = "{api_base if api_base.startswith("{") else self.base + api_base}"',
+            f"hosts = {json.dumps(list(hosts))}",
             f'header = "{self.header}"',
             f'value = "{self.prefix}{{access_token}}"',
             "[scope_words]",

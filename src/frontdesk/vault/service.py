@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from ..config import Settings, is_loopback_host
 from ..secret import digest, new_token, same
@@ -540,17 +540,24 @@ class Vault:
         at = now()
         due: list[ConnectionRecord] = []
         with transaction(self.engine, readonly=True) as conn:
-            rows = conn.execute(
-                select(VaultConnection, VaultIntegration.provider)
-                .join(VaultIntegration, VaultIntegration.name == VaultConnection.integration)
-                .where(VaultConnection.status == "active")
-            ).all()
-        for row, provider_name in rows:
-            entry = self.catalog.providers.get(provider_name)
-            if entry is None or entry.keepalive is None:
-                continue
-            if (row.refreshed_at or row.created_at) <= at - entry.keepalive and (row.retry_at or 0) <= at:
-                due.append(store.record_of(row))
+            integrations = conn.execute(select(VaultIntegration.name, VaultIntegration.provider)).all()
+            for name, provider_name in integrations:
+                entry = self.catalog.providers.get(provider_name)
+                if entry is None or entry.keepalive is None:
+                    continue
+                rows = conn.execute(
+                    select(VaultConnection)
+                    .where(
+                        VaultConnection.integration == name,
+                        VaultConnection.status == "active",
+                        func.coalesce(VaultConnection.refreshed_at, VaultConnection.created_at) <= at - entry.keepalive,
+                        func.coalesce(VaultConnection.retry_at, 0) <= at,
+                    )
+                    .limit(limit - len(due))
+                ).all()
+                due += [store.record_of(r) for r in rows]
+                if len(due) >= limit:
+                    break
         count = 0
         for record in due[:limit]:
             try:
@@ -566,12 +573,9 @@ class Vault:
         active = self.keys.active_id
         while True:
             with transaction(self.engine) as conn:
-                rows = (
-                    conn.execute(
-                        select(VaultConnection).where(VaultConnection.key_id != active).limit(batch).with_for_update()
-                    )
-                    .all()
-                )
+                rows = conn.execute(
+                    select(VaultConnection).where(VaultConnection.key_id != active).limit(batch).with_for_update()
+                ).all()
                 for row in rows:
                     credentials = store.credentials_of(self.keys, row)
                     sealed, kid = credentials.seal(self.keys, row.id)
@@ -580,15 +584,12 @@ class Vault:
                         .where(VaultConnection.id == row.id)
                         .values(credentials=sealed, key_id=kid)
                     )
-                integrations = (
-                    conn.execute(
-                        select(VaultIntegration)
-                        .where(VaultIntegration.key_id.is_not(None), VaultIntegration.key_id != active)
-                        .limit(batch)
-                        .with_for_update()
-                    )
-                    .all()
-                )
+                integrations = conn.execute(
+                    select(VaultIntegration)
+                    .where(VaultIntegration.key_id.is_not(None), VaultIntegration.key_id != active)
+                    .limit(batch)
+                    .with_for_update()
+                ).all()
                 for item in integrations:
                     assert item.client_secret is not None
                     aad = b"vault integration:" + item.name.encode()

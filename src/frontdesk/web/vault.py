@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..core import Frontdesk
+from ..crypto.aead import DecryptionFailed
 from ..errors import TemporarilyUnavailable
 from ..storage.db import now
 from ..vault import oauth, store
@@ -100,6 +101,10 @@ def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return _error(503, "temporarily_unavailable", "the provider failed recently", {"Retry-After": str(retry)})
         except oauth.ProviderError as exc:
             return _error(503, "temporarily_unavailable", exc.description or exc.code, {"Retry-After": "30"})
+        except DecryptionFailed:
+            # A sealed record that does not open under its own id: altered or moved, never silently "fixed".
+            log.error("vault record failed authentication", extra={"path": request.url.path})
+            return _error(500, "server_error", "the stored credentials could not be read")
 
     return endpoint
 
