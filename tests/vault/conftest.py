@@ -18,6 +18,14 @@ from frontdesk.vault.service import Vault, open_vault
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
 
 
+def reopen(fd: Frontdesk) -> Vault:
+    """Open the vault again (after its settings or provider files changed), closing the old one's connections."""
+    if fd.vault is not None:
+        fd.vault.http.close()
+    fd.vault = open_vault(fd)
+    return fd.vault
+
+
 @pytest.fixture
 def fake_options() -> dict[str, Any]:
     """Override in a test module (or parametrize indirectly) to give the fake provider its quirks."""
@@ -36,10 +44,10 @@ def vault(fd: Frontdesk, fake: Fake, tmp_path: Any, secrets_seen: set[str]) -> V
     providers = tmp_path / "providers"
     fake.provider_file(providers)
     fd.settings = dataclasses.replace(fd.settings, vault_providers_dir=str(providers))
-    fd.vault = open_vault(fd)
-    fd.vault.add_integration("cal", "fake", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
+    vault = reopen(fd)
+    vault.add_integration("cal", "fake", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
     remember(secrets_seen, CLIENT_SECRET)
-    return fd.vault
+    return vault
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from frontdesk.vault.cli import _prepend_key
 from frontdesk.vault.keys import generate_key
 from frontdesk.vault.service import Vault, open_vault
 
-from .conftest import bearer, connected, remember_tokens
+from .conftest import bearer, connected, remember_tokens, reopen
 from .fake_provider import CLIENT_SECRET, Fake
 
 pytestmark = pytest.mark.usefixtures("vault")
@@ -112,8 +112,7 @@ async def test_keepalive_refreshes_idle_connections_only(
 ) -> None:
     providers = tmp_path / "providers"
     fake.provider_file(providers, keepalive="86400")
-    vault = open_vault(fd)
-    fd.vault = vault
+    vault = reopen(fd)
     idle = await connected(http, api_key, user="idle")
     await connected(http, api_key, user="busy")
     with vault.engine.begin() as conn:
@@ -134,7 +133,7 @@ async def test_a_dead_connection_is_announced_by_a_signed_webhook(
     secret = "whsec_" + "s" * 32
     remember(secrets_seen, secret)
     fd.settings = dataclasses.replace(fd.settings, vault_webhook_url=fake.base + "/hook", vault_webhook_secret=secret)
-    fd.vault = open_vault(fd)
+    reopen(fd)
     connection = await connected(http, api_key)
     fake.revoke_everything()
     response = await http.get(f"/vault/proxy/{connection['id']}/me", headers=bearer(api_key))

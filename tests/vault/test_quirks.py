@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from conftest import remember
 from frontdesk.core import Frontdesk
 from frontdesk.storage.schema import VaultConnection
-from frontdesk.vault.service import Vault, open_vault
+from frontdesk.vault.service import Vault
 
-from .conftest import bearer, connect_link, connected, remember_tokens, through_provider
+from .conftest import bearer, connect_link, connected, remember_tokens, reopen, through_provider
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
 
 
@@ -27,10 +27,10 @@ def _vault_with(fd: Frontdesk, fake: Fake, tmp_path: Path, seen: set[str], **fil
     providers = tmp_path / "quirky-providers"
     fake.provider_file(providers, "quirky", **file)
     fd.settings = dataclasses.replace(fd.settings, vault_providers_dir=str(providers))
-    fd.vault = open_vault(fd)
-    fd.vault.add_integration("cal", "quirky", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
+    vault = reopen(fd)
+    vault.add_integration("cal", "quirky", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
     remember(seen, CLIENT_SECRET)
-    return fd.vault
+    return vault
 
 
 @pytest.fixture
@@ -223,7 +223,7 @@ async def test_refresh_margin_comes_from_the_provider(
         assert fake.refresh_calls == 0
         providers = tmp_path / "quirky-providers"
         fake.provider_file(providers, "quirky", refresh_margin="300")
-        fd.vault = open_vault(fd)
+        reopen(fd)
         assert (await _call(http, api_key, connection["id"])).status_code == 200
         remember_tokens(fake, secrets_seen)
         assert fake.refresh_calls == 1

@@ -48,6 +48,7 @@ __all__ = [
 
 log = logging.getLogger("frontdesk.vault")
 DISCOVERY_CACHE_SECONDS = 3600.0
+INTEGRATION_CACHE_SECONDS = 5.0
 MAX_PROXY_BODY = 10 * 1024 * 1024
 # Request headers a caller may pass through to the provider: content negotiation and conditional requests, plus
 # vendor headers (X-GitHub-Api-Version…). Never Authorization, Cookie, Host or forwarding headers.
@@ -130,6 +131,7 @@ class Vault:
     http: httpx.Client
     refresher: Refresher = field(init=False)
     _resolved: dict[str, tuple[float, Provider]] = field(default_factory=dict)
+    _integrations: dict[str, tuple[float, Integration]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.refresher = Refresher(self.engine, self.keys, self.http, self._dead)
@@ -141,9 +143,15 @@ class Vault:
     # --- providers and integrations ----------------------------------------------------------------------------
 
     def integration(self, name: str) -> Integration:
+        """Cached for a few seconds, like clients (DESIGN §3): every proxied call needs it."""
+        cached = self._integrations.get(name)
+        if cached and time.monotonic() - cached[0] < INTEGRATION_CACHE_SECONDS:
+            return cached[1]
         found = store.integration(self.engine, self.keys, name)
         if found is None:
+            self._integrations.pop(name, None)
             raise VaultError(f"no integration named {name!r}")
+        self._integrations[name] = (time.monotonic(), found)
         return found
 
     def add_integration(
@@ -443,12 +451,14 @@ class Vault:
     ) -> ProxyResponse | AuthorizationRequired:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
         on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
-        url = await anyio.to_thread.run_sync(self.target, record, path, query)
-        fresh = await anyio.to_thread.run_sync(lambda: self.fresh(record))
+
+        def prepare() -> tuple[str, Provider, Fresh]:
+            provider = self.provider(self.integration(record.integration))
+            return self.target(record, path, query), provider, self.fresh(record)
+
+        url, provider, fresh = await anyio.to_thread.run_sync(prepare)
         if fresh.credentials is None:
             return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
-        integration = await anyio.to_thread.run_sync(self.integration, record.integration)
-        provider = await anyio.to_thread.run_sync(self.provider, integration)
         outgoing = {k: v for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)}
 
         async def call(credentials: Credentials) -> httpx.Response:
