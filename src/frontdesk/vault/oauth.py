@@ -95,7 +95,7 @@ def authorization_url(
         **provider.authorize_params,
     }
     if scopes:
-        params[getattr(provider, "scope_param", "scope")] = scope_string(provider, scopes)
+        params[provider.scope_param] = scope_string(provider, scopes)
     if provider.pkce and verifier:
         params["code_challenge"] = s256(verifier)
         params["code_challenge_method"] = "S256"
