@@ -718,6 +718,19 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
         ("GET", "/device"): device_pages,
         ("POST", "/device"): device_pages,
         ("POST", "/device/decide"): device_pages,
+        # The vault: its API wants the platform's key (401 here), its link and callback show pages.
+        ("POST", "/vault/connect-sessions"): simple("POST", "/vault/connect-sessions", json=evil_form),
+        ("GET", "/vault/connections"): simple("GET", "/vault/connections"),
+        ("GET", "/vault/connections/{connection_id}"): simple("GET", "/vault/connections/conn_x"),
+        ("DELETE", "/vault/connections/{connection_id}"): simple("DELETE", "/vault/connections/conn_x"),
+        ("GET", "/vault/connections/{connection_id}/credentials"): simple("GET", "/vault/connections/x/credentials"),
+        ("POST", "/vault/check"): simple("POST", "/vault/check", json=evil_form),
+        **{
+            (method, "/vault/proxy/{connection_id}/{path:path}"): simple(method, "/vault/proxy/conn_x/me")
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        },
+        ("GET", "/vault/connect/{token}"): simple("GET", "/vault/connect/fd_vc_" + "A" * 43),
+        ("GET", "/vault/callback"): simple("GET", "/vault/callback"),
     }
     assert set(signed_in) == every_route(fd), "a route was added: say how to reach it here"
     responses: list[httpx.Response] = []
