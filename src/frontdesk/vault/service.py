@@ -405,7 +405,7 @@ class Vault:
             if record is not None and v.source == "connection" and v.name in record.meta
         }
         session = self.create_connect_session(user, integration_name, scopes, params)
-        words = plain_words(entry, missing or needed or scopes)
+        words = plain_words(entry, missing or needed)  # nothing specific needed: the provider's own words
         if reason == "needs_reauth":
             message = f"My connection to {words} has stopped working. Reconnect it here, then ask me again."
         else:

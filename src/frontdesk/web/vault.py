@@ -145,7 +145,7 @@ async def _record(request: Request, vault: Vault) -> ConnectionRecord:
 
 
 def _not_found() -> Response:
-    return _error(404, "not_found", "no such connection")
+    return _error(404, "unknown_connection", "no such connection")
 
 
 # --- the platform's API ----------------------------------------------------------------------------------------
