@@ -116,21 +116,28 @@ def assert_no_secret_in_log(log: Path) -> None:
 
 
 @contextlib.contextmanager
-def serving(backend: str, tmp_path: Path) -> Iterator[Server]:
-    """``frontdesk serve`` in its own process on a fresh database, stopped (and the database dropped) afterwards."""
+def serving(
+    backend: str, tmp_path: Path, env: dict[str, str] | None = None, issuer_host: str = "127.0.0.1"
+) -> Iterator[Server]:
+    """``frontdesk serve`` in its own process on a fresh database, stopped (and the database dropped) afterwards.
+
+    ``env`` adds variables (``FRONTDESK_VAULT_PROVIDERS_DIR``…) to the server's environment and its CLI's.
+    ``issuer_host`` names the loopback server in its issuer: ``localhost`` for WebAuthn, which Chromium refuses on
+    an IP address."""
     database_url = _pg_database(os.environ[PG_ENV]) if backend == "postgresql" else None
     home = tmp_path / "frontdesk-home"
     home.mkdir()
-    env = _environment(home, database_url)
+    env = {**_environment(home, database_url), **(env or {})}
     log = tmp_path / "frontdesk.log"
     process: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(START_ATTEMPTS):
             port = _free_port()
-            issuer = f"http://127.0.0.1:{port}"
+            issuer = f"http://{issuer_host}:{port}"
+            command = ["serve", "--host", "127.0.0.1", "--port", str(port), "--issuer", issuer]
             with log.open("ab") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "frontdesk", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    [sys.executable, "-m", "frontdesk", *command],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=sink,
