@@ -378,3 +378,18 @@ async def test_every_proxied_call_is_audited_without_its_query(
     assert detail["path"] == "/api/me"
     assert detail["status"] == 200
     assert "secret" not in json.dumps(detail)
+
+
+async def test_an_answer_larger_than_the_proxy_holds_is_a_502(
+    http: httpx.AsyncClient, api_key: str, fake: Fake, fd: Any, secrets_seen: set[str]
+) -> None:
+    """The proxy holds an answer whole to strip the credential from it, so it holds at most max_proxy_body."""
+    import dataclasses
+
+    connection = await connected(http, api_key)
+    remember_tokens(fake, secrets_seen)
+    fd.settings = dataclasses.replace(fd.settings, max_proxy_body=64)
+    fd.vault.settings = fd.settings
+    response = await http.get(f"/vault/proxy/{connection['id']}/me", headers=bearer(api_key))
+    assert response.status_code == 502
+    assert response.json()["error"] == "bad_gateway"

@@ -41,6 +41,7 @@ __all__ = [
     "ConnectFailed",
     "ConnectSession",
     "ProxyResponse",
+    "ResponseTooLarge",
     "Vault",
     "open_vault",
     "plain_words",
@@ -63,6 +64,10 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )  # fmt: skip
 _SCOPE = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+class ResponseTooLarge(Exception):
+    """The provider answered with more than the proxy will hold (``max_proxy_body``)."""
 
 
 class ConnectFailed(Exception):
@@ -470,7 +475,23 @@ class Vault:
                 }
             )
             placed[provider.api.header] = provider.api.value.replace("{access_token}", credentials.access_token)
-            return await client.request(method, url, headers=placed, content=body or None)
+            request = client.build_request(method, url, headers=placed, content=body or None)
+            response = await client.send(request, stream=True)
+            try:
+                # Read at most max_proxy_body: the answer is held whole so the credential can be stripped from it.
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.settings.max_proxy_body:
+                        raise ResponseTooLarge(
+                            f"the provider's answer is larger than {self.settings.max_proxy_body} bytes"
+                        )
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+            # aiter_bytes decoded any content-encoding: the headers that described the wire form go.
+            kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROP_RESPONSE_HEADERS]
+            return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks))
 
         credentials = fresh.credentials
         try:

@@ -26,7 +26,7 @@ from ..storage.db import now
 from ..vault import oauth, store
 from ..vault.catalog import CatalogError
 from ..vault.refresh import BackingOff
-from ..vault.service import AuthorizationRequired, ConnectFailed, Vault
+from ..vault.service import AuthorizationRequired, ConnectFailed, ResponseTooLarge, Vault
 from ..vault.store import ApiKeyRecord, ConnectionRecord, VaultError
 from .http import json_response, read_body
 from .pages import page
@@ -101,6 +101,8 @@ def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return _error(503, "temporarily_unavailable", "the provider failed recently", {"Retry-After": str(retry)})
         except oauth.ProviderError as exc:
             return _error(503, "temporarily_unavailable", exc.description or exc.code, {"Retry-After": "30"})
+        except ResponseTooLarge as exc:
+            return _error(502, "bad_gateway", str(exc))
         except DecryptionFailed:
             # A sealed record that does not open under its own id: altered or moved, never silently "fixed".
             log.error("vault record failed authentication", extra={"path": request.url.path})
