@@ -47,6 +47,7 @@ def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)  # as frontdesk.logs.configure_logging does
+    logging.getLogger("httpcore").setLevel(logging.INFO)  # likewise
     yield path
     root.removeHandler(handler)
     handler.close()
@@ -198,7 +199,7 @@ def fd(
     frontdesk = open_frontdesk(settings, run_migrations=False, ensure_keys=False)
     yield frontdesk
     _assert_no_secret_at_rest(frontdesk, secrets_seen)
-    frontdesk.engine.dispose()
+    frontdesk.close()
 
 
 @pytest.fixture
@@ -215,11 +216,13 @@ async def http(fd: Frontdesk, secrets_seen: set[str]) -> Any:
             if isinstance(body, dict):
                 remember(secrets_seen, *(str(body[f]) for f in SECRET_FIELDS if f in body))
 
-    transport = httpx.ASGITransport(app=create_app(fd), client=("203.0.113.7", 50000))
+    app = create_app(fd)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(
         transport=transport, base_url=ISSUER, follow_redirects=False, event_hooks={"response": [collect]}
     ) as client:
         yield client
+    await app.state.vault_http.aclose()  # the lifespan would; ASGITransport runs none
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,149 @@
-"""The ASGI entry point for ``frontdesk serve --workers N``: each worker opens frontdesk from the environment.
+"""The ASGI application as ``frontdesk serve`` runs it; ``app`` is the factory each worker of ``--workers N`` calls.
 
-Migrations and key creation already ran in the parent process, so workers start without racing on them.
+Migrations and key creation already ran in the parent process, so workers start without racing on them. Around
+the Starlette app (web/app.py) sit two things that only a served process needs:
+
+- the audit writer (storage/audit.py) runs from start-up to shutdown, and writes every queued event once the
+  last request has been answered;
+- the protocol endpoints that carry the load (token, introspection, JWKS, discovery) are called straight from
+  here rather than through the router and middleware stack: the same endpoint functions, the same exception
+  handlers, the same security headers, less a dozen layers of wrapping per request (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import gc
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import load_settings
-from .core import open_frontdesk
+from .core import Frontdesk, open_frontdesk
 from .logs import configure_logging
-from .web import create_app
+from .storage import audit
+from .web import create_app, discovery, resource, token
+from .web.demo import DemoClient
+from .web.http import SecurityHeaders
 
-__all__ = ["app"]
+__all__ = ["app", "served"]
+
+log = logging.getLogger("frontdesk")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_HOT: dict[tuple[str, str], Endpoint] = {
+    ("POST", "/token"): token.token,
+    ("POST", "/introspect"): resource.introspect,
+    ("GET", "/jwks"): discovery.jwks,
+    ("GET", "/.well-known/openid-configuration"): discovery.openid_configuration,
+    ("GET", "/.well-known/oauth-authorization-server"): discovery.oauth_authorization_server,
+}
 
 
-def app() -> Starlette:
+def _direct_routes(app: Starlette) -> dict[tuple[str, str], Endpoint]:
+    """The hot endpoints that the router would reach for exactly this method and path, and only while the stack
+    around them is the one ``create_app`` builds: otherwise every request takes the full stack."""
+    if [m.cls for m in app.user_middleware] != [SecurityHeaders]:  # type: ignore[comparison-overlap]
+        return {}
+    if getattr(app, "max_body_size", None) is not None:
+        return {}
+    direct: dict[tuple[str, str], Endpoint] = {}
+    for route in app.routes:
+        if not isinstance(route, Route):
+            continue
+        for method in route.methods or ():
+            endpoint = _HOT.get((method, route.path))
+            # The first route for a path is the one the router picks; a later duplicate never runs.
+            if endpoint is not None and route.endpoint is endpoint and (method, route.path) not in direct:
+                direct[(method, route.path)] = endpoint
+    return direct
+
+
+class Served:
+    """The Starlette app plus the audit writer's lifetime and the direct calls to the hot endpoints."""
+
+    def __init__(self, app: Starlette, fd: Frontdesk) -> None:
+        self.app = app
+        self.fd = fd
+        self.direct = _direct_routes(app)
+        self.handlers = app.exception_handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.direct.get((scope["method"], scope["path"]))
+            if endpoint is not None and not scope.get("root_path"):
+                await self._direct(endpoint, scope, receive, send)
+                return
+        elif scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
+        await self.app(scope, receive, send)
+
+    async def _direct(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        # What Starlette's stack does for these routes, in its order: ServerErrorMiddleware (a 500 goes out
+        # without the security headers, then the error is raised on to the server), SecurityHeaders, then
+        # ExceptionMiddleware with the app's handlers by exception class.
+        scope["app"] = self.app
+        request = Request(scope, receive)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            try:
+                response = await endpoint(request)
+            except Exception as exc:
+                handler = next(
+                    (self.handlers[c] for c in type(exc).__mro__ if c is not Exception and c in self.handlers), None
+                )
+                if handler is None:
+                    raise
+                handled = handler(request, exc)
+                response = await handled if inspect.isawaitable(handled) else handled
+            await SecurityHeaders(response)(scope, receive, tracked)
+        except Exception as exc:
+            server_error = self.handlers.get(Exception) or self.handlers.get(500)
+            if server_error is None:
+                raise
+            if not started:
+                answer = server_error(request, exc)
+                answer = await answer if inspect.isawaitable(answer) else answer
+                await answer(scope, receive, send)
+            raise
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def send_and_batch(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                audit.start_writer(self.fd.engine)
+                # Everything loaded so far (modules, SQLAlchemy's tables, templates) lives as long as the process:
+                # out of the collector's way, so that full collections stop walking it (BENCHMARKS.md).
+                gc.collect()
+                gc.freeze()
+            elif message["type"].startswith("lifespan.shutdown."):
+                try:
+                    await run_in_threadpool(audit.stop_writer, self.fd.engine)
+                except Exception:
+                    log.exception("audit events could not be written at shutdown")
+            await send(message)
+
+        return send_and_batch
+
+
+def served(fd: Frontdesk, demo: DemoClient | None = None) -> Served:
+    """The app as ``frontdesk serve`` runs it."""
+    return Served(create_app(fd, demo), fd)
+
+
+def app() -> ASGIApp:
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(open_frontdesk(settings, run_migrations=False, ensure_keys=False))
+    return served(open_frontdesk(settings, run_migrations=False, ensure_keys=False))

@@ -27,6 +27,7 @@ from .protocol.scope import parse_scope
 from .storage import audit
 from .storage.clients import ClientRecord
 from .storage.grants import insert_code, insert_grant
+from .storage.logout import record_session_grant
 from .storage.people import consented_scope
 
 __all__ = [
@@ -53,6 +54,7 @@ class AuthorizationRequest:
     prompt: tuple[str, ...] = ()
     max_age: int | None = None
     login_hint: str | None = None
+    acr_values: tuple[str, ...] = ()  # OIDC Core §3.1.2.1: voluntary; the multi-factor one triggers a step-up
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +72,7 @@ class AuthorizationRequest:
             prompt=tuple(data.get("prompt", ())),
             max_age=data.get("max_age"),
             login_hint=data.get("login_hint"),
+            acr_values=tuple(data.get("acr_values", ())),
         )
 
     @property
@@ -123,6 +126,7 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         prompt=parse_prompt(params.get("prompt")),
         max_age=max_age,
         login_hint=params.get("login_hint"),
+        acr_values=tuple(params.get("acr_values", "").split()),
     )
 
 
@@ -156,8 +160,10 @@ def issue_code(
     amr: tuple[str, ...],
     at: int,
     ip: str | None,
+    sid: str | None = None,
 ) -> str:
-    """The grant and its code, in the caller's transaction (RFC 6749 §4.1.2; ≤ 60 s by default)."""
+    """The grant and its code, in the caller's transaction (RFC 6749 §4.1.2; ≤ 60 s by default). ``sid`` names
+    the browser session it was issued in, so that signing out of that session tells the client (``logout.py``)."""
     lifetimes = fd.settings.lifetimes
     grant = insert_grant(
         conn,
@@ -179,6 +185,16 @@ def issue_code(
         nonce=req.nonce,
         expires_at=at + lifetimes.code,
     )
+    if sid is not None:
+        record_session_grant(
+            conn,
+            sid=sid,
+            grant_id=grant.id,
+            client_id=req.client_id,
+            user_id=user_id,
+            at=at,
+            expires_at=at + lifetimes.session,
+        )
     audit.record(
         conn,
         "code.issued",

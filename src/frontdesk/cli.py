@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
+
 from .config import ConfigError, Settings, load_settings
 from .core import Frontdesk, ScopeError, open_frontdesk
 from .logs import configure_logging
+from .secret import Secret
 from .storage import audit
 from .storage.clients import AUTH_METHODS, ClientError, ClientRecord
 from .storage.people import UserError
 from .storage.purge import purge_expired
+from .upstream import add_provider, callback_url, list_providers, remove_provider
+from .upstream.providers import TOKEN_AUTH_METHODS
+from .vault import cli as vault_cli
 from .web.demo import DemoClient
 
 __all__ = ["main"]
@@ -141,9 +147,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             os.environ["FRONTDESK_DATABASE_URL"] = settings.database_url
         uvicorn.run("frontdesk.asgi:app", factory=True, workers=settings.workers, **common)
     else:
-        from .web import create_app
+        from .asgi import served
 
-        uvicorn.run(create_app(fd, demo), **common)
+        uvicorn.run(served(fd, demo), **common)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -194,6 +200,9 @@ def cmd_client_create(args: argparse.Namespace) -> None:
             resources=args.resource,
             access_token_ttl=args.access_token_ttl,
             id_token_alg=args.id_token_alg,
+            post_logout_redirect_uris=args.post_logout_redirect_uri or [],
+            backchannel_logout_uri=args.backchannel_logout_uri,
+            backchannel_logout_session_required=bool(args.backchannel_logout_session_required),
         )
     except ClientError as exc:
         raise CommandError(f"{exc.error}: {exc}") from None
@@ -222,10 +231,89 @@ def cmd_client_show(args: argparse.Namespace) -> None:
     _print(args, client.metadata(), _client_text(client))
 
 
+def cmd_client_update(args: argparse.Namespace) -> None:
+    """Change a client's sign-out metadata; what is not given stays as it was."""
+    fd = _open(args)
+    client = fd.clients.get(args.client_id, cached=False)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    post_logout = list(client.post_logout_redirect_uris)
+    if args.clear_post_logout_redirect_uris:
+        post_logout = []
+    if args.post_logout_redirect_uri:
+        post_logout = args.post_logout_redirect_uri
+    backchannel = None if args.clear_backchannel_logout_uri else client.backchannel_logout_uri
+    session_required = args.backchannel_logout_session_required
+    try:
+        updated = fd.clients.set_logout(
+            client.client_id,
+            post_logout_redirect_uris=post_logout,
+            backchannel_logout_uri=args.backchannel_logout_uri or backchannel,
+            backchannel_logout_session_required=(
+                client.backchannel_logout_session_required if session_required is None else session_required
+            ),
+        )
+    except ClientError as exc:
+        raise CommandError(f"{exc.error}: {exc}") from None
+    if updated is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    _print(args, updated.metadata(), _client_text(updated))
+
+
 def cmd_client_delete(args: argparse.Namespace) -> None:
     if not _open(args).clients.delete(args.client_id):
         raise CommandError(f"no client {args.client_id!r}")
     _print(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
+
+
+# --- upstream providers ---------------------------------------------------------------------------------------
+
+
+def cmd_upstream_add(args: argparse.Namespace) -> None:
+    fd = _open(args)
+    secret: Secret | None = None
+    if args.client_secret_stdin:
+        secret = Secret(sys.stdin.readline().rstrip("\r\n"))
+        if not secret.value:
+            raise CommandError("the client secret read from standard input is empty")
+    with httpx.Client(follow_redirects=False) as http:
+        provider = add_provider(
+            fd,
+            http,
+            args.name,
+            client_id=args.client_id,
+            client_secret=secret,
+            discovery_url=args.discovery_url,
+            authorization_endpoint=args.authorization_endpoint,
+            token_endpoint=args.token_endpoint,
+            userinfo_endpoint=args.userinfo_endpoint,
+            display_name=args.display_name,
+            scope=args.scope,
+            token_auth_method=args.token_auth_method,
+        )
+    redirect_uri = callback_url(fd, provider.name)
+    _print(
+        args,
+        {**provider.public(), "redirect_uri": redirect_uri},
+        f"added {provider.display_name} ({provider.kind}); the sign-in page now offers "
+        f'"Continue with {provider.display_name}"\nregister this redirect URI at the provider: {redirect_uri}',
+    )
+
+
+def cmd_upstream_list(args: argparse.Namespace) -> None:
+    providers = list_providers(_open(args))
+    _print(
+        args,
+        [p.public() for p in providers],
+        "\n".join(f"{p.name}\t{p.kind}\t{p.display_name}\t{p.issuer or p.authorization_endpoint}" for p in providers)
+        or "no upstream providers",
+    )
+
+
+def cmd_upstream_delete(args: argparse.Namespace) -> None:
+    if not remove_provider(_open(args), args.name):
+        raise CommandError(f"no upstream provider {args.name!r}")
+    _print(args, {"deleted": args.name}, f"deleted upstream provider {args.name}")
 
 
 # --- users, scopes, keys, audit ----------------------------------------------------------------------------------
@@ -330,6 +418,17 @@ def cmd_audit_tail(args: argparse.Namespace) -> None:
 # --- parser ----------------------------------------------------------------------------------------------------
 
 
+def _logout_options(parser: argparse.ArgumentParser) -> None:
+    """OpenID Connect RP-Initiated Logout 1.0 §3.1 and Back-Channel Logout 1.0 §2.2 client metadata."""
+    parser.add_argument("--post-logout-redirect-uri", action="append", help="where /logout may send back (repeat)")
+    parser.add_argument("--backchannel-logout-uri", help="where logout tokens are POSTed when a session ends")
+    parser.add_argument(
+        "--backchannel-logout-session-required",
+        action=argparse.BooleanOptionalAction,
+        help="the client needs sid in logout tokens (frontdesk always sends it)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontdesk", description="OAuth 2.1 + OpenID Connect authorization server")
     parser.add_argument("--config", help="TOML configuration file (or FRONTDESK_CONFIG)")
@@ -375,11 +474,35 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--resource", action="append", help="resource URI this client serves (introspection)")
     create.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
     create.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
+    _logout_options(create)
     command(clients, "list", cmd_client_list, "list clients")
     show = command(clients, "show", cmd_client_show, "show one client")
     show.add_argument("client_id")
+    update = command(clients, "update", cmd_client_update, "change a client's sign-out metadata")
+    update.add_argument("client_id")
+    _logout_options(update)
+    update.add_argument("--clear-post-logout-redirect-uris", action="store_true")
+    update.add_argument("--clear-backchannel-logout-uri", action="store_true")
     delete = command(clients, "delete", cmd_client_delete, "delete a client")
     delete.add_argument("client_id")
+
+    upstreams = sub.add_parser("upstream", help="providers people may sign in with")
+    upstream = upstreams.add_subparsers(dest="action", required=True)
+    uadd = command(upstream, "add", cmd_upstream_add, "offer sign-in with another provider")
+    uadd.add_argument("name", help="short name, e.g. google (in the redirect URI)")
+    where = uadd.add_mutually_exclusive_group(required=True)
+    where.add_argument("--discovery-url", help="an OpenID Connect provider's issuer or discovery document URL")
+    where.add_argument("--authorization-endpoint", help="plain OAuth 2.0 (with --token-endpoint, --userinfo-endpoint)")
+    uadd.add_argument("--token-endpoint")
+    uadd.add_argument("--userinfo-endpoint", help="plain OAuth 2.0: where the account's id and email are read")
+    uadd.add_argument("--client-id", required=True)
+    uadd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from standard input")
+    uadd.add_argument("--display-name", help='as on the button: "Continue with NAME"')
+    uadd.add_argument("--scope", help='default "openid email profile" (OpenID Connect)')
+    uadd.add_argument("--token-auth-method", choices=TOKEN_AUTH_METHODS)
+    command(upstream, "list", cmd_upstream_list, "list upstream providers")
+    udel = command(upstream, "delete", cmd_upstream_delete, "stop offering a provider (accounts stay, unlinked)")
+    udel.add_argument("name")
 
     users = sub.add_parser("user", help="manage people").add_subparsers(dest="action", required=True)
     ucreate = command(users, "create", cmd_user_create, "create a person who can sign in")
@@ -402,6 +525,8 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     command(keys, "list", cmd_keys_list, "list signing keys")
     command(keys, "rotate", cmd_keys_rotate, "promote the next keys and publish new next keys")
+    vault_cli.add_key_commands(keys, command, _open, _print)
+    vault_cli.add_commands(sub, command, _open, _print)
 
     command(sub, "purge", cmd_purge, "delete expired codes, tokens, sessions and other artefacts now")
 

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "Lifetimes", "RateLimits", "Settings", "is_loopback_host", "load_settings"]
+__all__ = [
+    "BackchannelLogout",
+    "ConfigError",
+    "Lifetimes",
+    "RateLimits",
+    "SecondFactorPolicy",
+    "Settings",
+    "SigninThrottle",
+    "is_loopback_host",
+    "load_settings",
+]
 
 log = logging.getLogger("frontdesk.config")
 
@@ -46,13 +56,19 @@ class Lifetimes:
     refresh_idle: int = 14 * 24 * 3600
     # RFC 9700 §4.14.2 allows a short window for benign concurrent refreshes; 0 means reuse is always theft.
     refresh_reuse_grace: int = 0
-    session: int = 8 * 3600
+    session: int = 8 * 3600  # absolute: a session ends this long after sign-in, however busy
+    session_idle: int = 2 * 3600  # a session unused this long ends (last use is recorded at most once a minute)
+    # Adding a passkey or changing the second factor on the account page needs a sign-in at most this old.
+    recent_sign_in: int = 600
+    passkey_challenge: int = 300  # a WebAuthn challenge: single use, and only this long
     interaction: int = 600
     device_code: int = 600
     device_interval: int = 5
     # Longest a client assertion may live: authlib, for one, signs for an hour by default. Replays are refused for
     # the whole of that life, since each jti is kept until its assertion expires.
     client_assertion_max: int = 3600
+    # A vault connect link: long enough to sign in at the provider, short enough that a forwarded link goes stale.
+    connect_session: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,47 @@ class RateLimits:
     client_auth_per_ip: tuple[int, int] = (100, 60)
     user_code_per_ip: tuple[int, int] = (10, 900)
     authorize_per_ip: tuple[int, int] = (1200, 60)
+    second_factor_per_account: tuple[int, int] = (5, 900)  # wrong one-time or recovery codes
+
+
+SECOND_FACTOR_REQUIRED = ("none", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactorPolicy:
+    """Who must use a second factor at sign-in. Everyone who enrolled one always does; this adds the rest, who
+    are asked to enrol before they continue."""
+
+    required: str = "none"  # "none" | "all"
+    required_for_clients: tuple[str, ...] = ()
+    totp_issuer: str = ""  # the name authenticator apps show; the issuer's host when empty
+
+
+@dataclass(frozen=True, slots=True)
+class SigninThrottle:
+    """Progressive delays after failed sign-ins, shared by every process (the policy: ``frontdesk.throttle``)."""
+
+    enabled: bool = True
+    free_per_account_and_ip: int = 5  # failures one address may make for one account before it must wait
+    free_per_ip: int = 20  # failures one address may make across all accounts before it must wait
+    # Failures for one account from anywhere that mark it as under attack; each address then gets this many free.
+    account_under_attack: int = 10
+    free_under_attack: int = 1
+    base_delay: int = 15  # seconds: the first wait; each further failure doubles it
+    max_delay: int = 900
+    forget_after: int = 900  # failures are forgotten once an address (or account) stays quiet this long
+
+
+@dataclass(frozen=True, slots=True)
+class BackchannelLogout:
+    """OpenID Connect Back-Channel Logout 1.0: how logout tokens are delivered from the outbox."""
+
+    token_lifetime: int = 120  # a logout token's exp, counted from each delivery attempt
+    timeout: int = 5  # seconds a client's back-channel logout URI has to answer
+    max_attempts: int = 8  # then the delivery is given up (and audited)
+    first_retry: int = 10  # seconds after the first failure; doubled after each further one
+    max_retry: int = 3600
+    poll: int = 5  # seconds between looks at the outbox (a sign-out wakes it at once in its own process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +145,21 @@ class Settings:
     access_token_alg: str = "ES256"
     id_token_alg: str = "RS256"
     max_body_bytes: int = 64 * 1024
+    max_proxy_body: int = 10 * 1024 * 1024
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    second_factor: SecondFactorPolicy = field(default_factory=SecondFactorPolicy)
+    signin_throttle: SigninThrottle = field(default_factory=SigninThrottle)
+    backchannel_logout: BackchannelLogout = field(default_factory=BackchannelLogout)
     scopes: dict[str, str] = field(default_factory=dict)
     master_key: str = ""
     master_key_file: str = ""
+    # The vault (DESIGN §6): its own keys, apart from the master key; operator provider files; lifecycle webhook.
+    vault_keys: str = ""
+    vault_key_file: str = ""
+    vault_providers_dir: str = ""
+    vault_webhook_url: str = ""
+    vault_webhook_secret: str = ""
 
     @property
     def db_url(self) -> str:
@@ -124,6 +191,15 @@ class Settings:
             raise ConfigError("lifetimes.code must be at most 600 seconds (OAuth 2.1 §4.1.2)")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
+        if self.second_factor.required not in SECOND_FACTOR_REQUIRED:
+            raise ConfigError(f"second_factor.required must be one of {', '.join(SECOND_FACTOR_REQUIRED)}")
+        if self.lifetimes.session_idle > self.lifetimes.session:
+            raise ConfigError("lifetimes.session_idle must not exceed lifetimes.session")
+        throttle, bcl = self.signin_throttle, self.backchannel_logout
+        if not 1 <= throttle.base_delay <= throttle.max_delay:
+            raise ConfigError("signin_throttle needs 1 <= base_delay <= max_delay")
+        if min(bcl.max_attempts, bcl.timeout, bcl.poll, bcl.first_retry, bcl.token_lifetime) < 1:
+            raise ConfigError("backchannel_logout settings must be at least 1")
         return self
 
 
@@ -136,6 +212,11 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "FRONTDESK_ACCESS_TOKEN_ALG": ("access_token_alg", str),
     "FRONTDESK_MASTER_KEY": ("master_key", str),
     "FRONTDESK_MASTER_KEY_FILE": ("master_key_file", str),
+    "FRONTDESK_VAULT_KEYS": ("vault_keys", str),
+    "FRONTDESK_VAULT_KEY_FILE": ("vault_key_file", str),
+    "FRONTDESK_VAULT_PROVIDERS_DIR": ("vault_providers_dir", str),
+    "FRONTDESK_VAULT_WEBHOOK_URL": ("vault_webhook_url", str),
+    "FRONTDESK_VAULT_WEBHOOK_SECRET": ("vault_webhook_secret", str),
 }
 
 
@@ -171,9 +252,43 @@ def _rate_limits(value: dict[str, Any]) -> RateLimits:
     return RateLimits(**limits)
 
 
+def _second_factor(value: dict[str, Any]) -> SecondFactorPolicy:
+    unknown = set(value) - set(SecondFactorPolicy.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown setting second_factor.{sorted(unknown)[0]}")
+    clients = value.get("required_for_clients", [])
+    if not (isinstance(clients, list) and all(isinstance(c, str) and c for c in clients)):
+        raise ConfigError("second_factor.required_for_clients must be a list of client ids")
+    return SecondFactorPolicy(
+        required=str(value.get("required", "none")),
+        required_for_clients=tuple(clients),
+        totp_issuer=str(value.get("totp_issuer", "")),
+    )
+
+
+def _section(name: str, kind: Any, value: Any) -> Any:
+    """A table of plain booleans and non-negative integers, such as ``[signin_throttle]``."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a table")
+    fields = kind.__dataclass_fields__
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {name}.{key}")
+        if fields[key].type == "bool":
+            out[key] = _coerce(item, bool, f"{name}.{key}")
+            continue
+        number = _coerce(item, int, f"{name}.{key}")
+        if number < 0:
+            raise ConfigError(f"{name}.{key} must not be negative")
+        out[key] = number
+    return kind(**out)
+
+
 def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    plain = {f: t for f, t in Settings.__annotations__.items() if f not in ("lifetimes", "scopes", "rate_limits")}
+    structured = ("lifetimes", "scopes", "rate_limits", "second_factor", "signin_throttle", "backchannel_logout")
+    plain = {f: t for f, t in Settings.__annotations__.items() if f not in structured}
     for key, value in data.items():
         if key == "lifetimes":
             lt = {}
@@ -184,6 +299,12 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
             out["lifetimes"] = Lifetimes(**lt)
         elif key == "rate_limits":
             out["rate_limits"] = _rate_limits(value)
+        elif key == "second_factor":
+            out["second_factor"] = _second_factor(value)
+        elif key == "signin_throttle":
+            out["signin_throttle"] = _section(key, SigninThrottle, value)
+        elif key == "backchannel_logout":
+            out["backchannel_logout"] = _section(key, BackchannelLogout, value)
         elif key == "scopes":
             out["scopes"] = {
                 name: str(spec.get("description", "")) if isinstance(spec, dict) else str(spec)
@@ -196,6 +317,7 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
                 "workers": int,
                 "allow_insecure_issuer": bool,
                 "max_body_bytes": int,
+                "max_proxy_body": int,
             }.get(key, str)
             out[key] = _coerce(value, kind, key)
         else:

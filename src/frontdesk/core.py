@@ -7,6 +7,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,9 @@ from .storage.clients import ClientStore
 from .storage.db import migrate, open_engine, transaction
 from .storage.people import UserStore
 from .storage.schema import Scope
+
+if TYPE_CHECKING:
+    from .vault.service import Vault
 
 __all__ = ["Frontdesk", "ScopeError", "open_frontdesk"]
 
@@ -41,6 +45,8 @@ class Frontdesk:
     csrf_key: bytes = field(repr=False)
     # (monotonic time, scopes): like the client cache, safe to be stale for a few seconds across processes.
     _scopes: tuple[float, dict[str, str]] | None = field(default=None, repr=False)
+    # The token vault on the same store (DESIGN §6); opened with the server, refusing to start without its keys.
+    vault: Vault | None = field(default=None, repr=False)
 
     @property
     def issuer(self) -> str:
@@ -78,6 +84,12 @@ class Frontdesk:
             raise ScopeError(f"scope {name!r} already exists") from None
         self._scopes = None
 
+    def close(self) -> None:
+        """Release the pools: the vault's connections to providers, then the database's."""
+        if self.vault is not None:
+            self.vault.http.close()
+        self.engine.dispose()
+
     def csrf_token(self, binding: str) -> str:
         return hmac.new(self.csrf_key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
 
@@ -102,4 +114,11 @@ def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_ke
         created = keys.ensure()
         if created:
             log.info("created signing keys", extra={"kids": created})
+    from .vault.service import open_vault  # the vault builds on the core, not the other way round
+
+    try:
+        fd.vault = open_vault(fd)
+    except BaseException:  # refusing to start (no vault key): leave no connection behind
+        engine.dispose()
+        raise
     return fd

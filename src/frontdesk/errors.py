@@ -14,6 +14,7 @@ __all__ = [
     "ConsentRequired",
     "ExpiredToken",
     "InsufficientScope",
+    "InteractionRequired",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
@@ -102,6 +103,12 @@ class LoginRequired(OAuthError):
 
 class ConsentRequired(OAuthError):
     error = "consent_required"
+
+
+class InteractionRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: the request needs a page (here: enrolling a second factor)."""
+
+    error = "interaction_required"
 
 
 class RequestNotSupported(OAuthError):

@@ -17,11 +17,10 @@ from .secret import PREFIXES
 from .storage import audit
 from .storage.db import now, transaction
 from .storage.grants import (
-    access_token_revoked,
-    grant_revoked,
     refresh_for,
     revoke_access_token,
     revoke_grant,
+    token_revoked,
 )
 from .tokens import split_jti
 
@@ -72,10 +71,8 @@ def live_access_token(fd: Frontdesk, token: str) -> LiveAccessToken | None:
     if claims is None or claims["exp"] <= now():
         return None
     jti: str = claims["jti"]
-    grant_id = split_jti(jti)
-    with transaction(fd.engine, readonly=True) as conn:
-        if access_token_revoked(conn, jti) or (grant_id is not None and grant_revoked(conn, grant_id)):
-            return None
+    if token_revoked(fd.engine, jti, split_jti(jti)):
+        return None
     if fd.clients.get(str(claims.get("client_id"))) is None:
         return None  # a deleted client's tokens die with it
     return LiveAccessToken(claims)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .core import Frontdesk
 from .errors import RateLimited
 from .storage.db import now, transaction
-from .storage.ratelimit import count, hit
+from .storage.ratelimit import counts, hit
 
 __all__ = [
     "Limit",
@@ -70,14 +70,14 @@ def check(fd: Frontdesk, limits: Sequence[Limit]) -> None:
     if not fd.settings.rate_limits.enabled:
         return
     at = now()
-    with transaction(fd.engine, readonly=True) as conn:
-        for limit in limits:
-            if count(conn, limit.name, limit.subject, limit.window, at) >= limit.attempts:
-                raise RateLimited(
-                    "too many attempts; try again later",
-                    retry_after=_retry_after(limit, at),
-                    detail=f"limit {limit.name}",
-                )
+    used = counts(fd.engine, [(limit.name, limit.subject, limit.window) for limit in limits], at)
+    for limit, n in zip(limits, used, strict=True):
+        if n >= limit.attempts:
+            raise RateLimited(
+                "too many attempts; try again later",
+                retry_after=_retry_after(limit, at),
+                detail=f"limit {limit.name}",
+            )
 
 
 def count_failure(fd: Frontdesk, limits: Sequence[Limit]) -> None:

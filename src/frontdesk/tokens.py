@@ -11,9 +11,11 @@ from .protocol.oidc import at_hash
 from .storage.clients import ClientRecord
 from .storage.grants import GrantRow
 
-__all__ = ["ACR_PASSWORD", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
+__all__ = ["ACR_MFA", "ACR_PASSWORD", "ACR_VALUES", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
 
 ACR_PASSWORD = "urn:frontdesk:acr:password"
+ACR_MFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"  # OpenID PAPE 1.0 §5
+ACR_VALUES = (ACR_PASSWORD, ACR_MFA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ def mint_id_token(
     access_token: str,
     nonce: str | None,
     at: int,
+    sid: str | None = None,
 ) -> str:
     alg = client.id_token_alg or fd.settings.id_token_alg
     claims: dict[str, Any] = {
@@ -82,9 +85,11 @@ def mint_id_token(
         "exp": at + fd.settings.lifetimes.id_token,
         "auth_time": grant.auth_time,
         "at_hash": at_hash(access_token, alg),
-        "acr": ACR_PASSWORD,
+        "acr": ACR_MFA if "mfa" in grant.amr else ACR_PASSWORD,
         "amr": list(grant.amr) or ["pwd"],
     }
     if nonce is not None:
         claims["nonce"] = nonce
+    if sid is not None:
+        claims["sid"] = sid  # Back-Channel Logout 1.0 §2.1: the session a logout token will name
     return fd.keys.sign(claims, alg)

@@ -687,6 +687,26 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
             await http.get("/authorize", params={**params, "client_id": "no-such-client"}),
         ]
 
+    async def second_factor_pages() -> list[httpx.Response]:
+        # Nobody here has a second factor or a passkey: each step refuses, on a page or in JSON, and sends no one off.
+        ix, _ = await open_interaction(browser, confidential, "login")
+        return [
+            await http.get(f"/interaction/{ix}/second-factor", params=EVIL_PARAMS),
+            await http.post(f"/interaction/{ix}/second-factor", params=EVIL_PARAMS, data=evil_form),
+            await http.post(f"/interaction/{ix}/passkey", params=EVIL_PARAMS, data=evil_form),
+            await http.post(f"/interaction/{ix}/passkey/options", params=EVIL_PARAMS, json=evil_form),
+        ]
+
+    async def upstream_pages() -> list[httpx.Response]:
+        # No upstream provider is registered here: the trip out has nowhere to go, the way back nothing to finish.
+        ix, location = await open_interaction(browser, confidential, "login")
+        form = {**evil_form, "csrf": csrf_of((await http.get(location)).text)}
+        return [
+            await http.get(f"/interaction/{ix}/upstream", params=EVIL_PARAMS),
+            await http.post(f"/interaction/{ix}/upstream", params=EVIL_PARAMS, data=form),
+            await http.post(f"/interaction/{ix}/upstream/op", params=EVIL_PARAMS, data=form),
+        ]
+
     def simple(method: str, path: str, **kwargs: Any) -> Callable[[], Awaitable[list[httpx.Response]]]:
         async def call() -> list[httpx.Response]:
             return [await http.request(method, path, params=EVIL_PARAMS, **kwargs)]
@@ -718,6 +738,46 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
         ("GET", "/device"): device_pages,
         ("POST", "/device"): device_pages,
         ("POST", "/device/decide"): device_pages,
+        # Sign-out: post_logout_redirect_uri=evil.example is registered for no client, so it is never followed.
+        ("GET", "/logout"): simple("GET", "/logout"),
+        ("POST", "/logout"): simple("POST", "/logout", data=evil_form),
+        ("POST", "/logout/confirm"): simple("POST", "/logout/confirm", data={**evil_form, "decision": "stay"}),
+        ("GET", "/interaction/{ix}/upstream"): upstream_pages,
+        ("POST", "/interaction/{ix}/upstream"): upstream_pages,
+        ("POST", "/interaction/{ix}/upstream/{name}"): upstream_pages,
+        ("GET", "/upstream/{name}/callback"): simple("GET", "/upstream/op/callback"),
+        # The account pages, signed in; their forms carry no CSRF token here, so each is refused on a page.
+        **{
+            ("GET", path): simple("GET", path)
+            for path in (
+                "/account",
+                "/account/apps",
+                "/account/sessions",
+                "/account/activity",
+                "/account/security",
+                "/account/second-factor",
+            )
+        },
+        **{
+            ("POST", path): simple("POST", path, data=evil_form)
+            for path in (
+                "/account/apps/revoke",
+                "/account/sessions/sign-out",
+                "/account/sessions/sign-out-everywhere",
+                "/account/password",
+                "/account/passkeys",
+                "/account/passkeys/options",
+                "/account/passkeys/rename",
+                "/account/passkeys/remove",
+                "/account/second-factor",
+                "/account/second-factor/remove",
+                "/account/recovery-codes",
+            )
+        },
+        ("GET", "/interaction/{ix}/second-factor"): second_factor_pages,
+        ("POST", "/interaction/{ix}/second-factor"): second_factor_pages,
+        ("POST", "/interaction/{ix}/passkey"): second_factor_pages,
+        ("POST", "/interaction/{ix}/passkey/options"): second_factor_pages,
         # The vault: its API wants the platform's key (401 here), its link and callback show pages.
         ("POST", "/vault/connect-sessions"): simple("POST", "/vault/connect-sessions", json=evil_form),
         ("GET", "/vault/connections"): simple("GET", "/vault/connections"),

@@ -1,20 +1,30 @@
-"""The audit log: append-only structured events; never a secret (DESIGN §7)."""
+"""The audit log: append-only structured events; never a secret (DESIGN §7).
+
+An event is written in the transaction of what it describes (``record``), so both land or neither does. An event
+that describes no database write — a client_credentials token — goes to ``record_soon``: under ``frontdesk serve``
+an ``AuditWriter`` thread writes such events in batches, at most ``MAX_DELAY`` seconds after they happen, and
+writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
-from .db import now, transaction
+from .db import Raw, now, run, run_many, transaction
 from .schema import AuditEvent
 
-__all__ = ["AuditRecord", "record", "tail"]
+__all__ = ["AuditRecord", "AuditWriter", "record", "record_soon", "start_writer", "stop_writer", "tail"]
 
 log = logging.getLogger("frontdesk.audit")
+MAX_DELAY = 0.2  # seconds an event may wait for its batch
+MAX_QUEUED = 20_000  # past this, record_soon writes synchronously: the request waits rather than memory grows
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +51,18 @@ class AuditRecord:
         }
 
 
+_INSERT = "INSERT INTO audit_events (at, event, outcome, client_id, user_id, ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
+Row = tuple[int, str, str, str | None, str | None, str | None, str]
+
+
+def _row(
+    event: str, outcome: str, client_id: str | None, user_id: str | None, ip: str | None, detail: dict[str, Any]
+) -> Row:
+    return (now(), event, outcome, client_id, user_id, ip, json.dumps(detail, sort_keys=True))
+
+
 def record(
-    conn: Connection,
+    conn: Connection | Raw,
     event: str,
     outcome: str,
     *,
@@ -52,18 +72,34 @@ def record(
     **detail: Any,
 ) -> None:
     """Write an event in the caller's transaction, so it lands exactly when what it describes does."""
-    conn.execute(
-        insert(AuditEvent),
-        {
-            "at": now(),
-            "event": event,
-            "outcome": outcome,
-            "client_id": client_id,
-            "user_id": user_id,
-            "ip": ip,
-            "detail": json.dumps(detail, sort_keys=True),
-        },
-    )
+    run(conn, _INSERT, _row(event, outcome, client_id, user_id, ip, detail))
+    _log(event, outcome, client_id, user_id, ip, detail)
+
+
+def record_soon(
+    engine: Engine,
+    event: str,
+    outcome: str,
+    *,
+    client_id: str | None = None,
+    user_id: str | None = None,
+    ip: str | None = None,
+    **detail: Any,
+) -> None:
+    """An event that goes with no transaction of its own: batched by the engine's running writer, else written now."""
+    row = _row(event, outcome, client_id, user_id, ip, detail)
+    writer = _writers.get(id(engine))
+    if writer is None or not writer.add(row):
+        with transaction(engine) as conn:
+            run(conn, _INSERT, row)
+    _log(event, outcome, client_id, user_id, ip, detail)
+
+
+def _log(
+    event: str, outcome: str, client_id: str | None, user_id: str | None, ip: str | None, detail: dict[str, Any]
+) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     log.info(
         "audit",
         extra={
@@ -75,6 +111,91 @@ def record(
             **{f"detail_{k}": v for k, v in detail.items()},
         },
     )
+
+
+class AuditWriter:
+    """Writes queued events in one transaction per batch, from its own thread, within ``MAX_DELAY`` seconds.
+
+    A batch that cannot be written (the database is away) stays queued and is tried again; ``close`` writes what
+    is left. What a crash of the process (not a clean shutdown) can lose: the events of its last ``MAX_DELAY``
+    seconds, which its log lines still carry.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: list[Row] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="frontdesk-audit", daemon=True)
+        self._thread.start()
+
+    def add(self, row: Row) -> bool:
+        """Queue an event; False when the writer is closed or full and the caller must write it itself."""
+        with self._lock:
+            if self._closed or len(self._queue) >= MAX_QUEUED:
+                return False
+            self._queue.append(row)
+        return True
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            with transaction(self._engine) as conn:
+                run_many(conn, _INSERT, batch)
+        except Exception:
+            with self._lock:
+                self._queue[:0] = batch  # kept, in order, for the next round
+            raise
+
+    def _run(self) -> None:
+        while not self._wake.wait(MAX_DELAY):
+            try:
+                self.flush()
+            except Exception:  # the database is away: the events stay queued, the next round retries
+                log.exception("audit batch not written; will retry")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+_writers: dict[int, AuditWriter] = {}  # id(engine) -> its writer, while the server runs
+_writers_lock = threading.Lock()
+
+
+def start_writer(engine: Engine) -> AuditWriter:
+    with _writers_lock:
+        writer = _writers.get(id(engine))
+        if writer is None:
+            writer = _writers[id(engine)] = AuditWriter(engine)
+    return writer
+
+
+def stop_writer(engine: Engine) -> None:
+    """Stop batching for this engine and write every queued event."""
+    with _writers_lock:
+        writer = _writers.pop(id(engine), None)
+    if writer is not None:
+        writer.close()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # A last resort for a process that ends without its server's lifespan shutdown running.
+    for engine_id in list(_writers):
+        writer = _writers.get(engine_id)
+        if writer is not None:
+            try:
+                stop_writer(writer._engine)
+            except Exception:
+                log.exception("audit events not written at exit")
 
 
 def tail(engine: Engine, limit: int = 50) -> list[AuditRecord]:

@@ -8,8 +8,9 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import SIGNING_ALGS
@@ -64,6 +65,9 @@ class ClientRecord:
     access_token_ttl: int | None
     id_token_alg: str | None
     created_at: int
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def public(self) -> bool:
@@ -91,6 +95,11 @@ class ClientRecord:
             out["access_token_lifetime"] = self.access_token_ttl
         if self.id_token_alg:
             out["id_token_signed_response_alg"] = self.id_token_alg
+        if self.post_logout_redirect_uris:
+            out["post_logout_redirect_uris"] = list(self.post_logout_redirect_uris)
+        if self.backchannel_logout_uri:
+            out["backchannel_logout_uri"] = self.backchannel_logout_uri
+            out["backchannel_logout_session_required"] = self.backchannel_logout_session_required
         return out
 
 
@@ -109,6 +118,9 @@ def _record(row: Any) -> ClientRecord:
         access_token_ttl=row.access_token_ttl,
         id_token_alg=row.id_token_alg,
         created_at=row.created_at,
+        post_logout_redirect_uris=tuple(json.loads(row.post_logout_redirect_uris)),
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
     )
 
 
@@ -121,6 +133,24 @@ def _check_jwks(jwks: Any) -> dict[str, Any]:
         if any(p in key for p in ("d", "p", "q", "dp", "dq", "qi")):
             raise ClientError("jwks must hold public keys only")
     return jwks
+
+
+def _check_logout_uris(post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None, public: bool) -> None:
+    """RP-Initiated Logout 1.0 §3.1: registered like redirect URIs. Back-Channel Logout 1.0 §2.2: an absolute
+    https URL without a fragment (plain http only on a loopback literal, for development)."""
+    for uri in post_logout_redirect_uris:
+        try:
+            validate_redirect_uri(uri, public)
+        except OAuthError as exc:
+            raise ClientError(exc.description.replace("redirect URI", "post-logout redirect URI")) from None
+    if backchannel_logout_uri is None:
+        return
+    parts = urlsplit(backchannel_logout_uri)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
+    if not ((parts.scheme == "https" and parts.hostname) or loopback) or not backchannel_logout_uri.isprintable():
+        raise ClientError("backchannel_logout_uri must be an https URL (http only for 127.0.0.1 or [::1])")
+    if "#" in backchannel_logout_uri or parts.username is not None or " " in backchannel_logout_uri:
+        raise ClientError("backchannel_logout_uri must not carry a fragment, user information or spaces")
 
 
 class ClientStore:
@@ -144,6 +174,9 @@ class ClientStore:
         resources: list[str] | None = None,
         access_token_ttl: int | None = None,
         id_token_alg: str | None = None,
+        post_logout_redirect_uris: list[str] | None = None,
+        backchannel_logout_uri: str | None = None,
+        backchannel_logout_session_required: bool = False,
     ) -> tuple[ClientRecord, str | None]:
         """Register a client; returns it and, for secret methods, the secret (shown this once)."""
         grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
@@ -175,6 +208,7 @@ class ClientStore:
             served = check_resource(resources or [])
         except OAuthError as exc:
             raise ClientError(exc.description) from None
+        _check_logout_uris(post_logout_redirect_uris or [], backchannel_logout_uri, public)
         if id_token_alg is not None and id_token_alg not in SIGNING_ALGS:
             raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SIGNING_ALGS)}")
         if access_token_ttl is not None and not 30 <= access_token_ttl <= 86400:
@@ -204,6 +238,9 @@ class ClientStore:
             "access_token_ttl": access_token_ttl,
             "id_token_alg": id_token_alg,
             "created_at": now(),
+            "post_logout_redirect_uris": json.dumps(post_logout_redirect_uris or []),
+            "backchannel_logout_uri": backchannel_logout_uri,
+            "backchannel_logout_session_required": backchannel_logout_session_required,
         }
         try:
             with transaction(self._engine) as conn:
@@ -213,6 +250,32 @@ class ClientStore:
         record = self.get(str(row["client_id"]), cached=False)
         assert record is not None
         return record, issued_secret
+
+    def set_logout(
+        self,
+        client_id: str,
+        *,
+        post_logout_redirect_uris: list[str],
+        backchannel_logout_uri: str | None,
+        backchannel_logout_session_required: bool,
+    ) -> ClientRecord | None:
+        """Replace a client's sign-out metadata (RP-Initiated and Back-Channel Logout); None for an unknown client."""
+        current = self.get(client_id, cached=False)
+        if current is None:
+            return None
+        _check_logout_uris(post_logout_redirect_uris, backchannel_logout_uri, current.public)
+        with transaction(self._engine) as conn:
+            conn.execute(
+                update(Client)
+                .where(Client.client_id == client_id)
+                .values(
+                    post_logout_redirect_uris=json.dumps(post_logout_redirect_uris),
+                    backchannel_logout_uri=backchannel_logout_uri,
+                    backchannel_logout_session_required=backchannel_logout_session_required,
+                )
+            )
+        self._cache.pop(client_id, None)
+        return self.get(client_id, cached=False)
 
     def get(self, client_id: str, cached: bool = True) -> ClientRecord | None:
         hit = self._cache.get(client_id)

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from ..errors import TemporarilyUnavailable
 
-__all__ = ["migrate", "normalise_url", "now", "open_engine", "serialize", "transaction"]
+__all__ = [
+    "DB",
+    "Busy",
+    "Raw",
+    "fetch",
+    "migrate",
+    "no_wait",
+    "normalise_url",
+    "now",
+    "open_engine",
+    "raw_transaction",
+    "run",
+    "run_many",
+    "serialize",
+    "transaction",
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every frontdesk process on one database.
 _PG_MIGRATION_LOCK = 0x66726F6E74
 KEY_RING_LOCK = 0x66726F6E75
+BUSY_TIMEOUT_MS = 30000
+PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout
 
 
 def now() -> int:
@@ -49,7 +69,7 @@ def open_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
             # pysqlite's own transaction handling defers BEGIN; take control so that every write transaction
             # begins IMMEDIATE and two writers queue on the lock instead of failing on upgrade.
@@ -63,7 +83,33 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # At most 30 connections a process, as before, but 20 kept open rather than 10: under load the thread pool
+    # holds more than 10 at once, and every connection over the pool size was closed on return and opened
+    # again for the next request (a server process forked per request; see BENCHMARKS.md).
+    engine = create_engine(url, pool_size=20, max_overflow=10)
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    # Pessimistic disconnect handling, as pool_pre_ping, but only for a connection idle for PING_IDLE seconds: a ping
+    # at every checkout is a round trip per statement on the token paths. A connection that dies in use fails its
+    # statement (a 503) and is invalidated, by SQLAlchemy or by ``raw_transaction``; one idle through an outage is
+    # pinged and replaced before it is used.
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("frontdesk_checkin", 0.0) < PING_IDLE:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except dbapi_error as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool drops it and checks out another
+
+    @event.listens_for(engine, "checkin")
+    def _stamp(_dbapi_conn: Any, record: Any) -> None:
+        record.info["frontdesk_checkin"] = time.monotonic()
+
+    return engine
 
 
 @contextlib.contextmanager
@@ -81,6 +127,177 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connectio
         if exc.connection_invalidated:
             raise TemporarilyUnavailable("the service is temporarily unavailable", detail=str(exc.orig)) from exc
         raise
+    except engine.dialect.loaded_dbapi.OperationalError as exc:  # from a driver-level statement (``fetch``, ``run``)
+        raise _unavailable(exc) from exc
+
+
+# The statements of the token paths (a client lookup's rate-limit read, a refresh, a code redemption) run below
+# SQLAlchemy: plain SQL on the driver's connection, in a SQLAlchemy transaction or in a ``raw_transaction``. Building,
+# compiling and wrapping a Core statement, and opening a Core transaction, cost several times the statement itself
+# on SQLite (see BENCHMARKS.md); these few are written out once instead, with ``?`` placeholders that become ``%s``
+# for psycopg.
+_PG_SQL: dict[str, str] = {}
+
+
+class Raw:
+    """A transaction on a pooled driver connection (``raw_transaction``)."""
+
+    __slots__ = ("dialect", "driver")
+
+    def __init__(self, dialect: Dialect, driver: Any) -> None:
+        self.dialect = dialect
+        self.driver = driver
+
+
+DB = Connection | Engine | Raw
+
+
+def _sql(db: DB, sql: str) -> str:
+    if db.dialect.paramstyle == "qmark":
+        return sql
+    pg = _PG_SQL.get(sql)
+    if pg is None:
+        pg = _PG_SQL[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return pg
+
+
+def _driver(db: Connection | Raw) -> Any:
+    return db.driver if isinstance(db, Raw) else db.connection.driver_connection
+
+
+def _unavailable(exc: Exception) -> TemporarilyUnavailable:
+    return TemporarilyUnavailable("the service is temporarily unavailable", detail=str(getattr(exc, "orig", exc)))
+
+
+class Busy(Exception):
+    """SQLite's write lock is held elsewhere, and the caller asked not to wait for it (``no_wait``)."""
+
+
+_no_wait: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_no_wait", default=False)
+
+
+@contextlib.contextmanager
+def no_wait() -> Iterator[None]:
+    """Within this block a ``raw_transaction`` on SQLite raises ``Busy`` at once instead of waiting for the write
+    lock: the event loop may try a write itself, and hand it to a thread only when it would have to wait."""
+    token = _no_wait.set(True)
+    try:
+        yield
+    finally:
+        _no_wait.reset(token)
+
+
+def _begin_immediate(driver: Any, dbapi_error: type[Exception]) -> None:
+    if not _no_wait.get():
+        driver.execute("BEGIN IMMEDIATE")
+        return
+    driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except dbapi_error as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise Busy from exc
+        raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+@contextlib.contextmanager
+def raw_transaction(engine: Engine) -> Iterator[Raw]:
+    """A write transaction for ``fetch`` and ``run`` alone, without SQLAlchemy's Connection around it: on SQLite
+    it begins IMMEDIATE like every write transaction here; errors are translated as ``transaction`` does."""
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+    pooled, held = _checkout(engine)
+    try:
+        driver: Any = pooled.driver_connection
+        try:
+            if engine.dialect.name == "sqlite":
+                _begin_immediate(driver, dbapi_error)
+            yield Raw(engine.dialect, driver)
+            driver.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                driver.rollback()
+            if isinstance(exc, dbapi_error):
+                if engine.dialect.name != "sqlite":
+                    pooled.invalidate(exc)  # a lost server connection must not go back to the pool
+                raise _unavailable(exc) from exc
+            raise
+    finally:
+        if not held:
+            pooled.close()
+
+
+def _checkout(engine: Engine) -> tuple[PoolProxiedConnection, bool]:
+    """A pooled connection, and whether it is the held one. On SQLite the main thread (the event loop's, where
+    web/http.py runs the hot endpoints' reads and writes) keeps one connection checked out for as long as the
+    pool lives, saving a checkout per statement; only that thread uses it, one statement or transaction at a time."""
+    held = engine.dialect.name == "sqlite" and threading.current_thread() is threading.main_thread()
+    if held:
+        kept: PoolProxiedConnection | None = getattr(engine.pool, "_frontdesk_held", None)
+        if kept is not None:
+            return kept, True
+    try:
+        pooled = engine.raw_connection()
+    except (OperationalError, engine.dialect.loaded_dbapi.OperationalError) as exc:
+        raise _unavailable(exc) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise _unavailable(exc) from exc
+        raise
+    if held:
+        engine.pool._frontdesk_held = pooled  # type: ignore[attr-defined]  # replaced with the pool on dispose()
+    return pooled, held
+
+
+def fetch(db: DB, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one driver-level query: in ``db``'s transaction, or for an engine on a pooled connection of its own
+    (one statement is atomic without a transaction around it)."""
+    if isinstance(db, Engine):
+        return _fetch_alone(db, sql, params)
+    cursor = _driver(db).cursor()
+    try:
+        cursor.execute(_sql(db, sql), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _fetch_alone(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+    pooled, held = _checkout(engine)
+    try:
+        cursor = pooled.cursor()
+        try:
+            cursor.execute(_sql(engine, sql), params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()  # on SQLite (autocommit here) this also ends the read
+    except dbapi_error as exc:
+        if engine.dialect.name != "sqlite":
+            pooled.invalidate(exc)
+        raise _unavailable(exc) from exc
+    finally:
+        if not held:
+            pooled.close()  # back to the pool, which ends whatever transaction the driver opened
+
+
+def run(db: Connection | Raw, sql: str, params: Sequence[Any] = ()) -> int:
+    """One driver-level statement in ``db``'s transaction; returns the rows it changed."""
+    cursor = _driver(db).cursor()
+    try:
+        cursor.execute(_sql(db, sql), params)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def run_many(db: Connection | Raw, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    cursor = _driver(db).cursor()
+    try:
+        cursor.executemany(_sql(db, sql), rows)
+    finally:
+        cursor.close()
 
 
 def serialize(conn: Connection, lock: int) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..secret import digest, new_token
-from .schema import AuthorizationCode, Grant, RefreshToken, RevokedAccessToken
+from .db import DB, Raw, fetch, run
+from .schema import AuthorizationCode, Grant, RevokedAccessToken
 
 __all__ = [
     "CodeRow",
@@ -33,6 +35,8 @@ __all__ = [
     "refresh_for",
     "revoke_access_token",
     "revoke_grant",
+    "session_of",
+    "token_revoked",
 ]
 
 
@@ -68,21 +72,23 @@ class RefreshRow:
     consumed_at: int | None
 
 
-# The grant's columns, labelled so that they sit beside a code's or refresh token's own in one joined row.
-_GRANT = [column.label("g_" + column.key) for column in Grant.__table__.c]
+# The token paths read and write with plain SQL on the driver's connection (storage/db.py says why); the grant's
+# columns come last in each joined row, in this order.
+_GRANT_COLUMNS = "g.id, g.client_id, g.user_id, g.scope, g.resource, g.auth_time, g.amr, g.expires_at, g.revoked_at"
 
 
-def _grant(row: Any) -> GrantRow:
+def _grant(row: Sequence[Any]) -> GrantRow:
+    grant_id, client_id, user_id, scope, resource, auth_time, amr, expires_at, revoked_at = row
     return GrantRow(
-        id=row.g_id,
-        client_id=row.g_client_id,
-        user_id=row.g_user_id,
-        scope=tuple(row.g_scope.split()),
-        resource=tuple(json.loads(row.g_resource)),
-        auth_time=row.g_auth_time,
-        amr=tuple(json.loads(row.g_amr)) if row.g_amr else (),
-        expires_at=row.g_expires_at,
-        revoked_at=row.g_revoked_at,
+        id=grant_id,
+        client_id=client_id,
+        user_id=user_id,
+        scope=tuple(scope.split()),
+        resource=tuple(json.loads(resource)),
+        auth_time=auth_time,
+        amr=tuple(json.loads(amr)) if amr else (),
+        expires_at=expires_at,
+        revoked_at=revoked_at,
     )
 
 
@@ -142,66 +148,64 @@ def insert_code(
     return code
 
 
-def code_for(conn: Connection, code: str) -> CodeRow | None:
-    c = AuthorizationCode
-    row = conn.execute(
-        select(c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, *_GRANT)
-        .join(Grant, Grant.id == c.grant_id)
-        .where(c.digest == digest(code))
-    ).first()
-    if row is None:
+_CODE_FOR = (
+    "SELECT c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, "  # noqa: S608
+    f"{_GRANT_COLUMNS} FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.digest = ?"
+)
+
+
+def code_for(conn: Connection | Raw, code: str) -> CodeRow | None:
+    rows = fetch(conn, _CODE_FOR, (digest(code),))
+    if not rows:
         return None
-    return CodeRow(
-        _grant(row), row.client_id, row.redirect_uri, row.code_challenge, row.nonce, row.expires_at, row.consumed_at
-    )
+    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, *grant = rows[0]
+    return CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at)
 
 
-def consume_code(conn: Connection, code: str, at: int) -> bool:
+def consume_code(conn: Connection | Raw, code: str, at: int) -> bool:
     """Mark a code used; False when another request already did (a replay)."""
-    result = conn.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.digest == digest(code), AuthorizationCode.consumed_at.is_(None))
-        .values(consumed_at=at)
+    updated = run(
+        conn,
+        "UPDATE authorization_codes SET consumed_at = ? WHERE digest = ? AND consumed_at IS NULL",
+        (at, digest(code)),
     )
-    return result.rowcount == 1
+    return updated == 1
 
 
-def insert_refresh(conn: Connection, *, grant: GrantRow, at: int, idle: int) -> str:
+def insert_refresh(conn: Connection | Raw, *, grant: GrantRow, at: int, idle: int) -> str:
     token = new_token("refresh_token")
-    conn.execute(
-        insert(RefreshToken),
-        {
-            "digest": digest(token),
-            "grant_id": grant.id,
-            "client_id": grant.client_id,
-            "created_at": at,
-            # RFC 9700 §4.14.2: expire after inactivity, and never outlive the grant.
-            "expires_at": min(grant.expires_at, at + idle),
-            "consumed_at": None,
-        },
+    # RFC 9700 §4.14.2: expire after inactivity, and never outlive the grant.
+    expires_at = min(grant.expires_at, at + idle)
+    run(
+        conn,
+        "INSERT INTO refresh_tokens (digest, grant_id, client_id, created_at, expires_at, consumed_at) "
+        "VALUES (?, ?, ?, ?, ?, NULL)",
+        (digest(token), grant.id, grant.client_id, at, expires_at),
     )
     return token
 
 
-def refresh_for(conn: Connection, token: str) -> RefreshRow | None:
-    r = RefreshToken
-    row = conn.execute(
-        select(r.client_id, r.expires_at, r.consumed_at, *_GRANT)
-        .join(Grant, Grant.id == r.grant_id)
-        .where(r.digest == digest(token))
-    ).first()
-    if row is None:
+_REFRESH_FOR = (
+    f"SELECT r.client_id, r.expires_at, r.consumed_at, {_GRANT_COLUMNS} "  # noqa: S608
+    "FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = ?"
+)
+
+
+def refresh_for(conn: Connection | Raw, token: str) -> RefreshRow | None:
+    rows = fetch(conn, _REFRESH_FOR, (digest(token),))
+    if not rows:
         return None
-    return RefreshRow(_grant(row), row.client_id, row.expires_at, row.consumed_at)
+    client_id, expires_at, consumed_at, *grant = rows[0]
+    return RefreshRow(_grant(grant), client_id, expires_at, consumed_at)
 
 
-def consume_refresh(conn: Connection, token: str, at: int) -> bool:
-    result = conn.execute(
-        update(RefreshToken)
-        .where(RefreshToken.digest == digest(token), RefreshToken.consumed_at.is_(None))
-        .values(consumed_at=at)
+def consume_refresh(conn: Connection | Raw, token: str, at: int) -> bool:
+    updated = run(
+        conn,
+        "UPDATE refresh_tokens SET consumed_at = ? WHERE digest = ? AND consumed_at IS NULL",
+        (at, digest(token)),
     )
-    return result.rowcount == 1
+    return updated == 1
 
 
 def revoke_grant(conn: Connection, grant_id: str, at: int) -> bool:
@@ -209,10 +213,10 @@ def revoke_grant(conn: Connection, grant_id: str, at: int) -> bool:
     return result.rowcount == 1
 
 
-def grant_revoked(conn: Connection, grant_id: str) -> bool:
+def grant_revoked(conn: DB, grant_id: str) -> bool:
     """True when the grant is revoked or unknown."""
-    revoked = conn.execute(select(Grant.revoked_at).where(Grant.id == grant_id)).first()
-    return revoked is None or revoked[0] is not None
+    rows = fetch(conn, "SELECT revoked_at FROM grants WHERE id = ?", (grant_id,))
+    return not rows or rows[0][0] is not None
 
 
 def revoke_access_token(conn: Connection, jti: str, expires_at: int) -> None:
@@ -223,5 +227,25 @@ def revoke_access_token(conn: Connection, jti: str, expires_at: int) -> None:
         pass  # already revoked: RFC 7009 §2.2 answers 200 all the same
 
 
-def access_token_revoked(conn: Connection, jti: str) -> bool:
-    return conn.execute(select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)).first() is not None
+def session_of(conn: Connection | Raw, grant_id: str) -> str | None:
+    """The ``sid`` of the session a grant was issued in (``storage.logout.session_of_grant``, as plain SQL)."""
+    rows = fetch(conn, "SELECT sid FROM session_grants WHERE grant_id = ?", (grant_id,))
+    return str(rows[0][0]) if rows else None
+
+
+def token_revoked(db: DB, jti: str, grant_id: str | None) -> bool:
+    """``access_token_revoked`` or, for a token of a grant, ``grant_revoked``: one statement, one round trip."""
+    if grant_id is None:
+        return access_token_revoked(db, jti)
+    rows = fetch(
+        db,
+        "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = ?), "
+        "(SELECT COUNT(*) FROM grants WHERE id = ? AND revoked_at IS NULL)",
+        (jti, grant_id),
+    )
+    revoked, live_grant = rows[0]
+    return bool(revoked) or not live_grant
+
+
+def access_token_revoked(conn: DB, jti: str) -> bool:
+    return bool(fetch(conn, "SELECT 1 FROM revoked_access_tokens WHERE jti = ?", (jti,)))

@@ -16,7 +16,14 @@ from sqlalchemy import Connection, insert, select, update
 from ..secret import digest, same
 from .schema import Interaction
 
-__all__ = ["InteractionRow", "attach_user", "finish_interaction", "interaction_for", "open_interaction"]
+__all__ = [
+    "InteractionRow",
+    "attach_user",
+    "finish_interaction",
+    "hold_for_second_factor",
+    "interaction_for",
+    "open_interaction",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,8 @@ class InteractionRow:
     params: dict[str, Any]
     user_id: str | None
     auth_time: int | None
+    pending_user_id: str | None = None  # passed the first factor; the second is still owed
+    pending_amr: tuple[str, ...] = ()
 
 
 def open_interaction(conn: Connection, params: dict[str, Any], at: int, ttl: int) -> tuple[str, str]:
@@ -57,11 +66,25 @@ def interaction_for(conn: Connection, ix_id: str, binding: str | None, at: int) 
     ).first()
     if row is None or not same(row.binding_digest, digest(binding)):
         return None
-    return InteractionRow(row.id, json.loads(row.params), row.user_id, row.auth_time)
+    pending_amr = tuple(json.loads(row.pending_amr)) if row.pending_amr else ()
+    return InteractionRow(row.id, json.loads(row.params), row.user_id, row.auth_time, row.pending_user_id, pending_amr)
 
 
 def attach_user(conn: Connection, ix_id: str, user_id: str, auth_time: int) -> None:
-    conn.execute(update(Interaction).where(Interaction.id == ix_id).values(user_id=user_id, auth_time=auth_time))
+    conn.execute(
+        update(Interaction)
+        .where(Interaction.id == ix_id)
+        .values(user_id=user_id, auth_time=auth_time, pending_user_id=None, pending_amr=None)
+    )
+
+
+def hold_for_second_factor(conn: Connection, ix_id: str, user_id: str, amr: tuple[str, ...]) -> None:
+    """The person passed the first factor: remember who and how, until the second step signs them in."""
+    conn.execute(
+        update(Interaction)
+        .where(Interaction.id == ix_id)
+        .values(user_id=None, auth_time=None, pending_user_id=user_id, pending_amr=json.dumps(list(amr)))
+    )
 
 
 def finish_interaction(conn: Connection, ix_id: str, at: int) -> bool:

@@ -1,4 +1,8 @@
-"""People, their browser sessions and the consents they gave."""
+"""People, their browser sessions and the consents they gave.
+
+A session ends at its absolute expiry or after ``session_idle`` seconds unused, whichever comes first. Its last use
+is written at most once a minute (``SEEN_EVERY``), so a busy browser costs one small write a minute, not one a page.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,30 @@ from sqlalchemy.exc import IntegrityError
 from ..crypto.passwords import DUMMY_HASH, hash_password, verify_password
 from ..secret import digest, new_token
 from .db import now, transaction
-from .schema import Consent, Grant, Session, User
+from .schema import Consent, Grant, Passkey, RecoveryCode, Session, SessionGrant, TotpSecret, UpstreamIdentity, User
 
-__all__ = ["SessionRow", "UserError", "UserRecord", "UserStore"]
+__all__ = [
+    "SEEN_EVERY",
+    "BrowserSession",
+    "SessionRow",
+    "UserError",
+    "UserRecord",
+    "UserStore",
+    "check_new_password",
+    "close_other_sessions",
+    "close_session",
+    "close_session_by_id",
+    "close_sessions",
+    "consented_scope",
+    "live_sessions",
+    "open_session",
+    "record_consent",
+    "session_for",
+]
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,255}")
+SEEN_EVERY = 60
+USER_AGENT_MAX = 512
 
 
 class UserError(ValueError):
@@ -39,10 +62,30 @@ class SessionRow:
     user_id: str
     auth_time: int
     amr: tuple[str, ...]
+    id: str = ""
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A signed-in browser as the account page lists it."""
+
+    id: str
+    created_at: int
+    last_seen_at: int
+    user_agent: str | None
+    ip: str | None
+    amr: tuple[str, ...]
+    current: bool
 
 
 def _user(row: Any) -> UserRecord:
     return UserRecord(row.id, row.username, row.email, row.name, row.created_at)
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < 8:
+        raise UserError("password must be at least 8 characters")
 
 
 class UserStore:
@@ -52,8 +95,7 @@ class UserStore:
     def create(self, username: str, password: str, email: str | None = None, name: str | None = None) -> UserRecord:
         if not _USERNAME.fullmatch(username):
             raise UserError("username may use letters, digits and . _ @ + - (1 to 255 characters)")
-        if len(password) < 8:
-            raise UserError("password must be at least 8 characters")
+        check_new_password(password)
         if email is not None and ("@" not in email or len(email) > 320):
             raise UserError("email is not an address")
         row = {
@@ -79,6 +121,10 @@ class UserStore:
         row = conn.execute(select(User).where(User.id == user_id)).first()
         return _user(row) if row else None
 
+    def id_of(self, conn: Connection, username: str) -> str | None:
+        row = conn.execute(select(User.id).where(User.username == username)).first()
+        return str(row[0]) if row else None
+
     def delete(self, username: str) -> bool:
         with transaction(self._engine) as conn:
             row = conn.execute(select(User.id).where(User.username == username)).first()
@@ -88,8 +134,8 @@ class UserStore:
             conn.execute(
                 update(Grant).where(Grant.user_id == row[0], Grant.revoked_at.is_(None)).values(revoked_at=now())
             )
-            conn.execute(delete(Session).where(Session.user_id == row[0]))
-            conn.execute(delete(Consent).where(Consent.user_id == row[0]))
+            for model in (Session, Consent, Passkey, TotpSecret, RecoveryCode, SessionGrant, UpstreamIdentity):
+                conn.execute(delete(model).where(model.user_id == row[0]))
             conn.execute(delete(User).where(User.id == row[0]))
         return True
 
@@ -101,34 +147,100 @@ class UserStore:
             return None
         return _user(row) if verify_password(row.password_hash, password) else None
 
+    def password_matches(self, user_id: str, password: str) -> bool:
+        with transaction(self._engine, readonly=True) as conn:
+            stored = conn.execute(select(User.password_hash).where(User.id == user_id)).scalar()
+        return verify_password(stored or DUMMY_HASH, password) and stored is not None
 
-def open_session(conn: Connection, user_id: str, amr: tuple[str, ...], at: int, ttl: int) -> str:
+    def set_password(self, conn: Connection, user_id: str, password_hash: str) -> None:
+        """Store a hash made by ``hash_password`` outside the transaction (argon2 is slow on purpose)."""
+        conn.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
+
+
+# --- sessions ---------------------------------------------------------------------------------------------------
+
+
+def open_session(
+    conn: Connection,
+    user_id: str,
+    amr: tuple[str, ...],
+    at: int,
+    ttl: int,
+    *,
+    user_agent: str | None = None,
+    ip: str | None = None,
+) -> str:
     token = new_token("session")
     conn.execute(
         insert(Session),
         {
             "digest": digest(token),
+            "id": secrets.token_hex(16),
             "user_id": user_id,
             "auth_time": at,
             "amr": json.dumps(list(amr)),
             "created_at": at,
             "expires_at": at + ttl,
+            "last_seen_at": at,
+            "user_agent": user_agent[:USER_AGENT_MAX] if user_agent else None,
+            "ip": ip,
         },
     )
     return token
 
 
-def session_for(conn: Connection, token: str, at: int) -> SessionRow | None:
+def session_for(conn: Connection, token: str, at: int, idle: int) -> SessionRow | None:
+    """The live session of a cookie: neither past its absolute end nor unused for ``idle`` seconds.
+
+    In a write transaction its last use moves forward, at most once every ``SEEN_EVERY`` seconds."""
+    token_digest = digest(token)
+    s = Session
     row = conn.execute(
-        select(Session.user_id, Session.auth_time, Session.amr).where(
-            Session.digest == digest(token), Session.expires_at > at
+        select(s.id, s.user_id, s.auth_time, s.amr, s.last_seen_at).where(
+            s.digest == token_digest, s.expires_at > at, s.last_seen_at > at - idle
         )
     ).first()
-    return SessionRow(row.user_id, row.auth_time, tuple(json.loads(row.amr))) if row else None
+    if row is None:
+        return None
+    if at - row.last_seen_at >= SEEN_EVERY and not conn.get_execution_options().get("frontdesk_readonly"):
+        conn.execute(update(s).where(s.digest == token_digest, s.last_seen_at < at).values(last_seen_at=at))
+    return SessionRow(row.user_id, row.auth_time, tuple(json.loads(row.amr)), row.id, token_digest)
 
 
 def close_session(conn: Connection, token: str) -> None:
     conn.execute(delete(Session).where(Session.digest == digest(token)))
+
+
+def live_sessions(conn: Connection, user_id: str, at: int, idle: int, current: str | None) -> list[BrowserSession]:
+    """Every browser the person is signed in on, the most recently used first; ``current`` is this one's id."""
+    s = Session
+    rows = conn.execute(
+        select(s.id, s.created_at, s.last_seen_at, s.user_agent, s.ip, s.amr)
+        .where(s.user_id == user_id, s.expires_at > at, s.last_seen_at > at - idle)
+        .order_by(s.last_seen_at.desc(), s.created_at.desc())
+    )
+    return [
+        BrowserSession(
+            r.id, r.created_at, r.last_seen_at, r.user_agent, r.ip, tuple(json.loads(r.amr)), r.id == current
+        )
+        for r in rows
+    ]
+
+
+def close_session_by_id(conn: Connection, user_id: str, session_id: str) -> bool:
+    """Sign out one browser of this person (never another person's, whatever id is posted)."""
+    return conn.execute(delete(Session).where(Session.user_id == user_id, Session.id == session_id)).rowcount == 1
+
+
+def close_other_sessions(conn: Connection, user_id: str, keep_id: str) -> int:
+    return conn.execute(delete(Session).where(Session.user_id == user_id, Session.id != keep_id)).rowcount
+
+
+def close_sessions(conn: Connection, user_id: str) -> int:
+    return conn.execute(delete(Session).where(Session.user_id == user_id)).rowcount
+
+
+# --- consents ---------------------------------------------------------------------------------------------------
 
 
 def consented_scope(conn: Connection, user_id: str, client_id: str) -> tuple[str, ...]:
@@ -148,7 +260,13 @@ def record_consent(conn: Connection, user_id: str, client_id: str, scope: tuple[
             with conn.begin_nested():
                 conn.execute(
                     insert(Consent),
-                    {"user_id": user_id, "client_id": client_id, "scope": " ".join(merged), "updated_at": at},
+                    {
+                        "user_id": user_id,
+                        "client_id": client_id,
+                        "scope": " ".join(merged),
+                        "created_at": at,
+                        "updated_at": at,
+                    },
                 )
         except IntegrityError:
             # A concurrent request (in this process or another) recorded the first consent meanwhile: merge into it.

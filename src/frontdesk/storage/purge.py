@@ -18,7 +18,11 @@ from .schema import (
     RefreshToken,
     RevokedAccessToken,
     Session,
+    SessionGrant,
+    SigninFailure,
+    UpstreamLogin,
     UsedJti,
+    WebAuthnChallenge,
 )
 
 __all__ = ["purge_expired"]
@@ -38,6 +42,10 @@ _TABLES = (
     (DeviceCode, DeviceCode.digest, DeviceCode.expires_at, 0),
     (UsedJti, UsedJti.key, UsedJti.expires_at, 0),
     (RateLimit, RateLimit.key, RateLimit.expires_at, 0),
+    (WebAuthnChallenge, WebAuthnChallenge.digest, WebAuthnChallenge.expires_at, 0),
+    (SessionGrant, SessionGrant.grant_id, SessionGrant.expires_at, 0),
+    (SigninFailure, SigninFailure.key, SigninFailure.expires_at, 0),
+    (UpstreamLogin, UpstreamLogin.id, UpstreamLogin.expires_at, 0),
 )
 
 

@@ -6,13 +6,16 @@ returns the count — atomic on both SQLite (``INSERT … ON CONFLICT … RETURN
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, case, select
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Engine, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..secret import digest
+from .db import fetch
 from .schema import RateLimit
 
-__all__ = ["count", "hit"]
+__all__ = ["count", "counts", "hit"]
 
 
 def _key(name: str, subject: str) -> str:
@@ -44,3 +47,16 @@ def count(conn: Connection, name: str, subject: str, window: int, at: int) -> in
         select(RateLimit.count).where(RateLimit.key == _key(name, subject), RateLimit.window_start == start)
     ).first()
     return int(row[0]) if row else 0
+
+
+def counts(db: Connection | Engine, limits: Sequence[tuple[str, str, int]], at: int) -> list[int]:
+    """``count`` for several (name, subject, window) at once, in one statement (in a transaction or alone)."""
+    keys = [_key(name, subject) for name, subject, _ in limits]
+    marks = ", ".join("?" * len(keys))
+    rows = fetch(db, f"SELECT key, window_start, count FROM rate_limits WHERE key IN ({marks})", keys)  # noqa: S608
+    stored = {key: (window_start, n) for key, window_start, n in rows}
+    out = []
+    for key, (_, _, window) in zip(keys, limits, strict=True):
+        window_start, n = stored.get(key, (None, 0))
+        out.append(int(n) if window_start == at - at % window else 0)
+    return out

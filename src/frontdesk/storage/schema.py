@@ -6,7 +6,7 @@ compare in ``WHERE expires_at > :now`` and free of naive-datetime mistakes. Secr
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -19,17 +19,27 @@ __all__ = [
     "DeviceCode",
     "Grant",
     "Interaction",
+    "LogoutDelivery",
+    "Passkey",
     "RateLimit",
+    "RecoveryCode",
     "RefreshToken",
     "RevokedAccessToken",
     "Scope",
     "Session",
+    "SessionGrant",
+    "SigninFailure",
     "SigningKey",
+    "TotpSecret",
+    "UpstreamIdentity",
+    "UpstreamLogin",
+    "UpstreamProvider",
     "UsedJti",
     "User",
     "VaultConnectSession",
     "VaultConnection",
     "VaultIntegration",
+    "WebAuthnChallenge",
 ]
 
 # Stable constraint names keep migrations reviewable across databases.
@@ -62,6 +72,10 @@ class Client(Base):
     access_token_ttl: Mapped[int | None] = mapped_column(Integer)
     id_token_alg: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # OpenID Connect RP-Initiated Logout 1.0 §3.1 and Back-Channel Logout 1.0 §2.2.
+    post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON array
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class User(Base):
@@ -137,13 +151,19 @@ class RevokedAccessToken(Base):
 
 
 class Session(Base):
+    """A signed-in browser. The cookie holds the token; the row its digest, and a public id for the account page."""
+
     __tablename__ = "sessions"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
     user_id: Mapped[str] = mapped_column(String(64), index=True)
     auth_time: Mapped[int] = mapped_column(BigInteger)
     amr: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # absolute end
+    last_seen_at: Mapped[int] = mapped_column(BigInteger)  # idle end = last_seen_at + lifetimes.session_idle
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class Interaction(Base):
@@ -158,6 +178,9 @@ class Interaction(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Who passed the first factor and how, while the second is still owed; user_id is set only once both are done.
+    pending_user_id: Mapped[str | None] = mapped_column(String(64))
+    pending_amr: Mapped[str | None] = mapped_column(Text)  # JSON array
 
 
 class Consent(Base):
@@ -165,6 +188,7 @@ class Consent(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)  # first granted
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -292,3 +316,149 @@ class VaultConnectSession(Base):
 
 
 Index("uq_vault_connections_integration_user", VaultConnection.integration, VaultConnection.user, unique=True)
+
+
+# --- people: passkeys and the second factor (issue 5) ---------------------------------------------------------------
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a discoverable one: the person signs in without typing a username)."""
+
+    __tablename__ = "passkeys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    credential_digest: Mapped[str] = mapped_column(String(64), unique=True)  # of the credential id, for lookup
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    # Backup eligible (synced) keys are "swk" in amr, device-bound ones "hwk" (RFC 8176 §2).
+    backup_eligible: Mapped[bool] = mapped_column(Boolean)
+    transports: Mapped[str] = mapped_column(Text)  # JSON array
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebAuthnChallenge(Base):
+    """A challenge handed to the browser: stored as a digest, bound to its purpose and subject, used once."""
+
+    __tablename__ = "webauthn_challenges"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # register | authenticate
+    # The person (register) or the interaction (authenticate): one live challenge each.
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class TotpSecret(Base):
+    """RFC 6238 shared secret: recoverable, so sealed under the master key (AAD = user id); confirmed once the
+    person typed a first code from it."""
+
+    __tablename__ = "totp_secrets"
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM envelope
+    confirmed_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 6238 §5.2: a code is accepted once; a later sign-in needs a later time step.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A one-time code for when the authenticator app is lost: shown once, kept as a keyed digest."""
+
+    __tablename__ = "recovery_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- sign-out and upstream providers (issue 5) ----------------------------------------------------------------------
+
+
+class SessionGrant(Base):
+    """A grant issued in a browser session: the clients to tell when that session ends (Back-Channel Logout 1.0)."""
+
+    __tablename__ = "session_grants"
+    grant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(String(32), index=True)  # the session's public id, the ID token's ``sid``
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # the session's longest possible end
+
+
+class LogoutDelivery(Base):
+    """The outbox of logout tokens still to deliver: a restart loses none. The token is signed at each attempt
+    from these claims, so no bearer-like artefact rests in the database."""
+
+    __tablename__ = "logout_deliveries"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SigninFailure(Base):
+    """Recent failed sign-ins of one subject (an account, an address, or both), for progressive delays."""
+
+    __tablename__ = "signin_failures"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # digest of the kind and subject
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # forgotten after this
+
+
+class UpstreamProvider(Base):
+    """Another provider people may sign in with: OpenID Connect (by discovery) or plain OAuth 2.0 (by endpoints)."""
+
+    __tablename__ = "upstream_providers"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))  # oidc | oauth2
+    issuer: Mapped[str | None] = mapped_column(Text)
+    authorization_endpoint: Mapped[str] = mapped_column(Text)
+    token_endpoint: Mapped[str] = mapped_column(Text)
+    userinfo_endpoint: Mapped[str | None] = mapped_column(Text)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    token_auth_method: Mapped[str] = mapped_column(String(40))
+    iss_parameter: Mapped[bool] = mapped_column(Boolean)  # RFC 9207: the provider names itself in its answer
+    client_id: Mapped[str] = mapped_column(Text)
+    client_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # AES-256-GCM envelope, AAD = name
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UpstreamLogin(Base):
+    """One trip to an upstream provider and back: ``state``, ``nonce`` and the PKCE verifier, used once; then what
+    came back, until the interaction that started it signs the person in."""
+
+    __tablename__ = "upstream_logins"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_digest: Mapped[str] = mapped_column(String(64))  # the browser that left for the provider
+    provider: Mapped[str] = mapped_column(String(32))
+    interaction_id: Mapped[str] = mapped_column(String(64), index=True)
+    nonce_digest: Mapped[str] = mapped_column(String(64))
+    verifier: Mapped[bytes] = mapped_column(LargeBinary)  # PKCE code_verifier, AES-256-GCM, AAD = id
+    status: Mapped[str] = mapped_column(String(10))  # started | returned | confirm | finished
+    user_id: Mapped[str | None] = mapped_column(String(64))  # returned: who signs in; confirm: whose account
+    subject: Mapped[str | None] = mapped_column(String(255))  # the provider's sub, while a link awaits confirmation
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class UpstreamIdentity(Base):
+    """A person's account at an upstream provider, linked to their frontdesk account."""
+
+    __tablename__ = "upstream_identities"
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int] = mapped_column(BigInteger)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -21,7 +22,20 @@ from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..storage.db import now
 from ..storage.purge import purge_expired
-from . import authorize, demo, device, discovery, resource, token
+from . import (
+    account,
+    account_security,
+    authorize,
+    demo,
+    device,
+    discovery,
+    logout,
+    resource,
+    signin,
+    token,
+    upstream,
+    vault,
+)
 from .http import SecurityHeaders, error_response
 
 __all__ = ["create_app"]
@@ -54,6 +68,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 PURGE_EVERY = 600.0
+KEEPALIVE_EVERY = 900.0
 
 
 @contextlib.asynccontextmanager
@@ -70,10 +85,28 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             except Exception:  # the purge must never take the server down; the next round retries
                 log.exception("purge failed")
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(purge_forever)
-        yield
-        tasks.cancel_scope.cancel()
+    async def keep_connections_alive() -> None:
+        # Providers such as Google revoke refresh tokens left unused for months: refresh idle vault connections.
+        while True:
+            await anyio.sleep(KEEPALIVE_EVERY)
+            if fd.vault is None:
+                continue
+            try:
+                refreshed = await run_in_threadpool(fd.vault.keepalive)
+                if refreshed:
+                    log.info("kept vault connections alive", extra={"refreshed": refreshed})
+            except Exception:  # like the purge: never fatal, the next round retries
+                log.exception("vault keep-alive failed")
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(purge_forever)
+            tasks.start_soon(keep_connections_alive)
+            tasks.start_soon(logout.deliver_forever, app)  # Back-Channel Logout 1.0: the outbox
+            yield
+            tasks.cancel_scope.cancel()
+    finally:
+        await app.state.vault_http.aclose()
 
 
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
@@ -85,6 +118,30 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/interaction/{ix}", authorize.resume, methods=["GET"]),
         Route("/interaction/{ix}/login", authorize.login, methods=["GET", "POST"]),
         Route("/interaction/{ix}/consent", authorize.consent, methods=["GET", "POST"]),
+        Route("/interaction/{ix}/second-factor", signin.second_factor, methods=["GET", "POST"]),
+        Route("/interaction/{ix}/passkey", signin.passkey, methods=["POST"]),
+        Route("/interaction/{ix}/passkey/options", signin.passkey_options, methods=["POST"]),
+        Route("/account", account.profile, methods=["GET"]),
+        Route("/account/apps", account.apps, methods=["GET"]),
+        Route("/account/apps/revoke", account.revoke_app, methods=["POST"]),
+        Route("/account/sessions", account.sessions, methods=["GET"]),
+        Route("/account/sessions/sign-out", account.sign_out, methods=["POST"]),
+        Route("/account/sessions/sign-out-everywhere", account.sign_out_everywhere, methods=["POST"]),
+        Route("/account/activity", account.activity, methods=["GET"]),
+        Route("/account/security", account_security.security, methods=["GET"]),
+        Route("/account/password", account_security.change_password, methods=["POST"]),
+        Route("/account/passkeys", account_security.add_passkey, methods=["POST"]),
+        Route("/account/passkeys/options", account_security.passkey_options, methods=["POST"]),
+        Route("/account/passkeys/rename", account_security.rename_passkey_form, methods=["POST"]),
+        Route("/account/passkeys/remove", account_security.remove_passkey_form, methods=["POST"]),
+        Route("/account/second-factor", account_security.enrol_second_factor, methods=["GET", "POST"]),
+        Route("/account/second-factor/remove", account_security.turn_off_second_factor, methods=["POST"]),
+        Route("/account/recovery-codes", account_security.recovery_codes, methods=["POST"]),
+        Route("/logout", logout.end_session, methods=["GET", "POST"]),
+        Route("/logout/confirm", logout.confirm, methods=["POST"]),
+        Route("/interaction/{ix}/upstream", upstream.finish, methods=["GET", "POST"]),
+        Route("/interaction/{ix}/upstream/{name}", upstream.start, methods=["POST"]),
+        Route("/upstream/{name}/callback", upstream.callback, methods=["GET"]),
         Route("/token", token.token, methods=["POST"]),
         Route("/introspect", resource.introspect, methods=["POST"]),
         Route("/revoke", resource.revocation, methods=["POST"]),
@@ -92,6 +149,18 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/device_authorization", device.device_authorization, methods=["POST"]),
         Route("/device", device.verification, methods=["GET", "POST"]),
         Route("/device/decide", device.verification, methods=["POST"]),
+        Route("/vault/connect-sessions", vault.connect_sessions, methods=["POST"]),
+        Route("/vault/connections", vault.connections, methods=["GET"]),
+        Route("/vault/connections/{connection_id}", vault.connection, methods=["GET", "DELETE"]),
+        Route("/vault/connections/{connection_id}/credentials", vault.credentials, methods=["GET"]),
+        Route("/vault/check", vault.check, methods=["POST"]),
+        Route(
+            "/vault/proxy/{connection_id}/{path:path}",
+            vault.proxy,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        ),
+        Route("/vault/connect/{token}", vault.connect, methods=["GET"]),
+        Route("/vault/callback", vault.callback, methods=["GET"]),
         *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
@@ -110,5 +179,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     # redirect of a POST that may carry credentials (RFC 9700 §4.12), to a host nobody vouched for (§4.13).
     app.router.redirect_slashes = False
     app.state.fd = fd
+    # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put).
+    app.state.vault_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     app.state.demo = demo_client
     return app

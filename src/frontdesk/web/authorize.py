@@ -25,27 +25,46 @@ from ..authorization import (
     validate,
 )
 from ..core import Frontdesk
-from ..errors import AccessDenied, ConsentRequired, LoginRequired, OAuthError, RateLimited
-from ..limits import authorize_limits, check, count_and_check, count_failure, signin_limits
+from ..errors import AccessDenied, ConsentRequired, InteractionRequired, LoginRequired, OAuthError, RateLimited
+from ..limits import authorize_limits, count_and_check
 from ..protocol.forms import Params
 from ..protocol.redirect_uri import check_redirect_uri
+from ..protocol.rfc8176 import PWD, is_multi_factor
 from ..protocol.scope import OIDC_SCOPES
+from ..second_factor import has_second_factor, mfa_required
 from ..secret import same
+from ..signin import Visit, first_factor_passed, signed_in
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.interactions import (
     InteractionRow,
     attach_user,
     finish_interaction,
+    hold_for_second_factor,
     interaction_for,
     open_interaction,
 )
-from ..storage.people import SessionRow, close_session, open_session, record_consent, session_for
+from ..storage.people import SessionRow, record_consent, session_for
+from ..throttle import record_failure, record_success, refusal
+from ..upstream import sign_in_buttons
 from .cookies import interaction_binding, session_token, set_interaction, set_session
 from .http import client_ip, read_form, read_params
 from .pages import page
+from .throttle import too_many_attempts
 
-__all__ = ["authorize", "consent", "login", "resume"]
+__all__ = [
+    "EXPIRED",
+    "START_AGAIN",
+    "after_first_factor",
+    "authorize",
+    "bound_interaction",
+    "consent",
+    "login",
+    "login_page",
+    "resume",
+    "scope_words",
+    "visit_of",
+]
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -58,13 +77,24 @@ def problem(title: str, message: str, status: int = 400) -> Response:
 
 
 def _open(
-    fd: Frontdesk, conn: Connection, data: dict[str, Any], at: int, login: bool, signed_in: SessionRow | None = None
+    fd: Frontdesk,
+    conn: Connection,
+    data: dict[str, Any],
+    at: int,
+    login: bool,
+    signed_in: SessionRow | None = None,
+    step_up: bool = False,
 ) -> Response:
-    """An interaction for what the person still has to do; a signed-in person goes straight to consent."""
+    """An interaction for what the person still has to do: sign in; or, signed in already, the second factor a
+    step-up asks for, else straight to consent."""
     ix_id, binding = open_interaction(conn, data, at, fd.settings.lifetimes.interaction)
-    if signed_in is not None:
+    step = "login" if login else "consent"
+    if signed_in is not None and step_up:
+        hold_for_second_factor(conn, ix_id, signed_in.user_id, signed_in.amr)
+        step = "second-factor"
+    elif signed_in is not None:
         attach_user(conn, ix_id, signed_in.user_id, signed_in.auth_time)
-    response = see_other(f"/interaction/{ix_id}/{'login' if login else 'consent'}")
+    response = see_other(f"/interaction/{ix_id}/{step}")
     set_interaction(response, fd, ix_id, binding)
     return response
 
@@ -103,7 +133,7 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
     except OAuthError:
         silent = False
     with transaction(fd.engine) as conn:
-        session = session_for(conn, token, at) if token else None
+        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
         if error is not None:
             if silent or session is not None:
                 return see_other(error_redirect(fd, redirect_uri, state, error.error, error.description))
@@ -121,19 +151,35 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
         # (OIDC Core §3.1.2.1) even within the second of the sign-in.
         stale = session is not None and req.max_age is not None and at - session.auth_time >= req.max_age
         must_login = session is None or "login" in req.prompt or stale
+        # A session of one factor meets a request that needs two: the person adds the second (a step-up).
+        step_up = (
+            session is not None
+            and not must_login
+            and not is_multi_factor(session.amr)
+            and mfa_required(fd, req.client_id, req.acr_values)
+        )
         if silent:
             if must_login:
                 return see_other(error_redirect(fd, redirect_uri, state, LoginRequired.error, "sign-in is required"))
             assert session is not None
+            if step_up:
+                # OIDC Core §3.1.2.6: a code to type is sign-in; enrolling a second factor is a page of its own.
+                enrolled = has_second_factor(conn, session.user_id)
+                error_code = LoginRequired.error if enrolled else InteractionRequired.error
+                description = "a second factor is required" if enrolled else "enrolling a second factor is required"
+                return see_other(error_redirect(fd, redirect_uri, state, error_code, description))
             if needs_consent(conn, req, session.user_id):
                 return see_other(error_redirect(fd, redirect_uri, state, ConsentRequired.error, "consent is required"))
-        if not must_login:
+        if not must_login and not step_up:
             assert session is not None
             if not needs_consent(conn, req, session.user_id):
-                code = issue_code(fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip)
+                code = issue_code(
+                    fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip, sid=session.id
+                )
                 return see_other(success_redirect(fd, req, code))
         pending = {"kind": "authorize", "request": req.as_json()}
-        return _open(fd, conn, pending, at, login=must_login, signed_in=None if must_login else session)
+        signed_in_session = None if must_login else session
+        return _open(fd, conn, pending, at, login=must_login, signed_in=signed_in_session, step_up=step_up)
 
 
 async def authorize(request: Request) -> Response:
@@ -146,7 +192,7 @@ async def authorize(request: Request) -> Response:
     return await run_in_threadpool(_authorize, fd, params, session_token(request, fd), client_ip(request))
 
 
-_EXPIRED = (
+EXPIRED = (
     "This sign-in has expired",
     "This sign-in link has expired or was opened in another browser. Go back to the application and start again.",
 )
@@ -158,10 +204,14 @@ def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, i
     with transaction(fd.engine) as conn:
         ix = interaction_for(conn, ix_id, binding, at)
         if ix is None:
-            return problem(*_EXPIRED)
+            return problem(*EXPIRED)
         if ix.user_id is None:
-            return see_other(f"/interaction/{ix_id}/login")
+            return see_other(f"/interaction/{ix_id}/{'second-factor' if ix.pending_user_id else 'login'}")
         kind = ix.params["kind"]
+        if kind == "account":
+            finish_interaction(conn, ix_id, at)
+            back = str(ix.params.get("return_to") or "")
+            return see_other(back if back.startswith("/account") else "/account")
         if kind == "device":
             finish_interaction(conn, ix_id, at)
             code = ix.params.get("user_code")
@@ -174,10 +224,12 @@ def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, i
         if needs_consent(conn, req, ix.user_id):
             return see_other(f"/interaction/{ix_id}/consent")
         if not finish_interaction(conn, ix_id, at):
-            return problem(*_EXPIRED)
-        session = session_for(conn, token, at) if token else None
-        amr = session.amr if session else ("pwd",)
-        code = issue_code(fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip)
+            return problem(*EXPIRED)
+        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
+        amr = session.amr if session else (PWD,)
+        code = issue_code(
+            fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip, sid=session.id if session else None
+        )
         return see_other(success_redirect(fd, req, code))
 
 
@@ -206,55 +258,83 @@ async def posted_form(request: Request, fd: Frontdesk, csrf: str, start_again: s
     return form
 
 
-async def _bound_interaction(request: Request, fd: Frontdesk) -> tuple[InteractionRow, str] | Response:
+async def bound_interaction(request: Request, fd: Frontdesk) -> tuple[InteractionRow, str] | Response:
     """The interaction in the path, if this browser holds its binding cookie; with the binding."""
     binding = interaction_binding(request)
     ix = await run_in_threadpool(_load, fd, request.path_params["ix"], binding)
     if ix is None or binding is None:
-        return problem(*_EXPIRED)
+        return problem(*EXPIRED)
     return ix, binding
 
 
-_START_AGAIN = "Go back to the application and start again."
+START_AGAIN = "Go back to the application and start again."
+
+
+def login_page(
+    fd: Frontdesk,
+    ix: InteractionRow,
+    binding: str,
+    status: int = 200,
+    *,
+    username: str | None = None,
+    message: str | None = None,
+) -> Response:
+    """The sign-in page: username and password, and (where the browser can) a passkey instead."""
+    return page(
+        "login.html",
+        status,
+        title="Sign in",
+        action=f"/interaction/{ix.id}/login",
+        passkey_action=f"/interaction/{ix.id}/passkey",
+        csrf=fd.csrf_token(binding),
+        client_name=_client_name(fd, ix.params),
+        reauth=bool(ix.params.get("reauth")),
+        upstreams=sign_in_buttons(fd, ix.id),
+        username=username,
+        message=message,
+        scripts=True,
+    )
 
 
 async def login(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    bound = await _bound_interaction(request, fd)
+    bound = await bound_interaction(request, fd)
     if isinstance(bound, Response):
         return bound
     ix, binding = bound
-    ix_id = ix.id
     csrf = fd.csrf_token(binding)
-    action = f"/interaction/{ix_id}/login"
-    context: dict[str, Any] = {
-        "title": "Sign in",
-        "action": action,
-        "csrf": csrf,
-        "client_name": _client_name(fd, ix.params),
-    }
     if request.method == "GET":
-        hint = (ix.params.get("request") or {}).get("login_hint")
-        return page("login.html", username=hint, **context)
-    form = await posted_form(request, fd, csrf, _START_AGAIN)
+        hint = (ix.params.get("request") or {}).get("login_hint") or ix.params.get("login_hint")
+        return login_page(fd, ix, binding, username=hint)
+    form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form
     username, password = form.get("username", ""), form.get("password", "")
     ip = client_ip(request)
-    limits = signin_limits(fd, username, ip)
-    try:
-        await run_in_threadpool(check, fd, limits)
-    except RateLimited as exc:
-        await run_in_threadpool(_audit_signin, fd, ip, username, "throttled")
-        return too_many(exc)
+    refused = await run_in_threadpool(refusal, fd, username, ip, now())  # audited when refused
+    if refused is not None:
+        return too_many_attempts(refused)
     user = await run_in_threadpool(fd.users.authenticate, username, password)
     if user is None:
-        await run_in_threadpool(count_failure, fd, limits)
+        await run_in_threadpool(record_failure, fd, username, ip, now())
         await run_in_threadpool(_audit_signin, fd, ip, username, "failure")
-        return page("login.html", status=401, username=username, message="Wrong username or password.", **context)
-    old = session_token(request, fd)
-    token = await run_in_threadpool(_signed_in, fd, ix_id, user.id, old, ip)
-    response = see_other(f"/interaction/{ix_id}")
+        return login_page(fd, ix, binding, 401, username=username, message="Wrong username or password.")
+    await run_in_threadpool(record_success, fd, username, ip)
+    return await run_in_threadpool(after_first_factor, fd, ix, user.id, (PWD,), visit_of(request, fd))
+
+
+def visit_of(request: Request, fd: Frontdesk) -> Visit:
+    return Visit(session_token(request, fd), client_ip(request), request.headers.get("user-agent"))
+
+
+def after_first_factor(fd: Frontdesk, ix: InteractionRow, user_id: str, amr: tuple[str, ...], visit: Visit) -> Response:
+    """On to the second-factor step when one is owed; otherwise signed in, with a new session."""
+    at = now()
+    with transaction(fd.engine) as conn:
+        if first_factor_passed(fd, conn, ix.id, ix.params, user_id, amr):
+            return see_other(f"/interaction/{ix.id}/second-factor")
+        token = signed_in(fd, conn, ix.id, user_id, amr, visit, at)
+    response = see_other(f"/interaction/{ix.id}")
     set_session(response, fd, token)
     return response
 
@@ -266,27 +346,22 @@ def _load(fd: Frontdesk, ix_id: str, binding: str | None) -> InteractionRow | No
 
 def _audit_signin(fd: Frontdesk, ip: str | None, username: str, outcome: str) -> None:
     with transaction(fd.engine) as conn:
-        audit.record(conn, "signin", outcome, ip=ip, username=username[:64])
+        # A known account's owner sees the failed attempt among their own activity.
+        user_id = fd.users.id_of(conn, username)
+        audit.record(conn, "signin", outcome, user_id=user_id, ip=ip, username=username[:64])
 
 
-def _signed_in(fd: Frontdesk, ix_id: str, user_id: str, old: str | None, ip: str | None) -> str:
-    """A new session id at every sign-in (session fixation), bound to the interaction."""
-    at = now()
-    with transaction(fd.engine) as conn:
-        if old:
-            close_session(conn, old)
-        token = open_session(conn, user_id, ("pwd",), at, fd.settings.lifetimes.session)
-        attach_user(conn, ix_id, user_id, at)
-        audit.record(conn, "signin", "success", user_id=user_id, ip=ip)
-    return token
+def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
+    """What a scope lets an app do, in the words of the consent screen (also the account page's)."""
+    known = fd.scopes()
+    return [known.get(s, s) for s in scope if s != "openid"] or [OIDC_SCOPES["openid"]]
 
 
 def _consent_page(fd: Frontdesk, ix_id: str, req: AuthorizationRequest, user_id: str, csrf: str) -> Response:
     client = fd.clients.get(req.client_id)
-    known = fd.scopes()
     with transaction(fd.engine, readonly=True) as conn:
         user = fd.users.by_id(conn, user_id)
-    descriptions = [known.get(s, s) for s in req.scope if s != "openid"] or [OIDC_SCOPES["openid"]]
+    descriptions = scope_words(fd, req.scope)
     return page(
         "consent.html",
         title="Allow access?",
@@ -306,9 +381,9 @@ def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | N
     with transaction(fd.engine) as conn:
         ix = interaction_for(conn, ix_id, binding, at)
         if ix is None or ix.user_id is None or ix.params.get("kind") != "authorize":
-            return problem(*_EXPIRED)
+            return problem(*EXPIRED)
         if not finish_interaction(conn, ix_id, at):
-            return problem(*_EXPIRED)
+            return problem(*EXPIRED)
         req = AuthorizationRequest.from_json(ix.params["request"])
         audit.record(
             conn,
@@ -324,14 +399,17 @@ def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | N
                 error_redirect(fd, req.redirect_uri, req.state, AccessDenied.error, "the person denied the request")
             )
         record_consent(conn, ix.user_id, req.client_id, req.scope, at)
-        session = session_for(conn, token, at) if token else None
-        code = issue_code(fd, conn, req, ix.user_id, ix.auth_time or at, session.amr if session else ("pwd",), at, ip)
+        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
+        amr = session.amr if session else (PWD,)
+        code = issue_code(
+            fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip, sid=session.id if session else None
+        )
         return see_other(success_redirect(fd, req, code))
 
 
 async def consent(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    bound = await _bound_interaction(request, fd)
+    bound = await bound_interaction(request, fd)
     if isinstance(bound, Response):
         return bound
     ix, binding = bound
@@ -342,7 +420,7 @@ async def consent(request: Request) -> Response:
     req = AuthorizationRequest.from_json(ix.params["request"])
     if request.method == "GET":
         return await run_in_threadpool(_consent_page, fd, ix_id, req, ix.user_id, csrf)
-    form = await posted_form(request, fd, csrf, _START_AGAIN)
+    form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form
     decision = form.get("decision")

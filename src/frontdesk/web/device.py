@@ -68,7 +68,7 @@ def _signed_in_user(fd: Frontdesk, token: str | None) -> tuple[str, int] | None:
     if not token:
         return None
     with transaction(fd.engine, readonly=True) as conn:
-        session = session_for(conn, token, now())
+        session = session_for(conn, token, now(), fd.settings.lifetimes.session_idle)
     return (session.user_id, session.auth_time) if session else None
 
 

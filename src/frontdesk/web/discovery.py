@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,7 +13,8 @@ from ..core import Frontdesk
 from ..grant_types import GRANT_TYPES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
 from ..storage.clients import AUTH_METHODS
-from ..tokens import ACR_PASSWORD
+from ..tokens import ACR_VALUES
+from .http import run_sync
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
 
@@ -32,6 +32,7 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "introspection_endpoint": url("/introspect"),
         "revocation_endpoint": url("/revoke"),
         "device_authorization_endpoint": url("/device_authorization"),
+        "end_session_endpoint": url("/logout"),  # RP-Initiated Logout 1.0 §2.1
         "scopes_supported": sorted(fd.scopes()),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -46,7 +47,7 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SIGNING_ALGS),
         "userinfo_signing_alg_values_supported": [],
-        "acr_values_supported": [ACR_PASSWORD],
+        "acr_values_supported": list(ACR_VALUES),
         "claims_supported": [
             "sub",
             "iss",
@@ -59,6 +60,7 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
             "amr",
             "azp",
             "at_hash",
+            "sid",
             "name",
             "preferred_username",
             "email",
@@ -70,28 +72,49 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
+        "backchannel_logout_supported": True,  # Back-Channel Logout 1.0 §2.1
+        "backchannel_logout_session_supported": True,
     }
+
+
+# The rendered document for the scope registry it was rendered with: fd.scopes() returns the same dict for as long
+# as its cache holds, and a new one when the scopes may have changed.
+_rendered: tuple[object, bytes] | None = None
+
+
+def _render(fd: Frontdesk) -> bytes:
+    global _rendered
+    scopes = fd.scopes()
+    cached = _rendered
+    if cached is not None and cached[0] is scopes:
+        return cached[1]
+    body = json.dumps(metadata(fd), separators=(",", ":")).encode()
+    _rendered = (scopes, body)
+    return body
 
 
 def _document(fd: Frontdesk) -> Response:
     return Response(
-        json.dumps(metadata(fd), separators=(",", ":")).encode(),
+        _render(fd),
         media_type="application/json",
         headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
     )
 
 
 async def openid_configuration(request: Request) -> Response:
-    return await run_in_threadpool(_document, request.app.state.fd)
+    fd: Frontdesk = request.app.state.fd
+    return await run_sync(fd.engine, _document, fd)
 
 
 async def oauth_authorization_server(request: Request) -> Response:
-    return await run_in_threadpool(_document, request.app.state.fd)
+    fd: Frontdesk = request.app.state.fd
+    return await run_sync(fd.engine, _document, fd)
 
 
 async def jwks(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    body = await run_in_threadpool(lambda: fd.keys.jwks)
+    # The ring is read once at start-up and re-read in the background (crypto/keys.py): this never waits.
+    body = fd.keys.jwks
     return Response(
         body,
         media_type="application/jwk-set+json",

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
 from ..protocol.forms import Params, parse_form, parse_query
+from ..storage.db import Busy, no_wait
 
 __all__ = [
     "SecurityHeaders",
     "client_ip",
     "error_response",
     "json_response",
+    "read_body",
     "read_form",
     "read_params",
+    "run_sync",
+    "run_write",
 ]
 
 log = logging.getLogger("frontdesk.http")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
@@ -67,6 +76,11 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """A raw body of at most ``limit`` bytes (the vault proxy forwards it as it came)."""
+    return await _body(request, limit)
+
+
 async def read_form(request: Request, limit: int) -> Params:
     """A form-encoded POST body; anything else is ``invalid_request`` (RFC 6749 §3.2)."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -80,6 +94,33 @@ async def read_params(request: Request, limit: int) -> Params:
     if request.method == "POST":
         return await read_form(request, limit)
     return parse_query(request.url.query)
+
+
+async def run_sync(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """The blocking part of a hot endpoint that only reads the store (a failed client authentication aside).
+
+    On SQLite such a read takes microseconds and never waits for a writer (WAL), so it runs here on the event loop:
+    a trip to the thread pool would cost more than the work. Elsewhere a read is a network round trip, and goes to
+    the thread pool, where a slow database holds up one request, not the server."""
+    if engine.dialect.name == "sqlite":
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+async def run_write(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """The blocking part of a hot endpoint that writes (a refresh, a code redemption) in a ``raw_transaction``.
+
+    On SQLite it is tried right here on the event loop, on the condition that it need not wait for the write lock
+    (``no_wait``); when another process or thread holds the lock, it goes to the thread pool to wait there. Nothing
+    is written before the lock is taken, so the second try starts from the same state. Elsewhere: the thread pool.
+    """
+    if engine.dialect.name == "sqlite":
+        try:
+            with no_wait():
+                return fn(*args, **kwargs)
+        except Busy:
+            pass
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def client_ip(request: Request) -> str | None:

@@ -8,15 +8,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..client_auth import Presented
 from ..core import Frontdesk
 from ..errors import InsufficientScope, InvalidClient, InvalidRequest, InvalidToken, OAuthError
 from ..inspection import live_access_token, live_refresh_token, revoke
+from ..limits import Limit
+from ..protocol.forms import Params
 from ..protocol.oidc import userinfo_claims
 from ..protocol.rfc6750 import bearer_token, www_authenticate
 from ..storage.clients import ClientRecord
 from ..storage.db import transaction
-from .http import client_ip, error_response, json_response, read_form
-from .token import authenticated_client, oauth_error
+from .http import client_ip, error_response, json_response, read_form, run_sync
+from .token import add_challenge, authenticate, authenticated_client, oauth_error, read_credentials
 
 __all__ = ["introspect", "revocation", "userinfo"]
 
@@ -53,18 +56,31 @@ def _introspect(fd: Frontdesk, client: ClientRecord, token: str) -> dict[str, An
     return out
 
 
+def _look(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params) -> dict[str, Any] | None:
+    """Authenticate, then introspect: one trip to the thread pool (none on SQLite). None for a public client."""
+    client = authenticate(fd, presented, limits)
+    if client.public:
+        return None
+    token = params.get("token")
+    if token is None:
+        raise InvalidRequest("token is required")
+    return _introspect(fd, client, token)
+
+
 async def introspect(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
     try:
-        client, params = await authenticated_client(request, fd)
-        if client.public:
+        try:
+            presented, limits, params = await read_credentials(request, fd)
+            body = await run_sync(fd.engine, _look, fd, presented, limits, params)
+        except InvalidClient as exc:
+            add_challenge(request, exc)
+            raise
+        if body is None:
             raise InvalidClient("public clients cannot introspect tokens")
-        token = params.get("token")
-        if token is None:
-            raise InvalidRequest("token is required")
     except OAuthError as exc:
         return oauth_error(exc)
-    return json_response(await run_in_threadpool(_introspect, fd, client, token))
+    return json_response(body)
 
 
 async def revocation(request: Request) -> Response:

@@ -2,41 +2,59 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..client_auth import authenticate_client, presented_credentials
+from ..client_auth import Presented, authenticate_client, presented_credentials
 from ..core import Frontdesk
 from ..errors import InvalidClient, OAuthError
+from ..grant_types import Response as Body
 from ..grant_types import exchange
-from ..limits import check, client_auth_limits, count_failure
+from ..limits import Limit, check, client_auth_limits, count_failure
 from ..protocol.forms import Params
 from ..storage.clients import ClientRecord
-from .http import client_ip, error_response, json_response, read_form
+from .http import client_ip, error_response, json_response, read_form, run_sync, run_write
 
-__all__ = ["authenticated_client", "oauth_error", "token"]
+__all__ = ["add_challenge", "authenticate", "authenticated_client", "oauth_error", "read_credentials", "token"]
+
+
+def authenticate(fd: Frontdesk, presented: Presented, limits: list[Limit]) -> ClientRecord:
+    """The client authentication step, under its abuse limits; blocking (it reads the store)."""
+    check(fd, limits)
+    try:
+        return authenticate_client(fd, presented)
+    except InvalidClient:
+        # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
+        count_failure(fd, limits)
+        raise
+
+
+async def read_credentials(request: Request, fd: Frontdesk) -> tuple[Presented, list[Limit], Params]:
+    params = await read_form(request, fd.settings.max_body_bytes)
+    presented = presented_credentials(request.headers.get("authorization"), params)
+    return presented, client_auth_limits(fd, presented.client_id, client_ip(request)), params
+
+
+def add_challenge(request: Request, exc: InvalidClient) -> None:
+    if request.headers.get("authorization"):
+        exc.challenge = 'Basic realm="frontdesk"'
 
 
 async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[ClientRecord, Params]:
     """Parse the body and authenticate the client: the first steps of token, introspection, revocation, device."""
-    params = await read_form(request, fd.settings.max_body_bytes)
-    authorization = request.headers.get("authorization")
     try:
-        presented = presented_credentials(authorization, params)
-        limits = client_auth_limits(fd, presented.client_id, client_ip(request))
-        await run_in_threadpool(check, fd, limits)
-        try:
-            client = await run_in_threadpool(authenticate_client, fd, presented)
-        except InvalidClient:
-            # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
-            await run_in_threadpool(count_failure, fd, limits)
-            raise
+        presented, limits, params = await read_credentials(request, fd)
+        client = await run_sync(fd.engine, authenticate, fd, presented, limits)
     except InvalidClient as exc:
-        if authorization:
-            exc.challenge = 'Basic realm="frontdesk"'
+        add_challenge(request, exc)
         raise
     return client, params
+
+
+def _exchange(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params, ip: str | None) -> Body:
+    # One trip to the thread pool for the whole request: authenticate, then exchange.
+    client = authenticate(fd, presented, limits)
+    return exchange(fd, client, params, ip)
 
 
 def oauth_error(exc: OAuthError) -> Response:
@@ -48,8 +66,12 @@ def oauth_error(exc: OAuthError) -> Response:
 async def token(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
     try:
-        client, params = await authenticated_client(request, fd)
-        body = await run_in_threadpool(exchange, fd, client, params, client_ip(request))
+        try:
+            presented, limits, params = await read_credentials(request, fd)
+            body = await run_write(fd.engine, _exchange, fd, presented, limits, params, client_ip(request))
+        except InvalidClient as exc:  # the grants raise no InvalidClient: this is client authentication's
+            add_challenge(request, exc)
+            raise
     except OAuthError as exc:
         return oauth_error(exc)
     return json_response(body)
