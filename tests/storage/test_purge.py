@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import insert_code, insert_grant, insert_refresh, revoke_access_token
-from frontdesk.storage.purge import CODE_GRACE, GRANT_GRACE, purge_expired
+from frontdesk.storage.purge import CODE_GRACE, GRANT_GRACE, purge_expired, saturated
 from frontdesk.storage.schema import AuthorizationCode, Grant, RefreshToken, RevokedAccessToken
 
 
@@ -56,3 +56,34 @@ def test_recently_expired_codes_are_kept_to_recognise_replays(fd):
     assert _count(fd, AuthorizationCode) == 1
     purge_expired(fd.engine, at + CODE_GRACE + 120)
     assert _count(fd, AuthorizationCode) == 0
+
+
+def test_a_pass_that_hits_its_bound_says_so(fd):
+    """A backlog bigger than one pass is reported, so the server runs the next pass at once rather than in ten
+    minutes; a pass that cleared everything is not."""
+    at = now()
+    for _ in range(5):
+        _artefacts(fd, at - 10 * GRANT_GRACE, 60)
+    first = purge_expired(fd.engine, at, batch=2, max_batches=1)
+    assert first["grants"] == 2
+    assert saturated(first, batch=2, max_batches=1)
+    while saturated(counts := purge_expired(fd.engine, at, batch=2, max_batches=1), batch=2, max_batches=1):
+        pass
+    assert not saturated(counts, batch=2, max_batches=1)
+    assert _count(fd, Grant) == 0
+
+
+def test_expired_vault_connect_links_are_purged(fd):
+    """Connect links live minutes; their rows go once expired."""
+    from frontdesk.storage.schema import VaultConnectSession
+
+    at = now()
+    with transaction(fd.engine) as conn:
+        for n, expires in enumerate((at - 10, at + 600)):
+            conn.execute(
+                VaultConnectSession.__table__.insert(),
+                {"id": f"cs_{n}", "digest": f"{n:064x}", "user": "u", "integration": "cal", "scopes": "[]",
+                 "params": "{}", "created_at": at - 700, "expires_at": expires},
+            )  # fmt: skip
+    assert purge_expired(fd.engine, at)["vault_connect_sessions"] == 1
+    assert _count(fd, VaultConnectSession) == 1

@@ -22,10 +22,11 @@ from .schema import (
     SigninFailure,
     UpstreamLogin,
     UsedJti,
+    VaultConnectSession,
     WebAuthnChallenge,
 )
 
-__all__ = ["purge_expired"]
+__all__ = ["purge_expired", "saturated"]
 
 # A consumed code is kept an hour past its expiry so that a late replay is still recognised as one.
 CODE_GRACE = 3600
@@ -46,11 +47,15 @@ _TABLES = (
     (SessionGrant, SessionGrant.grant_id, SessionGrant.expires_at, 0),
     (SigninFailure, SigninFailure.key, SigninFailure.expires_at, 0),
     (UpstreamLogin, UpstreamLogin.id, UpstreamLogin.expires_at, 0),
+    (VaultConnectSession, VaultConnectSession.id, VaultConnectSession.expires_at, 0),
 )
+BATCH = 1000
+MAX_BATCHES = 100
 
 
-def purge_expired(engine: Engine, at: int, batch: int = 1000, max_batches: int = 100) -> dict[str, int]:
-    """Delete what expired before ``at``; returns rows deleted per table."""
+def purge_expired(engine: Engine, at: int, batch: int = BATCH, max_batches: int = MAX_BATCHES) -> dict[str, int]:
+    """Delete what expired before ``at``, at most ``batch × max_batches`` rows per table; returns rows deleted per
+    table."""
     counts: dict[str, int] = {}
     for model, key, expires_at, grace in _TABLES:
         total = 0
@@ -63,3 +68,9 @@ def purge_expired(engine: Engine, at: int, batch: int = 1000, max_batches: int =
                 break
         counts[model.__tablename__] = total
     return counts
+
+
+def saturated(counts: dict[str, int], batch: int = BATCH, max_batches: int = MAX_BATCHES) -> bool:
+    """Did a pass stop at its bound with rows left? Then the caller runs the next pass soon, not in ten minutes:
+    a store issuing more than a pass can delete in one interval must not grow without end."""
+    return any(n >= batch * max_batches for n in counts.values())

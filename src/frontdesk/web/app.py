@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..storage.db import now
-from ..storage.purge import purge_expired
+from ..storage.purge import purge_expired, saturated
 from . import (
     account,
     account_security,
@@ -68,6 +68,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 PURGE_EVERY = 600.0
+PURGE_BEHIND = 1.0
 KEEPALIVE_EVERY = 900.0
 
 
@@ -77,11 +78,15 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     fd: Frontdesk = app.state.fd
 
     async def purge_forever() -> None:
+        delay = PURGE_EVERY
         while True:
-            await anyio.sleep(PURGE_EVERY)
+            await anyio.sleep(delay)
+            delay = PURGE_EVERY
             try:
                 counts = await run_in_threadpool(purge_expired, fd.engine, now())
                 log.info("purged expired artefacts", extra={"deleted": counts})
+                if saturated(counts):
+                    delay = PURGE_BEHIND  # more expired rows than one pass deletes: keep going, a pass at a time
             except Exception:  # the purge must never take the server down; the next round retries
                 log.exception("purge failed")
 
