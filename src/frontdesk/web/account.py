@@ -8,6 +8,7 @@ with a page of its own). The Security page (password, passkeys, second factor) l
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -47,6 +48,7 @@ __all__ = [
     "apps",
     "back_to",
     "method_words",
+    "posted",
     "profile",
     "reauthenticated",
     "render",
@@ -141,6 +143,25 @@ async def visitor_form(request: Request, visitor: Visitor) -> Params | Response:
     return await posted_form(request, fd, visitor.csrf(fd), _RELOAD)
 
 
+Step = Callable[[Frontdesk, Visitor, Params, str | None], Response]
+
+
+async def posted(request: Request, step: Step, *, fresh_sign_in: str | None = None) -> Response:
+    """An account form: a signed-in person, its CSRF token checked, a recent sign-in first when ``fresh_sign_in``
+    names the page to come back to; then ``step(fd, visitor, form, ip)`` on a worker thread."""
+    visitor = await signed_in_visitor(request)
+    if isinstance(visitor, Response):
+        return visitor
+    form = await visitor_form(request, visitor)
+    if isinstance(form, Response):
+        return form
+    if fresh_sign_in is not None:
+        again = await reauthenticated(request, visitor, fresh_sign_in)
+        if again is not None:
+            return again
+    return await run_in_threadpool(step, request.app.state.fd, visitor, form, client_ip(request))
+
+
 def render(fd: Frontdesk, visitor: Visitor, template: str, here: str, status: int = 200, **context: Any) -> Response:
     title = context.pop("title", None) or dict(SECTIONS)[here]
     return page(
@@ -233,14 +254,7 @@ def _revoke(fd: Frontdesk, visitor: Visitor, client_id: str, ip: str | None) -> 
 
 async def revoke_app(request: Request) -> Response:
     """Revoke an app: its consent goes, and every grant (so every refresh and access token) of it for this person."""
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    fd: Frontdesk = request.app.state.fd
-    return await run_in_threadpool(_revoke, fd, visitor, form.get("client_id", ""), client_ip(request))
+    return await posted(request, lambda fd, visitor, form, ip: _revoke(fd, visitor, form.get("client_id", ""), ip))
 
 
 # --- sessions ---------------------------------------------------------------------------------------------------
@@ -295,14 +309,7 @@ def _sign_out(fd: Frontdesk, visitor: Visitor, session_id: str, ip: str | None) 
 
 
 async def sign_out(request: Request) -> Response:
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    fd: Frontdesk = request.app.state.fd
-    return await run_in_threadpool(_sign_out, fd, visitor, form.get("session", ""), client_ip(request))
+    return await posted(request, lambda fd, visitor, form, ip: _sign_out(fd, visitor, form.get("session", ""), ip))
 
 
 def _sign_out_everywhere(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
@@ -311,13 +318,7 @@ def _sign_out_everywhere(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Res
 
 
 async def sign_out_everywhere(request: Request) -> Response:
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    return await run_in_threadpool(_sign_out_everywhere, request.app.state.fd, visitor, client_ip(request))
+    return await posted(request, lambda fd, visitor, _, ip: _sign_out_everywhere(fd, visitor, ip))
 
 
 # --- activity ---------------------------------------------------------------------------------------------------

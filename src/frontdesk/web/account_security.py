@@ -26,7 +26,7 @@ from ..storage.passkeys import passkeys_of, remove_passkey, rename_passkey
 from ..storage.people import UserError, check_new_password, close_other_sessions
 from ..storage.second_factor import recovery_codes_left, remove_second_factor
 from ..throttle import record_failure, refusal
-from .account import Visitor, back_to, reauthenticated, render, signed_in_visitor, visitor_form
+from .account import Visitor, back_to, posted, reauthenticated, render, signed_in_visitor, visitor_form
 from .authorize import too_many
 from .http import client_ip, json_response
 from .throttle import too_many_attempts
@@ -126,13 +126,7 @@ def _change_password(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | No
 
 async def change_password(request: Request) -> Response:
     """A new password, given the current one; every other browser is signed out."""
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    return await run_in_threadpool(_change_password, request.app.state.fd, visitor, form, client_ip(request))
+    return await posted(request, _change_password)
 
 
 # --- passkeys ---------------------------------------------------------------------------------------------------
@@ -177,16 +171,7 @@ def _add_passkey(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | None) 
 
 async def add_passkey(request: Request) -> Response:
     """The browser's new credential, verified and kept under the name the person chose."""
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    again = await reauthenticated(request, visitor, HERE)
-    if again is not None:
-        return again
-    return await run_in_threadpool(_add_passkey, request.app.state.fd, visitor, form, client_ip(request))
+    return await posted(request, _add_passkey, fresh_sign_in=HERE)
 
 
 def _change_passkey(fd: Frontdesk, visitor: Visitor, form: Params, remove: bool, ip: str | None) -> Response:
@@ -209,23 +194,11 @@ def _change_passkey(fd: Frontdesk, visitor: Visitor, form: Params, remove: bool,
 
 
 async def rename_passkey_form(request: Request) -> Response:
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    return await run_in_threadpool(_change_passkey, request.app.state.fd, visitor, form, False, client_ip(request))
+    return await posted(request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, False, ip))
 
 
 async def remove_passkey_form(request: Request) -> Response:
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    return await run_in_threadpool(_change_passkey, request.app.state.fd, visitor, form, True, client_ip(request))
+    return await posted(request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, True, ip))
 
 
 # --- the second factor ------------------------------------------------------------------------------------------
@@ -310,16 +283,7 @@ def _turn_off(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
 
 
 async def turn_off_second_factor(request: Request) -> Response:
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    again = await reauthenticated(request, visitor, HERE)
-    if again is not None:
-        return again
-    return await run_in_threadpool(_turn_off, request.app.state.fd, visitor, client_ip(request))
+    return await posted(request, lambda fd, visitor, _, ip: _turn_off(fd, visitor, ip), fresh_sign_in=HERE)
 
 
 def _new_codes(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
@@ -334,13 +298,4 @@ def _new_codes(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
 
 async def recovery_codes(request: Request) -> Response:
     """A new set of recovery codes, shown once; the old set stops working."""
-    visitor = await signed_in_visitor(request)
-    if isinstance(visitor, Response):
-        return visitor
-    form = await visitor_form(request, visitor)
-    if isinstance(form, Response):
-        return form
-    again = await reauthenticated(request, visitor, HERE)
-    if again is not None:
-        return again
-    return await run_in_threadpool(_new_codes, request.app.state.fd, visitor, client_ip(request))
+    return await posted(request, lambda fd, visitor, _, ip: _new_codes(fd, visitor, ip), fresh_sign_in=HERE)
