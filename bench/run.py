@@ -163,7 +163,8 @@ class Target:
         return pids[1:] if self.workers > 1 else pids[:1]
 
     def mint(self, kind: str, n: int) -> list[str]:
-        raise NotImplementedError
+        # Only servers that run the pool scenarios (c, d) mint; the Authlib peer runs (a) alone.
+        raise ValueError(f"{self.label} runs no scenario that needs minted {kind}s")
 
     def access_token(self) -> str:
         resource = OPAQUE_RESOURCE if self.name == "node" else RESOURCE
