@@ -4,6 +4,7 @@ of another origin; and Debian's headless Chromium driven through Playwright's sy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -118,6 +119,21 @@ class Site:
         return f"http://127.0.0.1:{self.port}"
 
 
+@contextlib.contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A small HTTP server for a test's own pages or endpoints, on a free loopback port; yields the port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield int(httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     state = Site(port=0)
@@ -143,17 +159,9 @@ def site() -> Iterator[Site]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.port = int(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with loopback(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
