@@ -93,12 +93,15 @@ class Refresher:
         *,
         force: bool = False,
         stale: str | None = None,
+        row: Any = None,
     ) -> Fresh:
         """The connection's usable credentials, refreshed first when due, or when ``force`` says the provider just
-        refused ``stale`` (the access token a call was made with)."""
+        refused ``stale`` (the access token a call was made with). ``row`` is the connection as the caller just
+        read it, saving a second read on the proxy's path; a refresh always reads it again under the lock."""
         at = now()
-        with transaction(self.engine, readonly=True) as conn:
-            row = store.connection(conn, connection_id)
+        if row is None:
+            with transaction(self.engine, readonly=True) as conn:
+                row = store.connection(conn, connection_id)
         if row is None:
             raise LookupError(connection_id)
         if row.status != "active":

@@ -374,16 +374,23 @@ class Vault:
 
     # --- use ---------------------------------------------------------------------------------------------------
 
-    def connection(self, connection_id: str) -> ConnectionRecord | None:
+    def loaded(self, connection_id: str) -> tuple[ConnectionRecord, Any] | None:
+        """The connection, and its row as read (sealed credentials included) for :meth:`proxy`."""
         with transaction(self.engine, readonly=True) as conn:
             row = store.connection(conn, connection_id)
-        return store.record_of(row) if row else None
+        return (store.record_of(row), row) if row else None
 
-    def fresh(self, record: ConnectionRecord, *, force: bool = False, stale: str | None = None) -> Fresh:
+    def connection(self, connection_id: str) -> ConnectionRecord | None:
+        found = self.loaded(connection_id)
+        return found[0] if found else None
+
+    def fresh(
+        self, record: ConnectionRecord, *, force: bool = False, stale: str | None = None, row: Any = None
+    ) -> Fresh:
         integration = self.integration(record.integration)
         provider = self.provider(integration)
         values = self.values(integration, record.meta, provider)
-        return self.refresher.fresh(record.id, integration, provider, values, force=force, stale=stale)
+        return self.refresher.fresh(record.id, integration, provider, values, force=force, stale=stale, row=row)
 
     def authorization_required(
         self, user: str, integration_name: str, needed: Sequence[str] = (), reason: str | None = None
@@ -453,13 +460,14 @@ class Vault:
         headers: Mapping[str, str],
         body: bytes,
         client: httpx.AsyncClient,
+        row: Any = None,
     ) -> ProxyResponse | AuthorizationRequired:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
         on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
 
         def prepare() -> tuple[str, Provider, Fresh]:
             provider = self.provider(self.integration(record.integration))
-            return self.target(record, path, query), provider, self.fresh(record)
+            return self.target(record, path, query), provider, self.fresh(record, row=row)
 
         url, provider, fresh = await anyio.to_thread.run_sync(prepare)
         if fresh.credentials is None:

@@ -226,15 +226,15 @@ async def check(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
 
 @api
 async def proxy(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
-    try:
-        record = await _record(request, vault)
-    except LookupError:
+    found = await anyio.to_thread.run_sync(vault.loaded, request.path_params["connection_id"])
+    if found is None:
         return _not_found()
+    record, row = found
     body = await read_body(request, vault.settings.max_proxy_body)
     headers = dict(request.headers.items())
     client: httpx.AsyncClient = request.app.state.vault_http
     result = await vault.proxy(
-        record, request.method, request.path_params["path"], request.url.query, headers, body, client
+        record, request.method, request.path_params["path"], request.url.query, headers, body, client, row
     )
     if isinstance(result, AuthorizationRequired):
         return json_response(result.body(), AUTHORIZATION_REQUIRED)
