@@ -4,7 +4,7 @@ Migrations and key creation already ran in the parent process, so workers start 
 the Starlette app (web/app.py) sit two things that only a served process needs:
 
 - the audit writer (storage/audit.py) runs from start-up to shutdown, and writes every queued event once the
-  last request has been answered;
+  last request has been answered; on SQLite, so does the WAL checkpointer (storage/wal.py);
 - the protocol endpoints that carry the load (token, introspection, JWKS, discovery) are called straight from
   here rather than through the router and middleware stack: the same endpoint functions, the same exception
   handlers, the same security headers, less a dozen layers of wrapping per request (see BENCHMARKS.md).
@@ -27,10 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import load_settings
 from .core import Frontdesk, open_frontdesk
 from .logs import configure_logging
-from .storage import audit
+from .storage import audit, wal
 from .web import create_app, discovery, resource, token
 from .web.demo import DemoClient
-from .web.http import SecurityHeaders
+from .web.http import SecurityHeaders, with_page_headers
 
 __all__ = ["app", "served"]
 
@@ -92,12 +92,6 @@ class Served:
         scope["app"] = self.app
         request = Request(scope, receive)
         started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
             try:
                 response = await endpoint(request)
@@ -109,7 +103,20 @@ class Served:
                     raise
                 handled = handler(request, exc)
                 response = await handled if inspect.isawaitable(handled) else handled
-            await SecurityHeaders(response)(scope, receive, tracked)
+            if type(response) is not Response or response.background is not None:
+                await SecurityHeaders(response)(scope, receive, send)
+                return
+            # A plain Response, as every hot endpoint answers: its two messages written here, with the headers
+            # SecurityHeaders would add, rather than through two wrapped send callables.
+            started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": with_page_headers(response.raw_headers),
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
         except Exception as exc:
             server_error = self.handlers.get(Exception) or self.handlers.get(500)
             if server_error is None:
@@ -124,6 +131,7 @@ class Served:
         async def send_and_batch(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 audit.start_writer(self.fd.engine)
+                wal.start(self.fd.engine)
                 # Everything loaded so far (modules, SQLAlchemy's tables, templates) lives as long as the process:
                 # out of the collector's way, so that full collections stop walking it (BENCHMARKS.md).
                 gc.collect()
@@ -133,6 +141,10 @@ class Served:
                     await run_in_threadpool(audit.stop_writer, self.fd.engine)
                 except Exception:
                     log.exception("audit events could not be written at shutdown")
+                try:
+                    wal.stop(self.fd.engine)
+                except Exception:
+                    log.exception("the last WAL checkpoint failed")
             await send(message)
 
         return send_and_batch

@@ -4,7 +4,7 @@ Appendix B; RFC 8707 §2), with Hypothesis properties: only the module's OAuthEr
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -177,6 +177,36 @@ def test_form_round_trips(pairs):
     except UnicodeEncodeError:  # lone surrogates cannot be sent at all
         return
     assert dict(parse_form(body)) == pairs
+
+
+form_pieces = st.lists(
+    st.sampled_from(
+        ["a", "b", "resource", "=", "&", "+", " ", "%20", "%2B", "%26", "%C3%A9", "%FF", "%zz", "%", "é", "\x00", ";"]
+    ),
+    max_size=25,
+).map("".join)
+
+
+@settings(database=None, max_examples=2000)
+@given(query=form_pieces)
+def test_form_reads_what_the_standard_parser_reads(query):
+    """parse_query reads pairs as urllib.parse.parse_qsl(keep_blank_values=True, errors="strict") does, and adds
+    only its own refusals (a repeated parameter, a NUL)."""
+    try:
+        expected = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(InvalidRequest):
+            parse_query(query)
+        return
+    names = [name for name, _ in expected if name != "resource"]
+    refused = len(set(names)) != len(names) or any("\x00" in name + value for name, value in expected)
+    if refused:
+        with pytest.raises(InvalidRequest):
+            parse_query(query)
+        return
+    params = parse_query(query)
+    assert dict(params) == {name: value for name, value in expected if name != "resource" and value}
+    assert params.getall("resource") == [value for name, value in expected if name == "resource" and value]
 
 
 # --- resource (RFC 8707) -------------------------------------------------------------------------------------------

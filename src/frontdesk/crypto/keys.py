@@ -30,6 +30,7 @@ from sqlalchemy import Engine, insert, select, update
 from ..config import SIGNING_ALGS
 from ..storage.db import KEY_RING_LOCK, now, serialize, transaction
 from ..storage.schema import SigningKey
+from ..wire import dumps
 from .aead import MasterKey
 
 __all__ = ["SIGNING_ALGS", "KeyInfo", "KeyRing"]
@@ -106,7 +107,7 @@ class _Signer:
         if header is None:
             header = _b64(json.dumps({"alg": self.alg, "kid": self.kid, "typ": typ}, separators=(",", ":")).encode())
             self._headers[typ] = header
-        signing_input = header + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+        signing_input = header + b"." + _b64(dumps(claims))
         return (signing_input + b"." + _b64(self._sign(signing_input))).decode("ascii")
 
 

@@ -7,7 +7,7 @@ The exception is ``resource``, which RFC 8707 §2 lets a client repeat.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from ..errors import InvalidRequest
 
@@ -27,10 +27,34 @@ class Params(dict[str, str]):
         return self.multi.get(name, [])
 
 
-def _collect(pairs: list[tuple[str, str]]) -> Params:
+def _decode(text: str) -> str:
+    # HTML's application/x-www-form-urlencoded: "+" is a space, then percent-decoding as UTF-8, strictly.
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
+
+
+def parse_form(body: bytes) -> Params:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not valid UTF-8") from None
+    return parse_query(text)
+
+
+def parse_query(query: str) -> Params:
+    """What ``urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict")`` reads, checked as it is read:
+    on the token endpoint's path, where the general parser's set-up costs as much as the parsing."""
     out = Params()
     seen: set[str] = set()
-    for name, value in pairs:
+    for part in query.split("&"):
+        if not part:
+            continue
+        raw_name, _, raw_value = part.partition("=")
+        try:
+            name, value = _decode(raw_name), _decode(raw_value)
+        except UnicodeDecodeError:
+            raise InvalidRequest("the parameters are not valid form encoding") from None
         if "\x00" in value or "\x00" in name:
             raise InvalidRequest(f"parameter {name!r} carries a NUL character")
         if name in REPEATABLE:
@@ -44,19 +68,3 @@ def _collect(pairs: list[tuple[str, str]]) -> Params:
         if value != "":
             out[name] = value
     return out
-
-
-def parse_form(body: bytes) -> Params:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not valid UTF-8") from None
-    return parse_query(text)
-
-
-def parse_query(query: str) -> Params:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the parameters are not valid form encoding") from None
-    return _collect(pairs)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from ..wire import dumps
 from .db import Raw, now, run, run_many, transaction
 from .schema import AuditEvent
 
@@ -58,7 +59,7 @@ Row = tuple[int, str, str, str | None, str | None, str | None, str]
 def _row(
     event: str, outcome: str, client_id: str | None, user_id: str | None, ip: str | None, detail: dict[str, Any]
 ) -> Row:
-    return (now(), event, outcome, client_id, user_id, ip, json.dumps(detail, sort_keys=True))
+    return (now(), event, outcome, client_id, user_id, ip, dumps(detail, sort_keys=True).decode())
 
 
 def record(

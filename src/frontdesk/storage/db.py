@@ -247,6 +247,9 @@ def _checkout(engine: Engine) -> tuple[PoolProxiedConnection, bool]:
         raise
     if held:
         engine.pool._frontdesk_held = pooled  # type: ignore[attr-defined]  # replaced with the pool on dispose()
+        if getattr(engine.pool, "_frontdesk_checkpointer", None) is not None:
+            driver: Any = pooled.driver_connection
+            driver.execute("PRAGMA wal_autocheckpoint = 0")  # a thread checkpoints instead (storage/wal.py)
     return pooled, held
 
 

@@ -6,6 +6,7 @@ returns the count — atomic on both SQLite (``INSERT … ON CONFLICT … RETURN
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, case, select
@@ -49,11 +50,19 @@ def count(conn: Connection, name: str, subject: str, window: int, at: int) -> in
     return int(row[0]) if row else 0
 
 
+@functools.cache
+def _counts_sql(n: int) -> str:
+    # One primary-key seek per key, joined by UNION ALL: SQLite answers ``key IN (?, ?)`` by first building a
+    # temporary index of the list, which doubled the cost of this statement (BENCHMARKS.md).
+    return " UNION ALL ".join(["SELECT key, window_start, count FROM rate_limits WHERE key = ?"] * n)
+
+
 def counts(db: Connection | Engine, limits: Sequence[tuple[str, str, int]], at: int) -> list[int]:
     """``count`` for several (name, subject, window) at once, in one statement (in a transaction or alone)."""
     keys = [_key(name, subject) for name, subject, _ in limits]
-    marks = ", ".join("?" * len(keys))
-    rows = fetch(db, f"SELECT key, window_start, count FROM rate_limits WHERE key IN ({marks})", keys)  # noqa: S608
+    if not keys:
+        return []
+    rows = fetch(db, _counts_sql(len(keys)), keys)
     stored = {key: (window_start, n) for key, window_start, n in rows}
     out = []
     for key, (_, _, window) in zip(keys, limits, strict=True):

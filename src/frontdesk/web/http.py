@@ -3,7 +3,6 @@ and the headers every response carries."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
 from ..protocol.forms import Params, parse_form, parse_query
 from ..storage.db import Busy, no_wait
+from ..wire import dumps
 
 __all__ = [
     "SecurityHeaders",
@@ -28,6 +28,7 @@ __all__ = [
     "read_params",
     "run_sync",
     "run_write",
+    "with_page_headers",
 ]
 
 log = logging.getLogger("frontdesk.http")
@@ -41,7 +42,7 @@ _FORM = "application/x-www-form-urlencoded"
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """JSON with ``Cache-Control: no-store`` (RFC 6749 §5.1, OAuth 2.1 §3.2.3)."""
     return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
+        dumps(body),
         status_code=status,
         media_type="application/json",
         headers={**NO_STORE, **(headers or {})},
@@ -139,6 +140,12 @@ _PAGE_HEADERS = [
 ]
 
 
+def with_page_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers plus those of ``_PAGE_HEADERS`` it does not set itself."""
+    names = {k.lower() for k, _ in headers}
+    return headers + [h for h in _PAGE_HEADERS if h[0] not in names]
+
+
 class SecurityHeaders:
     """RFC 9700 §4.16 (framing) and §4.2.4 (Referer) on every response, pages and APIs alike."""
 
@@ -152,8 +159,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in _PAGE_HEADERS if h[0] not in names]
+                message["headers"] = with_page_headers(list(message.get("headers", [])))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,203 @@
+"""The application alone, in process: CPU per request of one scenario, and where it goes.
+
+    .venv/bin/python bench/hotpath.py a_client_credentials            # µs of CPU per request, no server, no sockets
+    .venv/bin/python bench/hotpath.py c_refresh --profile              # plus the top of a cProfile, by own time
+    .venv/bin/python bench/hotpath.py d_code --database-url postgresql://postgres@127.0.0.1:5432/fdprof
+    valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/hotpath.py a_client_credentials -n 1000 \
+        --instructions                                                  # instructions, whatever the machine's load
+
+What ``bench/run.py`` measures end to end is this plus the ASGI server and the kernel (about 22 µs a request for
+uvicorn with uvloop and httptools on these machines, measured with a bare ASGI "hello"). Each call goes through the
+app exactly as ``frontdesk serve`` builds it (``asgi.served``): the direct dispatch of the hot endpoints, the
+exception handlers and the security headers. Requests run ``--concurrency`` at a time on one uvloop event loop, as
+under load. The store is a fresh one in a temporary home, set up through the CLI as ``bench/run.py`` sets it up.
+"""
+
+# ruff: noqa: S603, S607  -- runs frontdesk's own CLI and callgrind_control with arguments it builds
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from mint import CLIENT_ID, REDIRECT_URI, RESOURCE, SCOPE, VERIFIER  # noqa: E402
+from run import BASIC, SECRET  # noqa: E402
+
+SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
+
+
+def set_up(home: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
+    env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "WARNING"})
+    if database_url:
+        env["FRONTDESK_DATABASE_URL"] = database_url
+
+    def cli(*command: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "frontdesk", *command], env=env, input=stdin, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"frontdesk {' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    cli("migrate")
+    cli("scope", "create", "api.read", "--description", "Read the benchmark API")
+    cli(
+        "client", "create", "--name", "Benchmark", "--client-id", CLIENT_ID, "--secret", SECRET,
+        "--grant-type", "client_credentials", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+        "--redirect-uri", REDIRECT_URI, "--scope", SCOPE, "--id-token-alg", "ES256",
+    )  # fmt: skip
+    os.environ.update({k: v for k, v in env.items() if k.startswith("FRONTDESK_")})
+    return env
+
+
+def request(scenario: str, token: str = "") -> tuple[str, str, bytes, list[tuple[bytes, bytes]]]:
+    form = [(b"content-type", b"application/x-www-form-urlencoded"), (b"authorization", BASIC.encode())]
+    if scenario == "a_client_credentials":
+        body = f"grant_type=client_credentials&scope=api.read&resource={RESOURCE}"
+        return "POST", "/token", body.encode(), form
+    if scenario == "b_introspection":
+        return "POST", "/introspect", f"token={token}&token_type_hint=access_token".encode(), form
+    if scenario == "c_refresh":
+        return "POST", "/token", f"grant_type=refresh_token&refresh_token={token}".encode(), form
+    if scenario == "d_code":
+        body = f"grant_type=authorization_code&code={token}&code_verifier={VERIFIER}&redirect_uri={REDIRECT_URI}"
+        return "POST", "/token", body.encode(), form
+    if scenario == "e_jwks":
+        return "GET", "/jwks", b"", []
+    return "GET", "/.well-known/openid-configuration", b"", []
+
+
+async def call(app: Any, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode()), *headers],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000), "state": {},
+    }  # fmt: skip
+    status = 0
+    answer: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            answer.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(answer)
+
+
+async def drive(app: Any, scenario: str, tokens: list[str], n: int, concurrency: int) -> list[int]:
+    statuses: list[int] = []
+    queue = iter(tokens if tokens else [""] * n)
+
+    async def worker() -> None:
+        for token in queue:
+            statuses.append((await call(app, *request(scenario, token)))[0])
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("-n", type=int, default=5000, help="requests to measure (after 500 to warm up)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the measured run")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="under valgrind --tool=callgrind --instr-atstart=no: count instructions of the measured requests only",
+    )
+    parser.add_argument("--database-url", help="PostgreSQL (or another SQLite) instead of the home's SQLite file")
+    args = parser.parse_args()
+
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="fdprof-") as tmp:
+        set_up(Path(tmp), args.database_url)
+        from mint import mint
+
+        from frontdesk.asgi import app as make_app
+
+        app = make_app()
+        warm, n = 500, args.n
+        pooled = args.scenario in ("c_refresh", "d_code")
+        tokens = mint("refresh" if args.scenario == "c_refresh" else "code", warm + n, 100) if pooled else []
+
+        async def session() -> None:
+            lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            started = asyncio.Event()
+            await lifespan.put({"type": "lifespan.startup"})
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "lifespan.startup.complete":
+                    started.set()
+
+            life = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan.get, send))
+            await started.wait()
+            token = ""
+            if args.scenario == "b_introspection":
+                token = await _access_token(app)
+            first = tokens[:warm] if pooled else [token] * warm
+            rest = tokens[warm:] if pooled else [token] * n
+            await drive(app, args.scenario, first, warm, args.concurrency)
+            profiler = cProfile.Profile() if args.profile else None
+            if args.instructions:
+                _callgrind("on")
+            cpu, wall = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            statuses = await drive(app, args.scenario, rest, n, args.concurrency)
+            if profiler:
+                profiler.disable()
+            if args.instructions:
+                _callgrind("off")
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            bad = sum(1 for s in statuses if s != 200)
+            print(
+                f"{args.scenario}: {len(statuses)} requests, {cpu / len(statuses) * 1e6:.0f} µs CPU each, "
+                f"{len(statuses) / wall:,.0f}/s on one core in process, non-200: {bad}"
+            )
+            if profiler:
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
+            await lifespan.put({"type": "lifespan.shutdown"})
+            await life
+
+        uvloop.run(session())
+
+
+def _callgrind(state: str) -> None:
+    # Instruction counts do not move with the machine's load, as CPU time does on a shared machine.
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
+
+
+async def _access_token(app: Any) -> str:
+    status, body = await call(app, *request("a_client_credentials"))
+    if status != 200:
+        raise SystemExit(f"client_credentials answered {status}: {body!r}")
+    return str(json.loads(body)["access_token"])
+
+
+if __name__ == "__main__":
+    main()

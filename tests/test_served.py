@@ -1,0 +1,150 @@
+"""The app as ``frontdesk serve`` runs it (asgi.py): the hot endpoints called directly answer exactly what the full
+Starlette stack answers, and its lifespan runs the audit writer and, on SQLite, the WAL checkpointer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import ISSUER, Registered
+from frontdesk.asgi import Served, served
+from frontdesk.core import Frontdesk
+from frontdesk.storage import wal
+from frontdesk.storage.db import _checkout, fetch, raw_transaction, run
+from frontdesk.web import create_app
+
+
+class Lifespan:
+    """The ASGI lifespan protocol as a server speaks it: startup before the first request, shutdown after the last."""
+
+    def __init__(self, app: Served) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.outbox.put(message["type"])
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.task = asyncio.ensure_future(self.app(scope, self.inbox.get, self._send))
+        await self.inbox.put({"type": "lifespan.startup"})
+        assert await self.outbox.get() == "lifespan.startup.complete"
+
+    async def shutdown(self) -> None:
+        assert self.task is not None
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        assert await self.outbox.get() == "lifespan.shutdown.complete"
+        await self.task
+
+
+@pytest.fixture
+async def running(fd: Frontdesk) -> AsyncIterator[Served]:
+    life = Lifespan(served(fd))
+    await life.startup()
+    yield life.app
+    await life.shutdown()
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)), base_url=ISSUER)
+
+
+def _basic(client: Registered, secret: str | None = None) -> dict[str, str]:
+    raw = f"{client.client_id}:{secret or client.secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+CASES = [
+    ("POST", "/token", {"grant_type": "client_credentials", "scope": "calendar.read"}, None),  # 200
+    ("POST", "/token", {"grant_type": "client_credentials"}, "wrong-secret"),  # 401 with a challenge
+    ("POST", "/token", {"grant_type": "password", "username": "a", "password": "b"}, None),  # 400
+    ("POST", "/introspect", {"token": "not-a-token"}, None),  # 200 inactive
+    ("GET", "/jwks", None, None),
+    ("GET", "/.well-known/openid-configuration", None, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "form", "secret"), CASES)
+async def test_direct_endpoints_answer_as_the_full_stack(
+    running: Served, fd: Frontdesk, confidential: Registered, method: str, path: str, form: Any, secret: str | None
+) -> None:
+    """Status, headers (the security headers included) and, but for the fresh token, the body are the same."""
+    assert (method, path) in running.direct
+    answers = []
+    for app in (running, create_app(fd)):
+        async with _client(app) as client:
+            answers.append(await client.request(method, path, data=form, headers=_basic(confidential, secret)))
+    direct, full = answers
+    assert direct.status_code == full.status_code
+    assert sorted(direct.headers.keys()) == sorted(full.headers.keys())
+    for name in ("cache-control", "x-frame-options", "content-security-policy", "referrer-policy", "www-authenticate"):
+        assert direct.headers.get(name) == full.headers.get(name), name
+    if "access_token" in direct.json():
+        assert direct.json().keys() == full.json().keys()
+    else:
+        assert direct.json() == full.json()
+
+
+async def test_the_direct_path_sets_the_security_headers(running: Served, confidential: Registered) -> None:
+    async with _client(running) as client:
+        response = await client.post("/token", data={"grant_type": "client_credentials"}, headers=_basic(confidential))
+    assert response.status_code == 200
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def _autocheckpoint(driver: Any) -> int:
+    return int(driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sqlite_checkpoints_move_off_the_event_loop_connection(fd: Frontdesk) -> None:
+    """While served, the event loop's connection never checkpoints (autocheckpoint 0) and a thread copies the log
+    into the database file; at shutdown the connection gets SQLite's automatic checkpoint back."""
+    engine = fd.engine
+    held, is_held = _checkout(engine)  # this test runs on the main thread, as the server's event loop does
+    assert is_held
+    assert _autocheckpoint(held.driver_connection) == 1000
+    life = Lifespan(served(fd))
+    await life.startup()
+    try:
+        assert _autocheckpoint(held.driver_connection) == 0
+        with raw_transaction(engine) as tx:
+            run(tx, "CREATE TABLE wal_probe (n INTEGER PRIMARY KEY, filler BLOB)")
+        database = str(engine.url.database)
+        before = os.path.getsize(database)
+        # ~1,500 pages through the loop's connection: past SQLite's own mark, so only the thread can have copied them.
+        for start in range(0, 1500, 100):
+            with raw_transaction(engine) as tx:
+                for n in range(start, start + 100):
+                    run(tx, "INSERT INTO wal_probe VALUES (?, randomblob(4000))", (n,))
+        assert fetch(engine, "SELECT COUNT(*) FROM wal_probe")[0][0] == 1500
+        checkpointer = engine.pool._frontdesk_checkpointer  # type: ignore[attr-defined]
+        for _ in range(40):
+            if os.path.getsize(database) > before + 1400 * 4096:
+                break
+            checkpointer._stop.wait(wal.INTERVAL)
+        assert os.path.getsize(database) > before + 1400 * 4096, "no checkpoint copied the log into the file"
+    finally:
+        await life.shutdown()
+    assert _autocheckpoint(held.driver_connection) == 1000
+    assert getattr(engine.pool, "_frontdesk_checkpointer", None) is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_without_a_server_sqlite_checkpoints_itself(fd: Frontdesk) -> None:
+    """A connection opened outside ``frontdesk serve`` (the CLI, an embedding app) keeps automatic checkpoints."""
+    held, _ = _checkout(fd.engine)
+    assert _autocheckpoint(held.driver_connection) == 1000
+    with fd.engine.connect() as conn:
+        assert _autocheckpoint(conn.connection.driver_connection) == 1000
