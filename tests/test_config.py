@@ -75,3 +75,12 @@ def test_invalid_files_fail_loudly(tmp_path: Path, text: str):
     path.write_text(text)
     with pytest.raises(ConfigError):
         load_settings(str(path), environ={})
+
+
+@pytest.mark.parametrize("name", ["signin_per_account_and_ip", "signin_per_account", "signin_per_ip"])
+def test_removed_signin_rate_limits_name_their_replacement(tmp_path: Path, name: str):
+    """A file still carrying the old fixed sign-in limits stops the start, and the message names [signin_throttle]."""
+    path = tmp_path / "frontdesk.toml"
+    path.write_text(f"[rate_limits]\n{name} = [5, 900]\n")
+    with pytest.raises(ConfigError, match=rf"rate_limits\.{name} .*\[signin_throttle\]"):
+        load_settings(str(path), environ={})

@@ -222,6 +222,20 @@ async def test_the_same_upstream_account_signs_in_to_the_same_account(http, conf
     assert [u for u in users(fd) if u.startswith("op-")] == ["op-newbie"]
 
 
+async def test_a_second_sign_in_does_not_fetch_the_provider_keys_again(confidential, provider, fd, op):
+    """Two people signing in through the provider in one process: its JWKS is fetched for the first only."""
+    app = create_app(fd)
+    op.reset_counts()
+    try:
+        for address in ("198.51.100.3", "198.51.100.4"):
+            transport = httpx.ASGITransport(app=app, client=(address, 1))
+            async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+                assert signed_in(await finish(browser, await through(browser, confidential, NEWBIE)))
+    finally:
+        await app.state.vault_http.aclose()
+    assert op.counts()["jwks"]["requests"] == 1
+
+
 async def test_verified_email_links_only_after_the_password(http, confidential, provider, fd, person):
     """An upstream account whose verified email is alice's is offered the link; a wrong password links nothing;
     alice's password links and signs in as alice; later trips go straight in."""

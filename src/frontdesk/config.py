@@ -75,15 +75,13 @@ class Lifetimes:
 class RateLimits:
     """(attempts, window seconds) per limit, counted in the database so they hold across processes and hosts.
 
-    Only failures are counted where a legitimate caller rarely fails (client authentication, sign-in, user code
-    entry): a busy client that authenticates correctly is never slowed, while guessing stops within a handful of
-    tries. The authorization endpoint counts every request per address, with room for a busy office behind NAT.
+    Only failures are counted where a legitimate caller rarely fails (client authentication, user code entry, second
+    factor codes): a busy client that authenticates correctly is never slowed, while guessing stops within a handful
+    of tries. The authorization endpoint counts every request per address, with room for a busy office behind NAT.
+    Wrong passwords are not here: ``SigninThrottle`` answers them with growing delays instead.
     """
 
     enabled: bool = True
-    signin_per_account_and_ip: tuple[int, int] = (5, 900)
-    signin_per_account: tuple[int, int] = (20, 900)
-    signin_per_ip: tuple[int, int] = (30, 900)
     client_auth_per_client_and_ip: tuple[int, int] = (10, 60)
     client_auth_per_ip: tuple[int, int] = (100, 60)
     user_code_per_ip: tuple[int, int] = (10, 900)
@@ -238,9 +236,18 @@ def _coerce(value: Any, kind: type, name: str) -> Any:
     return kind(value)
 
 
+# Fixed windows on sign-in attempts, replaced by ``[signin_throttle]``. A file written for them is refused like any
+# unknown setting, but told where the setting went.
+_REMOVED_RATE_LIMITS = ("signin_per_account_and_ip", "signin_per_account", "signin_per_ip")
+
+
 def _rate_limits(value: dict[str, Any]) -> RateLimits:
     limits: dict[str, Any] = {}
     for name, spec in value.items():
+        if name in _REMOVED_RATE_LIMITS:
+            raise ConfigError(
+                f"rate_limits.{name} is no longer a setting: failed sign-ins are throttled by [signin_throttle]"
+            )
         if name not in RateLimits.__dataclass_fields__:
             raise ConfigError(f"unknown setting rate_limits.{name}")
         if name == "enabled":

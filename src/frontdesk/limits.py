@@ -1,7 +1,8 @@
-"""Abuse limits on sign-in, client authentication, user code entry and the authorization endpoint.
+"""Abuse limits on client authentication, user code entry and the authorization endpoint.
 
-A limit is checked before the expensive or guessable step (the argon2 check, the secret comparison) and an attempt
-is counted when it fails; a limit that is reached answers 429 with Retry-After until its window ends.
+A limit is checked before the guessable step (a secret comparison, a code lookup) and an attempt is counted when it
+fails; a limit that is reached answers 429 with Retry-After until its window ends. Wrong passwords are not limited
+here: ``frontdesk.throttle`` answers them with growing delays.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ __all__ = [
     "client_auth_limits",
     "count_and_check",
     "count_failure",
-    "signin_limits",
     "user_code_limits",
 ]
 
@@ -32,16 +32,6 @@ class Limit:
     subject: str
     attempts: int
     window: int
-
-
-def signin_limits(fd: Frontdesk, username: str, ip: str | None) -> list[Limit]:
-    rl = fd.settings.rate_limits
-    account = username.lower()
-    return [
-        Limit("signin_account_ip", f"{account}\x00{ip}", *rl.signin_per_account_and_ip),
-        Limit("signin_account", account, *rl.signin_per_account),
-        Limit("signin_ip", str(ip), *rl.signin_per_ip),
-    ]
 
 
 def client_auth_limits(fd: Frontdesk, client_id: str, ip: str | None) -> list[Limit]:

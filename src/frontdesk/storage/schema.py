@@ -239,6 +239,8 @@ class AuditEvent(Base):
 
 
 Index("ix_refresh_tokens_grant_consumed", RefreshToken.grant_id, RefreshToken.consumed_at)
+# The account activity page: one person's events of the last days, newest first (``web.account.recent_events``).
+Index("ix_audit_events_user_id_at", AuditEvent.user_id, AuditEvent.at)
 
 
 # --- the vault (DESIGN §6) -------------------------------------------------------------------------------------

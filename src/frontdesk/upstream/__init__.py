@@ -2,6 +2,7 @@
 people sign in through them (``flow``), their accounts there linked to accounts here."""
 
 from .flow import FED, Person, Refused, Returned, begin, come_back, confirm_link
+from .jwks import ProviderKeys
 from .providers import (
     Provider,
     ProviderError,
@@ -18,6 +19,7 @@ __all__ = [
     "Person",
     "Provider",
     "ProviderError",
+    "ProviderKeys",
     "Refused",
     "Returned",
     "add_provider",

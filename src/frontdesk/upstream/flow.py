@@ -44,7 +44,8 @@ from ..storage.upstream import (
     take_login,
     users_with_email,
 )
-from .id_token import InvalidIdToken, validate_id_token
+from .id_token import InvalidIdToken, unverified_kid, validate_id_token
+from .jwks import ProviderKeys
 from .providers import TIMEOUT, Provider, callback_url, client_secret
 
 __all__ = ["FED", "Person", "Refused", "Returned", "begin", "come_back", "confirm_link"]
@@ -171,7 +172,9 @@ def _person(claims: dict[str, Any], subject: str) -> Person:
     )
 
 
-def _identify(http: httpx.Client, provider: Provider, tokens: dict[str, Any], login: LoginRow, at: int) -> Person:
+def _identify(
+    http: httpx.Client, keys: ProviderKeys, provider: Provider, tokens: dict[str, Any], login: LoginRow, at: int
+) -> Person:
     bearer = f"Bearer {tokens['access_token']}"
     if provider.kind == "oauth2":
         assert provider.userinfo_endpoint is not None
@@ -185,9 +188,7 @@ def _identify(http: httpx.Client, provider: Provider, tokens: dict[str, Any], lo
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise Refused("invalid_id_token", "", detail="no id_token in the token response")
-    # The JWKS is fetched at each sign-in rather than cached: a rotated key is seen at once, and an upstream
-    # sign-in is rare enough per person that one more request does not matter.
-    jwks = _get_json(http, provider.jwks_uri)
+    jwks = keys.key_set(provider.jwks_uri, unverified_kid(id_token), lambda uri: _get_json(http, uri))
     try:
         claims = validate_id_token(
             id_token,
@@ -241,9 +242,18 @@ def _resolve(fd: Frontdesk, provider: Provider, login: LoginRow, person: Person,
 
 
 def come_back(
-    fd: Frontdesk, http: httpx.Client, provider: Provider, params: Params, browser: str | None, ip: str | None, at: int
+    fd: Frontdesk,
+    http: httpx.Client,
+    keys: ProviderKeys,
+    provider: Provider,
+    params: Params,
+    browser: str | None,
+    ip: str | None,
+    at: int,
 ) -> Returned:
-    """The redirection back from the provider (the callback); raises ``Refused`` for anything amiss."""
+    """The redirection back from the provider (the callback); raises ``Refused`` for anything amiss.
+
+    ``keys`` caches the providers' key sets for the process (``jwks``)."""
     state = params.get("state")
     with transaction(fd.engine) as conn:
         login = login_by_state(conn, digest(state)) if state else None
@@ -275,7 +285,7 @@ def come_back(
         tokens = _token_request(
             http, provider, client_secret(fd, provider.name), code, verifier, callback_url(fd, provider.name)
         )
-        person = _identify(http, provider, tokens, login, at)
+        person = _identify(http, keys, provider, tokens, login, at)
     except Refused as exc:
         exc.interaction_id = back
         exc.message = exc.message or f"{provider.display_name} could not sign you in. Try again."

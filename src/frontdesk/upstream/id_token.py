@@ -14,7 +14,7 @@ from joserfc.jws import extract_compact
 
 from ..secret import digest, same
 
-__all__ = ["ALGORITHMS", "InvalidIdToken", "validate_id_token"]
+__all__ = ["ALGORITHMS", "InvalidIdToken", "unverified_kid", "validate_id_token"]
 
 # Asymmetric algorithms only: "none" and the client-secret HMACs are never accepted from upstream.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -23,6 +23,15 @@ LEEWAY = 60  # seconds of clock skew tolerated between the provider and this ser
 
 class InvalidIdToken(ValueError):
     """The ID token fails a check of §3.1.3.7; the message names which (logged and audited, never shown)."""
+
+
+def unverified_kid(token: str) -> str | None:
+    """The ``kid`` the token's header names, unchecked: only to choose which key set to check it against."""
+    try:
+        kid = extract_compact(token.encode()).protected.get("kid")
+    except (JoseError, ValueError, KeyError, TypeError):
+        return None  # validate_id_token refuses it with the reason
+    return kid if isinstance(kid, str) else None
 
 
 def _verified(token: str, jwks: dict[str, Any]) -> jwt.Token:

@@ -22,6 +22,7 @@ from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..storage.db import now
 from ..storage.purge import purge_expired, saturated
+from ..upstream import ProviderKeys
 from . import (
     account,
     account_security,
@@ -187,4 +188,6 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put).
     app.state.vault_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     app.state.demo = demo_client
+    # Upstream providers' key sets, shared by this process's sign-ins (OpenID Connect Core 1.0 §10.1.1).
+    app.state.upstream_keys = ProviderKeys()
     return app

@@ -2,7 +2,8 @@
 back, and the page that asks a person to confirm linking the account their verified email points at.
 
 start: boundInteraction → checkCsrf → findProvider → begin (a cookie binds the trip to this browser) → the provider
-callback: findProvider → comeBack (state taken once, same browser, code exchanged, ID token validated) → interaction
+callback: findProvider → comeBack (state taken once, same browser, code exchanged, ID token validated against the
+  provider's key set, cached for the process) → interaction
 finish: boundInteraction → the trip that came back → sign in (a second factor if one is owed), or ask to link
 """
 
@@ -22,7 +23,7 @@ from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.upstream import LoginRow, finish_login, login_of_interaction
 from ..throttle import record_failure, record_success, refusal
-from ..upstream import FED, Refused, begin, come_back, confirm_link, find_provider
+from ..upstream import FED, ProviderKeys, Refused, begin, come_back, confirm_link, find_provider
 from .authorize import (
     START_AGAIN,
     after_first_factor,
@@ -73,13 +74,15 @@ async def start(request: Request) -> Response:
     return response
 
 
-def _callback(fd: Frontdesk, name: str, params: Params, browser: str | None, ip: str | None) -> Response:
+def _callback(
+    fd: Frontdesk, keys: ProviderKeys, name: str, params: Params, browser: str | None, ip: str | None
+) -> Response:
     provider = find_provider(fd, name)
     if provider is None:
         return problem("Unknown provider", "This way of signing in is not offered here.", 404)
     try:
         with httpx.Client(follow_redirects=False) as http:
-            returned = come_back(fd, http, provider, params, browser, ip, now())
+            returned = come_back(fd, http, keys, provider, params, browser, ip, now())
     except Refused as exc:
         log.info("upstream sign-in refused", extra={"provider": name, "reason": exc.reason, "detail": exc.detail})
         with transaction(fd.engine) as conn:
@@ -103,7 +106,10 @@ async def callback(request: Request) -> Response:
     except OAuthError:  # a malformed or repeated parameter: the same answer as any other broken link
         return problem("Could not sign you in", "This sign-in link is not valid.")
     browser = request.cookies.get(_cookie_name(fd))
-    response = await run_in_threadpool(_callback, fd, request.path_params["name"], params, browser, client_ip(request))
+    keys = request.app.state.upstream_keys
+    response = await run_in_threadpool(
+        _callback, fd, keys, request.path_params["name"], params, browser, client_ip(request)
+    )
     response.delete_cookie(_cookie_name(fd), path="/upstream/", secure=fd.settings.secure_cookies, httponly=True)
     return response
 
