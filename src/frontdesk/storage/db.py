@@ -269,20 +269,29 @@ def fetch(db: DB, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]
 def _fetch_alone(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     dbapi_error = engine.dialect.loaded_dbapi.OperationalError
     pooled, held = _checkout(engine)
+    # On PostgreSQL the statement runs in autocommit: psycopg would otherwise send BEGIN before it, and the pool a
+    # ROLLBACK after it, three round trips for one read; the rollback also dropped psycopg's prepared statements,
+    # so none of these was ever prepared. On SQLite the connection is in autocommit already (``open_engine``).
+    driver: Any = pooled.driver_connection
+    alone = engine.dialect.name != "sqlite"
     try:
+        if alone:
+            driver.autocommit = True
         cursor = pooled.cursor()
         try:
             cursor.execute(_sql(engine, sql), params)
             return list(cursor.fetchall())
         finally:
-            cursor.close()  # on SQLite (autocommit here) this also ends the read
+            cursor.close()  # on SQLite this also ends the read
     except dbapi_error as exc:
-        if engine.dialect.name != "sqlite":
+        if alone:
             pooled.invalidate(exc)
         raise _unavailable(exc) from exc
     finally:
+        if alone and not driver.closed:
+            driver.autocommit = False  # as the pool and every transaction expect it back
         if not held:
-            pooled.close()  # back to the pool, which ends whatever transaction the driver opened
+            pooled.close()  # back to the pool
 
 
 def run(db: Connection | Raw, sql: str, params: Sequence[Any] = ()) -> int:
