@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from mint import CHALLENGE, CLIENT_ID, REDIRECT_URI, RESOURCE, SCOPE, VERIFIER  # noqa: E402
+from vault_upstream import API_PREFIX, PROVIDER, provider_file  # noqa: E402
+from vault_upstream import RESOURCE as UPSTREAM_RESOURCE  # noqa: E402
 
 SECRET = "bench-secret-0123456789-abcdefghijklmnop"
 PASSWORD = "bench passphrase for the flow scenario"
@@ -57,7 +61,9 @@ SCENARIOS = {
     "e_jwks": "GET JWKS",
     "e_discovery": "GET discovery document",
     "f_flow": "whole browser-less code flow: authorize, sign in, consent, token (flows/s)",
+    "g_vault_proxy": "GET through the vault proxy, against the same GET sent to the local upstream directly",
 }
+VAULT_PROXY = "g_vault_proxy"
 TARGETS_GOAL = {  # frontdesk (1 worker) ÷ peer, on one core each, in the same run
     ("node", "a_client_credentials"): 1.5,
     ("node", "b_introspection"): 1.5,
@@ -289,6 +295,37 @@ def start_authlib_flask(workdir: Path) -> Target | None:
     return target
 
 
+def start_upstream(workdir: Path) -> Target:
+    """Scenario (g)'s upstream API on loopback, pinned like the servers, and the provider file that names it."""
+    port = free_port()
+    token = "bench_at_" + secrets.token_urlsafe(24)
+    target = Target("upstream", "upstream (direct)", "memory", 1, port, {}, (VAULT_PROXY,), extra={"token": token})
+    with (workdir / "upstream.log").open("ab") as sink:
+        target.process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, sys.executable, str(BENCH / "vault_upstream.py"), "serve", str(port)],
+            env={**os.environ, "BENCH_UPSTREAM_TOKEN": token},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    wait_ready(target.url + "/bench/stats", target.process)
+    resource = f"{target.url}{API_PREFIX}/{UPSTREAM_RESOURCE}"
+    # The upstream really checks the credential: without it 401, with it the resource.
+    refused = httpx.get(resource, headers={"Authorization": "Bearer bench_at_wrong"})
+    answered = httpx.get(resource, headers={"Authorization": f"Bearer {token}"})
+    if refused.status_code != 401 or answered.status_code != 200:
+        raise RuntimeError(f"the upstream answered {refused.status_code} and {answered.status_code}, not 401 and 200")
+    target.extra["providers"] = provider_file(workdir / "providers", target.url).parent
+    upstream_stats(target.url)
+    return target
+
+
+def upstream_stats(url: str) -> dict[str, int]:
+    """What the upstream saw since the last call (requests, 401s, TCP connections), and reset."""
+    response = httpx.get(url + "/bench/stats")
+    response.raise_for_status()
+    return dict(response.json())
+
+
 def postgres_url(admin: str, database: str) -> str:
     parts = urlsplit(admin)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, "", ""))
@@ -310,13 +347,17 @@ def drop_postgres(admin: str, database: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def start_frontdesk(workdir: Path, backend: str, workers: int, args: argparse.Namespace) -> FrontdeskTarget:
+def start_frontdesk(
+    workdir: Path, backend: str, workers: int, args: argparse.Namespace, upstream: Target | None = None
+) -> FrontdeskTarget:
     port = free_port()
     home = workdir / f"home-{backend}-{workers}"
     home.mkdir()
     env = {"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1"}
     if backend == "postgresql":
         env["FRONTDESK_DATABASE_URL"] = fresh_postgres(args.postgres, f"fdbench_{workers}")
+    if upstream is not None:
+        env["FRONTDESK_VAULT_PROVIDERS_DIR"] = str(upstream.extra["providers"])
     target = FrontdeskTarget(
         "frontdesk",
         f"frontdesk {backend} {workers}w",
@@ -329,16 +370,17 @@ def start_frontdesk(workdir: Path, backend: str, workers: int, args: argparse.Na
             "jwks": "/jwks",
             "discovery": "/.well-known/openid-configuration",
         },
-        tuple(SCENARIOS),
+        tuple(s for s in SCENARIOS if s != VAULT_PROXY or upstream is not None),
         extra={"env": env},
     )
     cli = [sys.executable, "-m", "frontdesk"]
     fd_env = target.env()
 
-    def run(*command: str, stdin: str | None = None) -> None:
+    def run(*command: str, stdin: str | None = None) -> str:
         done = subprocess.run([*cli, *command], env=fd_env, input=stdin, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"frontdesk {' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
 
     run("migrate")
     run("scope", "create", "api.read", "--description", "Read the benchmark API")
@@ -348,6 +390,8 @@ def start_frontdesk(workdir: Path, backend: str, workers: int, args: argparse.Na
         "--redirect-uri", REDIRECT_URI, "--scope", SCOPE, "--id-token-alg", "ES256",
     )  # fmt: skip
     run("user", "create", "--username", "bench", "--password-stdin", stdin=PASSWORD + "\n")
+    if upstream is not None:
+        connect_vault(target, upstream, run)
     cores = SERVER_CORE if workers == 1 else f"{SERVER_CORE},{LOAD_CORE}"
     with (workdir / f"frontdesk-{backend}-{workers}.log").open("ab") as sink:
         target.process = subprocess.Popen(
@@ -369,7 +413,47 @@ def start_frontdesk(workdir: Path, backend: str, workers: int, args: argparse.Na
             stderr=subprocess.STDOUT,
         )
     wait_ready(target.url + "/jwks", target.process)
+    if upstream is not None:
+        check_proxy(target, upstream)
     return target
+
+
+def connect_vault(target: FrontdeskTarget, upstream: Target, run: Callable[..., str]) -> None:
+    """Scenario (g)'s set-up as an operator and a platform make it: an integration for the upstream's provider file
+    (`frontdesk vault integration add`), the platform's API key (`frontdesk apikey create`), and one person's
+    connection, stored through the vault's storage layer as its callback stores it (bench/vault_upstream.py)."""
+    run(
+        "vault", "integration", "add", "bench", "--provider", PROVIDER, "--client-id", "bench-platform",
+        "--client-secret-stdin", stdin="bench-platform-secret-0123456789\n",
+    )  # fmt: skip
+    target.extra["api_key"] = json.loads(run("apikey", "create", "--name", "bench platform", "--json"))["api_key"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "vault_upstream.py"), "connect", "bench", "bench-user"],
+        env={**target.env(), "BENCH_UPSTREAM_TOKEN": upstream.extra["token"]},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/vault_upstream.py connect failed:\n{done.stderr[-2000:]}")
+    target.extra["connection"] = done.stdout.strip()
+    target.extra["upstream"] = upstream.url
+
+
+def check_proxy(target: FrontdeskTarget, upstream: Target) -> None:
+    """The proxied call answers what the direct one answers, and only with the platform's API key."""
+    path = request_for(target, VAULT_PROXY, None).path
+    proxied = httpx.get(target.url + path, headers={"Authorization": f"Bearer {target.extra['api_key']}"})
+    direct = httpx.get(
+        upstream.url + request_for(upstream, VAULT_PROXY, None).path,
+        headers={"Authorization": f"Bearer {upstream.extra['token']}"},
+    )
+    refused = httpx.get(target.url + path, headers={"Authorization": "Bearer fd_ak_wrong"})
+    if proxied.status_code != 200 or proxied.content != direct.content or refused.status_code != 401:
+        raise RuntimeError(
+            f"vault proxy check failed: proxied {proxied.status_code} {proxied.text[:300]!r}, "
+            f"direct {direct.status_code}, without the API key {refused.status_code}"
+        )
+    upstream_stats(upstream.url)
 
 
 # --- load --------------------------------------------------------------------------------------------------------
@@ -403,6 +487,11 @@ def request_for(target: Target, scenario: str, token: str | None) -> Request:
         return Request("GET", target.paths["jwks"])
     if scenario == "e_discovery":
         return Request("GET", target.paths["discovery"])
+    if scenario == VAULT_PROXY:
+        if target.name == "upstream":
+            return Request("GET", f"{API_PREFIX}/{UPSTREAM_RESOURCE}", auth=f"Bearer {target.extra['token']}")
+        proxied = f"/vault/proxy/{target.extra['connection']}/{UPSTREAM_RESOURCE}"
+        return Request("GET", proxied, auth=f"Bearer {target.extra['api_key']}")
     raise ValueError(scenario)
 
 
@@ -459,11 +548,15 @@ def measure(target: Target, scenario: str, args: argparse.Namespace, workdir: Pa
         minted = target.mint(req.pool, warm_n + n)
         warm_pool, pool = minted[:warm_n], minted[warm_n:]
     wrk(target, req, args.warmup, workdir, warm_pool)
+    upstream = target.extra.get("upstream", target.url) if scenario == VAULT_PROXY else None
+    if upstream is not None:
+        upstream_stats(upstream)
     raw = wrk(target, req, args.duration, workdir, pool)
     requests = raw["requests"]
     seconds = raw["duration_us"] / 1e6
     ok = sum(n for code, n in raw["statuses"].items() if code.startswith("2"))
     exhausted = pool is not None and requests >= len(pool)
+    extra = {"upstream_saw": upstream_stats(upstream)} if upstream is not None else {}
     return {
         "target": target.name,
         "label": target.label,
@@ -479,6 +572,7 @@ def measure(target: Target, scenario: str, args: argparse.Namespace, workdir: Pa
         "statuses": raw["statuses"],
         "socket_errors": {k: v for k, v in raw["errors"].items() if k != "status" and v},
         "pool_exhausted": exhausted,
+        **extra,
     }
 
 
@@ -633,6 +727,32 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def vault_proxy(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scenario (g): what the proxy adds to the same GET sent to the upstream directly, for each frontdesk."""
+    direct = next((r for r in results if r["target"] == "upstream" and r["scenario"] == VAULT_PROXY), None)
+    if direct is None:
+        return []
+    return [
+        {
+            "backend": r["backend"],
+            "workers": r["workers"],
+            "proxied_rps": r["rps"],
+            "direct_rps": direct["rps"],
+            "proxied_p50_ms": r["p50_ms"],
+            "direct_p50_ms": direct["p50_ms"],
+            "proxied_p99_ms": r["p99_ms"],
+            "direct_p99_ms": direct["p99_ms"],
+            "added_p50_ms": round(r["p50_ms"] - direct["p50_ms"], 2),
+            "added_p99_ms": round(r["p99_ms"] - direct["p99_ms"], 2),
+            # frontdesk's own CPU for one proxied call (the upstream's work is not in it)
+            "frontdesk_cpu_ms_per_request": r["cpu_s_per_1k"],
+            "upstream_cpu_ms_per_request": direct["cpu_s_per_1k"],
+        }
+        for r in results
+        if r["target"] == "frontdesk" and r["scenario"] == VAULT_PROXY
+    ]
+
+
 def _n(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "?"
 
@@ -670,6 +790,19 @@ def table(run: dict[str, Any]) -> str:
             f"| {q['scenario']} | {q['backend']} | ÷ {q['peer']} ({q['frontdesk_rps']:,.0f} ÷ {q['peer_rps']:,.0f}) | "
             f"{q['ratio']} | {q['cpu_ratio']} | {goal} | {mark} |"
         )
+    if run.get("vault_proxy"):
+        lines += [
+            "",
+            "| g_vault_proxy | workers | proxied p50 / p99 ms | direct p50 / p99 ms | added p50 ms | added p99 ms | "
+            "frontdesk CPU ms per proxied request |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for v in run["vault_proxy"]:
+            lines.append(
+                f"| {v['backend']} | {v['workers']} | {v['proxied_p50_ms']} / {v['proxied_p99_ms']} | "
+                f"{v['direct_p50_ms']} / {v['direct_p99_ms']} | {v['added_p50_ms']} | {v['added_p99_ms']} | "
+                f"{v['frontdesk_cpu_ms_per_request']} |"
+            )
     for g in run.get("growth", []):
         rss = g["rss_mib_by_issued_tokens"]
         purge = g.get("purge", {})
@@ -792,10 +925,15 @@ def main() -> None:
             flask = start_authlib_flask(workdir)
             if flask is not None:
                 targets.append(flask)
+        upstream = None
+        if VAULT_PROXY in scenarios:
+            log("starting the vault proxy's upstream")
+            upstream = start_upstream(workdir)
+            targets.append(upstream)
         for w in workers:
             for b in backends:
                 log(f"starting frontdesk on {b} with {w} worker(s)")
-                targets.append(start_frontdesk(workdir, b, w, args))
+                targets.append(start_frontdesk(workdir, b, w, args, upstream))
         hints: dict[str, float] = {}
         args.hints = hints
         for scenario in scenarios:
@@ -828,6 +966,7 @@ def main() -> None:
                     hints[f"{label}:a"] = best["rps"]
         run["results"] = results
         run["ratios"] = ratios(results)
+        run["vault_proxy"] = vault_proxy(results)
         if do_growth:
             run["growth"] = []
             for target in targets:
