@@ -30,7 +30,7 @@ from .logs import configure_logging
 from .storage import audit, wal
 from .web import create_app, discovery, resource, token
 from .web.demo import DemoClient
-from .web.http import SecurityHeaders, with_page_headers
+from .web.http import JSONAnswer, SecurityHeaders, with_page_headers
 
 __all__ = ["app", "served"]
 
@@ -103,10 +103,10 @@ class Served:
                     raise
                 handled = handler(request, exc)
                 response = await handled if inspect.isawaitable(handled) else handled
-            if type(response) is not Response or response.background is not None:
+            if type(response) not in (Response, JSONAnswer) or response.background is not None:
                 await SecurityHeaders(response)(scope, receive, send)
                 return
-            # A plain Response, as every hot endpoint answers: its two messages written here, with the headers
+            # A plain response, as every hot endpoint answers: its two messages written here, with the headers
             # SecurityHeaders would add, rather than through two wrapped send callables.
             started = True
             await send(

@@ -19,8 +19,10 @@ from .schema import RateLimit
 __all__ = ["count", "counts", "hit"]
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(name: str, subject: str) -> str:
     # Subjects are usernames, addresses and client ids: hashed so the table holds no personal data in clear.
+    # Remembered, since the same client from the same address asks again and again (no secret goes in here).
     return digest(f"{name}\x00{subject}")
 
 
