@@ -15,6 +15,7 @@ import pytest
 from conftest import ISSUER, Registered
 from frontdesk.asgi import Served, served
 from frontdesk.core import Frontdesk
+from frontdesk.server import CoalescingTransport
 from frontdesk.storage import wal
 from frontdesk.storage.db import _checkout, fetch, raw_transaction, run
 from frontdesk.web import create_app
@@ -148,3 +149,60 @@ def test_without_a_server_sqlite_checkpoints_itself(fd: Frontdesk) -> None:
     assert _autocheckpoint(held.driver_connection) == 1000
     with fd.engine.connect() as conn:
         assert _autocheckpoint(conn.connection.driver_connection) == 1000
+
+
+class Recorder(asyncio.Transport):
+    """The transport below: what reached it, write by write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # every write reaches the socket at once
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("203.0.113.7", 50000)}.get(name, default)
+
+
+async def test_a_response_leaves_in_one_write() -> None:
+    below = Recorder()
+    transport = CoalescingTransport(below, asyncio.get_running_loop())
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    transport.write(b"{}")
+    assert below.writes == []  # held until the end of this turn of the loop
+    await asyncio.sleep(0)
+    assert below.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+
+
+async def test_a_lone_write_goes_out_at_the_end_of_the_turn_in_order() -> None:
+    """A streamed response's chunks are not held back past the turn that wrote them."""
+    below = Recorder()
+    transport = CoalescingTransport(below, asyncio.get_running_loop())
+    transport.write(b"head")
+    await asyncio.sleep(0)
+    transport.write(memoryview(b"chunk-1"))
+    await asyncio.sleep(0)
+    transport.writelines([b"chunk-2", bytearray(b"chunk-3")])
+    assert transport.get_write_buffer_size() == len(b"chunk-2chunk-3")
+    await asyncio.sleep(0)
+    assert below.writes == [b"head", b"chunk-1", b"chunk-2chunk-3"]
+
+
+async def test_close_sends_what_is_held_first() -> None:
+    below = Recorder()
+    transport = CoalescingTransport(below, asyncio.get_running_loop())
+    transport.write(b"last words")
+    transport.close()
+    assert below.writes == [b"last words"]
+    assert below.closed
+    await asyncio.sleep(0)
+    assert below.writes == [b"last words"]  # the end-of-turn flush finds nothing left
+    assert transport.get_extra_info("peername") == ("203.0.113.7", 50000)

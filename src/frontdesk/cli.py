@@ -7,6 +7,7 @@ import argparse
 import base64
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sys
@@ -109,6 +110,8 @@ def _demo(fd: Frontdesk) -> tuple[DemoClient, str, str]:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from .server import HttpProtocol
+
     settings = _settings(args)
     configure_logging(settings.log_level)
     fd = open_frontdesk(settings)
@@ -132,7 +135,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "log_config": None,
         "proxy_headers": False,
         "server_header": False,
-        "access_log": True,
+        # uvicorn formats each access line before the logger drops it; below INFO there is no line to format.
+        "access_log": logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+        "http": HttpProtocol,
     }
     if settings.workers > 1:
         # Workers re-read settings from the environment; make the command line's choices visible to them.
