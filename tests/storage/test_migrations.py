@@ -1,5 +1,5 @@
-"""The migrations build what the models declare, and revision 0006's index on audit events by person goes down and up
-again and serves the account activity query."""
+"""The migrations build what the models declare; revision 0006's index on audit events by person goes down and up
+again and serves the account activity query; revision 0007 leaves refresh tokens one index by grant."""
 
 from __future__ import annotations
 
@@ -66,8 +66,33 @@ def test_0006_downgrades_and_upgrades_again(engine):
     with engine.connect() as conn:
         command.upgrade(alembic(conn), "head")
         conn.commit()
-    assert revision(engine) == "0006"
+    assert revision(engine) == "0007"
     assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
+
+
+def refresh_indexes(engine: Engine) -> dict[str, list[str | None]]:
+    return {i["name"] or "": i["column_names"] for i in inspect(engine).get_indexes("refresh_tokens")}
+
+
+def test_0007_leaves_one_index_by_grant_and_goes_down_and_up(engine):
+    """Refresh tokens keep (grant_id, consumed_at) and lose the (grant_id) index it makes redundant; 0006 has both."""
+    assert "ix_refresh_tokens_grant_id" not in refresh_indexes(engine)
+    assert refresh_indexes(engine)["ix_refresh_tokens_grant_consumed"] == ["grant_id", "consumed_at"]
+    with engine.connect() as conn:
+        command.downgrade(alembic(conn), "0006")
+        conn.commit()
+    assert refresh_indexes(engine)["ix_refresh_tokens_grant_id"] == ["grant_id"]
+    with engine.connect() as conn:
+        command.upgrade(alembic(conn), "head")
+        conn.commit()
+    assert "ix_refresh_tokens_grant_id" not in refresh_indexes(engine)
+
+
+def test_refresh_tokens_of_a_grant_are_found_by_index(engine):
+    """Revoking a family, and the account's connected apps, find a grant's refresh tokens without a scan."""
+    with engine.connect() as conn:
+        found = plan(engine, conn, "SELECT digest FROM refresh_tokens WHERE grant_id = 'g'", ())
+    assert "ix_refresh_tokens_grant_consumed" in found, found
 
 
 def plan(engine: Engine, conn: Connection, statement: str, parameters: Any) -> str:

@@ -137,7 +137,7 @@ class AuthorizationCode(Base):
 class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    grant_id: Mapped[str] = mapped_column(String(64), index=True)
+    grant_id: Mapped[str] = mapped_column(String(64))  # indexed with consumed_at, below
     client_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
