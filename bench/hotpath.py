@@ -33,35 +33,19 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from mint import CLIENT_ID, REDIRECT_URI, RESOURCE, SCOPE, VERIFIER  # noqa: E402
-from run import BASIC, SECRET  # noqa: E402
+from mint import REDIRECT_URI, RESOURCE, VERIFIER  # noqa: E402
+from run import BASIC, provision  # noqa: E402
 
 SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
 
 
-def set_up(home: Path, database_url: str | None) -> dict[str, str]:
+def set_up(home: Path, database_url: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "WARNING"})
     if database_url:
         env["FRONTDESK_DATABASE_URL"] = database_url
-
-    def cli(*command: str, stdin: str | None = None) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "frontdesk", *command], env=env, input=stdin, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"frontdesk {' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
-        return done.stdout
-
-    cli("migrate")
-    cli("scope", "create", "api.read", "--description", "Read the benchmark API")
-    cli(
-        "client", "create", "--name", "Benchmark", "--client-id", CLIENT_ID, "--secret", SECRET,
-        "--grant-type", "client_credentials", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-        "--redirect-uri", REDIRECT_URI, "--scope", SCOPE, "--id-token-alg", "ES256",
-    )  # fmt: skip
+    provision(env)
     os.environ.update({k: v for k, v in env.items() if k.startswith("FRONTDESK_")})
-    return env
 
 
 def request(scenario: str, token: str = "") -> tuple[str, str, bytes, list[tuple[bytes, bytes]]]:

@@ -347,6 +347,29 @@ def drop_postgres(admin: str, database: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def provision(env: dict[str, str]) -> Callable[..., str]:
+    """The benchmark's store, set up as an operator sets one up (its CLI): schema, scope, client, person. Returns
+    the way to run more of the CLI in that environment."""
+
+    def run(*command: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "frontdesk", *command], env=env, input=stdin, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"frontdesk {' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    run("migrate")
+    run("scope", "create", "api.read", "--description", "Read the benchmark API")
+    run(
+        "client", "create", "--name", "Benchmark", "--client-id", CLIENT_ID, "--secret", SECRET,
+        "--grant-type", "client_credentials", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+        "--redirect-uri", REDIRECT_URI, "--scope", SCOPE, "--id-token-alg", "ES256",
+    )  # fmt: skip
+    run("user", "create", "--username", "bench", "--password-stdin", stdin=PASSWORD + "\n")
+    return run
+
+
 def start_frontdesk(
     workdir: Path, backend: str, workers: int, args: argparse.Namespace, upstream: Target | None = None
 ) -> FrontdeskTarget:
@@ -375,21 +398,7 @@ def start_frontdesk(
     )
     cli = [sys.executable, "-m", "frontdesk"]
     fd_env = target.env()
-
-    def run(*command: str, stdin: str | None = None) -> str:
-        done = subprocess.run([*cli, *command], env=fd_env, input=stdin, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"frontdesk {' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
-        return done.stdout
-
-    run("migrate")
-    run("scope", "create", "api.read", "--description", "Read the benchmark API")
-    run(
-        "client", "create", "--name", "Benchmark", "--client-id", CLIENT_ID, "--secret", SECRET,
-        "--grant-type", "client_credentials", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-        "--redirect-uri", REDIRECT_URI, "--scope", SCOPE, "--id-token-alg", "ES256",
-    )  # fmt: skip
-    run("user", "create", "--username", "bench", "--password-stdin", stdin=PASSWORD + "\n")
+    run = provision(fd_env)
     if upstream is not None:
         connect_vault(target, upstream, run)
     cores = SERVER_CORE if workers == 1 else f"{SERVER_CORE},{LOAD_CORE}"
