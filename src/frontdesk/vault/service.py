@@ -40,6 +40,7 @@ __all__ = [
     "AuthorizationRequired",
     "ConnectFailed",
     "ConnectSession",
+    "PreparedCall",
     "ProxyResponse",
     "ResponseTooLarge",
     "Vault",
@@ -109,6 +110,19 @@ class ProxyResponse:
     status: int
     headers: list[tuple[str, str]]
     content: bytes
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PreparedCall:
+    """A proxied call made ready by :meth:`Vault.prepare`: where it goes, and with which credential.
+
+    No repr: the URL carries the caller's query, which is not logged (only the path is audited)."""
+
+    record: ConnectionRecord
+    url: str
+    provider: Provider
+    credentials: Credentials
+    note_use: bool  # the connection's last_used_at is due (store.LAST_USED_EVERY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,15 +388,10 @@ class Vault:
 
     # --- use ---------------------------------------------------------------------------------------------------
 
-    def loaded(self, connection_id: str) -> tuple[ConnectionRecord, Any] | None:
-        """The connection, and its row as read (sealed credentials included) for :meth:`proxy`."""
+    def connection(self, connection_id: str) -> ConnectionRecord | None:
         with transaction(self.engine, readonly=True) as conn:
             row = store.connection(conn, connection_id)
-        return (store.record_of(row), row) if row else None
-
-    def connection(self, connection_id: str) -> ConnectionRecord | None:
-        found = self.loaded(connection_id)
-        return found[0] if found else None
+        return store.record_of(row) if row else None
 
     def fresh(
         self, record: ConnectionRecord, *, force: bool = False, stale: str | None = None, row: Any = None
@@ -432,49 +441,31 @@ class Vault:
             session.expires_at,
         )
 
-    def target(self, record: ConnectionRecord, path: str, query: str) -> str:
-        """The provider URL a proxied call goes to, or :class:`VaultError` when it would leave the provider's
-        declared API hosts (no SSRF: the caller names a path, never a host)."""
+    def prepare(
+        self, record: ConnectionRecord, path: str, query: str, row: Any = None
+    ) -> PreparedCall | AuthorizationRequired:
+        """The blocking half of a proxied call, all of it before the call: the provider URL (:class:`VaultError`
+        off its API hosts), then the credential, refreshed first when due, or a connect link when there is none.
+        ``row`` is the connection as just read: it is read again only for a refresh."""
         integration = self.integration(record.integration)
         provider = self.provider(integration)
         values = self.values(integration, record.meta, provider)
-        if "\\" in path or any(seg in ("..", ".") for seg in path.split("/")) or "://" in path or path.startswith("/"):
-            raise VaultError("the path must be relative to the provider's API base, without '..'")
-        base = fill(provider.api.base_url, values, provider).rstrip("/")
-        url = base + "/" + path
-        if query:
-            url += "?" + query
-        parts = urlsplit(url)
-        if "@" in parts.netloc or (parts.hostname or "") not in allowed_hosts(provider, values):
-            raise VaultError(f"{parts.netloc!r} is not one of the provider's API hosts")
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
-            raise VaultError("the provider's API must be reached over https")
-        return url
+        url = _target(provider, values, path, query)
+        fresh = self.refresher.fresh(record.id, integration, provider, values, row=row)
+        if fresh.credentials is None:
+            return self.authorization_required(record.user, record.integration)
+        used = store.last_used_due(fresh.record.last_used_at, now())
+        return PreparedCall(fresh.record, url, provider, fresh.credentials, used)
 
     async def proxy(
-        self,
-        record: ConnectionRecord,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        client: httpx.AsyncClient,
-        row: Any = None,
+        self, call: PreparedCall, method: str, headers: Mapping[str, str], body: bytes, client: httpx.AsyncClient
     ) -> ProxyResponse | AuthorizationRequired:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
         on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
-
-        def prepare() -> tuple[str, Provider, Fresh]:
-            provider = self.provider(self.integration(record.integration))
-            return self.target(record, path, query), provider, self.fresh(record, row=row)
-
-        url, provider, fresh = await anyio.to_thread.run_sync(prepare)
-        if fresh.credentials is None:
-            return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
+        record, provider = call.record, call.provider
         outgoing = {k: v for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)}
 
-        async def call(credentials: Credentials) -> httpx.Response:
+        async def send(credentials: Credentials) -> ProxyResponse:
             placed = dict(outgoing)
             placed.update(
                 {
@@ -483,7 +474,13 @@ class Vault:
                 }
             )
             placed[provider.api.header] = provider.api.value.replace("{access_token}", credentials.access_token)
-            request = client.build_request(method, url, headers=placed, content=body or None)
+            # As client.build_request, but for its cookie jar: the client is shared by every person's calls and
+            # keeps the cookies providers set, so one person's provider session would go out with the next
+            # person's call (and a jar that holds cookies costs ~80 µs a request to consult).
+            merged = client.headers.copy()
+            merged.update(placed)
+            timeout = {"timeout": client.timeout.as_dict()}
+            request = httpx.Request(method, call.url, headers=merged, content=body or None, extensions=timeout)
             response = await client.send(request, stream=True)
             try:
                 # Read at most max_proxy_body: the answer is held whole so the credential can be stripped from it.
@@ -499,35 +496,52 @@ class Vault:
                 await response.aclose()
             # aiter_bytes decoded any content-encoding: the headers that described the wire form go.
             kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROP_RESPONSE_HEADERS]
-            return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks))
+            return ProxyResponse(response.status_code, kept, b"".join(chunks))
 
-        credentials = fresh.credentials
+        credentials = call.credentials
         try:
-            response = await call(credentials)
-            if response.status_code == 401:
-                again = await anyio.to_thread.run_sync(
-                    lambda: self.fresh(record, force=True, stale=credentials.access_token)
-                )
-                if again.credentials is None:
-                    return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
-                credentials = again.credentials
-                response = await call(credentials)
+            response = await send(credentials)
+            if response.status == 401:
+                again = await anyio.to_thread.run_sync(self._refused, record, credentials.access_token)
+                if isinstance(again, AuthorizationRequired):
+                    return again
+                credentials = again
+                response = await send(credentials)
         except httpx.TimeoutException:
             raise oauth.Transient("timeout", f"{provider.display_name} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise oauth.Transient(
                 "unreachable", f"{provider.display_name} could not be reached ({type(exc).__name__})"
             ) from None
-        at = now()
-        parts = urlsplit(url)
-        with transaction(self.engine) as conn:
-            store.touch(conn, record.id, at)
-            audit.record(
-                conn, "vault.proxy", "success" if response.status_code < 400 else "failure",
-                connection=record.id, integration=record.integration, user=record.user, method=method,
-                host=parts.netloc, path=parts.path[:200], status=response.status_code,
-            )  # fmt: skip
+        await self._audit_call(call, method, response.status)
         return _stripped(response, credentials)
+
+    def _refused(self, record: ConnectionRecord, stale: str) -> Credentials | AuthorizationRequired:
+        """The provider refused ``stale``: a refreshed credential, or a connect link when the grant is gone."""
+        fresh = self.fresh(record, force=True, stale=stale)
+        if fresh.credentials is None:
+            return self.authorization_required(record.user, record.integration)
+        return fresh.credentials
+
+    async def _audit_call(self, call: PreparedCall, method: str, status: int) -> None:
+        record, parts = call.record, urlsplit(call.url)
+        outcome = "success" if status < 400 else "failure"
+        detail: dict[str, Any] = {
+            "connection": record.id, "integration": record.integration, "user": record.user, "method": method,
+            "host": parts.netloc, "path": parts.path[:200], "status": status,
+        }  # fmt: skip
+        if call.note_use:
+            await anyio.to_thread.run_sync(self._used, record.id, outcome, detail)
+        else:
+            # Nothing else is written for the call, so its event joins the next audit batch (storage/audit.py):
+            # a queued row under `frontdesk serve`, written at once where no audit writer runs.
+            audit.record_soon(self.engine, "vault.proxy", outcome, **detail)
+
+    def _used(self, connection_id: str, outcome: str, detail: dict[str, Any]) -> None:
+        """Once a minute a call also notes the connection's last use: the event then lands with that write."""
+        with transaction(self.engine) as conn:
+            store.touch(conn, connection_id, now())
+            audit.record(conn, "vault.proxy", outcome, **detail)
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -643,25 +657,37 @@ class Vault:
                 return done
 
 
+def _target(provider: Provider, values: Mapping[str, str], path: str, query: str) -> str:
+    """The provider URL a proxied call goes to, or :class:`VaultError` when it would leave the provider's declared
+    API hosts (no SSRF: the caller names a path, never a host)."""
+    if "\\" in path or any(seg in ("..", ".") for seg in path.split("/")) or "://" in path or path.startswith("/"):
+        raise VaultError("the path must be relative to the provider's API base, without '..'")
+    base = fill(provider.api.base_url, values, provider).rstrip("/")
+    url = base + "/" + path
+    if query:
+        url += "?" + query
+    parts = urlsplit(url)
+    if "@" in parts.netloc or (parts.hostname or "") not in allowed_hosts(provider, values):
+        raise VaultError(f"{parts.netloc!r} is not one of the provider's API hosts")
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        raise VaultError("the provider's API must be reached over https")
+    return url
+
+
 def _vendor_header(name: str) -> bool:
     lower = name.lower()
     return lower.startswith("x-") and not lower.startswith("x-forwarded") and lower not in ("x-real-ip", "x-api-key")
 
 
-def _stripped(response: httpx.Response, credentials: Credentials) -> ProxyResponse:
+def _stripped(response: ProxyResponse, credentials: Credentials) -> ProxyResponse:
     """The provider's answer with every trace of the credential removed: some APIs echo the request back."""
     secrets_ = [s for s in (credentials.access_token, credentials.refresh_token) if s]
     content = response.content
+    headers = response.headers
     for secret in secrets_:
         content = content.replace(secret.encode(), b"[redacted]")
-    headers = []
-    for name, value in response.headers.multi_items():
-        if name.lower() in _DROP_RESPONSE_HEADERS:
-            continue
-        for secret in secrets_:
-            value = value.replace(secret, "[redacted]")
-        headers.append((name, value))
-    return ProxyResponse(response.status_code, headers, content)
+        headers = [(name, value.replace(secret, "[redacted]")) for name, value in headers]
+    return ProxyResponse(response.status, headers, content)
 
 
 def open_vault(fd: Frontdesk) -> Vault:

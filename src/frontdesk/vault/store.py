@@ -12,23 +12,26 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..secret import Secret, digest, new_token
-from ..storage.db import now, transaction
+from ..storage.db import fetch, now, transaction
 from ..storage.schema import ApiKey, VaultConnection, VaultConnectSession, VaultIntegration
 from .keys import VaultKeys
 
 __all__ = [
+    "LAST_USED_EVERY",
     "ApiKeyRecord",
     "ConnectionRecord",
+    "ConnectionRow",
     "Credentials",
     "Integration",
     "VaultError",
     "add_integration",
+    "api_key_and_connection",
     "authenticate_api_key",
     "connection",
     "connections_of",
@@ -37,11 +40,19 @@ __all__ = [
     "delete_integration",
     "integration",
     "integrations",
+    "last_used_due",
     "save_connection",
 ]
 
 Status = Literal["active", "needs_reauth", "revoked"]
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# ``last_used_at`` of keys and connections is bookkeeping for the operator: written at most once a minute each, so
+# that a busy key or connection does not turn every read into a write.
+LAST_USED_EVERY = 60
+
+
+def last_used_due(last_used_at: int | None, at: int) -> bool:
+    return last_used_at is None or at - last_used_at > LAST_USED_EVERY
 
 
 class VaultError(ValueError):
@@ -270,19 +281,31 @@ def _api_key(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(row.id, row.name, tuple(row.scope.split()), row.created_at, row.last_used_at, row.revoked_at)
 
 
+# The API key's own checks run on every API call, so they are plain SQL on the driver's connection, one statement
+# outside a transaction (storage/db.py ``fetch``): a SQLAlchemy Core read in a transaction costs ~20 times as much.
+_KEY_COLUMNS = "k.id, k.name, k.scope, k.created_at, k.last_used_at, k.revoked_at"
+_KEY_WIDTH = _KEY_COLUMNS.count(",") + 1
+_KEY_FOR = f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.digest = ?"  # noqa: S608  (constants; values bound)
+
+
 def authenticate_api_key(engine: Engine, key: str) -> ApiKeyRecord | None:
     """Looked up by digest: the index finds the row, and nothing secret is compared byte by byte."""
     if not key.startswith("fd_ak_"):
         return None
-    at = now()
-    with transaction(engine, readonly=True) as conn:
-        row = conn.execute(select(ApiKey).where(ApiKey.digest == digest(key))).one_or_none()
-    if row is None or row.revoked_at is not None:
+    rows = fetch(engine, _KEY_FOR, (digest(key),))
+    return _key_in_use(engine, rows[0]) if rows else None
+
+
+def _key_in_use(engine: Engine, row: Sequence[Any]) -> ApiKeyRecord | None:
+    """The key of a row in ``_KEY_COLUMNS`` order, or None when it was revoked; notes its use, once a minute."""
+    key_id, name, scope, created_at, last_used_at, revoked_at = row
+    if revoked_at is not None:
         return None
-    if row.last_used_at is None or at - row.last_used_at > 60:  # bookkeeping at most once a minute
+    at = now()
+    if last_used_due(last_used_at, at):
         with transaction(engine) as conn:
-            conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=at))
-    return _api_key(row)
+            conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+    return ApiKeyRecord(key_id, name, tuple(scope.split()), created_at, last_used_at, revoked_at)
 
 
 def api_keys(engine: Engine) -> list[ApiKeyRecord]:
@@ -299,6 +322,54 @@ def revoke_api_key(engine: Engine, key_id: str) -> bool:
 
 
 # --- connections -----------------------------------------------------------------------------------------------
+
+
+class ConnectionRow(NamedTuple):
+    """A ``vault_connections`` row read as plain SQL, under its columns' names: :func:`record_of`,
+    :func:`credentials_of` and the refresher take it as they take a SQLAlchemy row."""
+
+    id: str
+    integration: str
+    user: str
+    status: str
+    scopes: str
+    meta: str
+    credentials: bytes
+    key_id: str
+    expires_at: int | None
+    refreshed_at: int | None
+    last_used_at: int | None
+    failures: int
+    retry_at: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+
+# "user" is a reserved word in PostgreSQL: every column is quoted. LEFT JOIN: a known key and an unknown connection
+# is a 404, an unknown key a 401 whatever the connection.
+_CONNECTION_COLUMNS = ", ".join('c."' + name + '"' for name in ConnectionRow._fields)
+_KEY_AND_CONNECTION = (
+    f"SELECT {_KEY_COLUMNS}, {_CONNECTION_COLUMNS} "  # noqa: S608  (constant column names; values bound)
+    "FROM api_keys k LEFT JOIN vault_connections c ON c.id = ? WHERE k.digest = ?"
+)
+
+
+def api_key_and_connection(
+    engine: Engine, key: str, connection_id: str
+) -> tuple[ApiKeyRecord | None, ConnectionRow | None]:
+    """The proxy's two lookups in one statement (one round trip on PostgreSQL): the API key, None when unknown or
+    revoked, and then the connection, None when there is none of that id."""
+    if not key.startswith("fd_ak_"):
+        return None, None
+    rows = fetch(engine, _KEY_AND_CONNECTION, (connection_id, digest(key)))
+    if not rows:
+        return None, None
+    row = rows[0]
+    record = _key_in_use(engine, row[:_KEY_WIDTH])
+    if record is None or row[_KEY_WIDTH] is None:
+        return record, None
+    return record, ConnectionRow(*row[_KEY_WIDTH:])
 
 
 def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import anyio
@@ -185,8 +186,14 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     # redirect of a POST that may carry credentials (RFC 9700 §4.12), to a host nobody vouched for (§4.13).
     app.router.redirect_slashes = False
     app.state.fd = fd
-    # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put).
-    app.state.vault_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put). It is
+    # shared by every person's calls, so it keeps no cookie: one person's provider session must never ride along
+    # with another's call (the proxy also sends without the jar: vault/service.py).
+    app.state.vault_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=5.0),
+        follow_redirects=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+    )
     app.state.demo = demo_client
     # Upstream providers' key sets, shared by this process's sign-ins (OpenID Connect Core 1.0 §10.1.1).
     app.state.upstream_keys = ProviderKeys()

@@ -26,7 +26,7 @@ from ..storage.db import now
 from ..vault import oauth, store
 from ..vault.catalog import CatalogError
 from ..vault.refresh import BackingOff
-from ..vault.service import AuthorizationRequired, ConnectFailed, ResponseTooLarge, Vault
+from ..vault.service import AuthorizationRequired, ConnectFailed, PreparedCall, ResponseTooLarge, Vault
 from ..vault.store import ApiKeyRecord, ConnectionRecord, VaultError
 from .http import json_response, read_body
 from .pages import page
@@ -81,34 +81,46 @@ def _unauthorized() -> Response:
     )  # fmt: skip
 
 
+def _bearer(request: Request) -> str | None:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key else None
+
+
 def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """An API endpoint: the API key checked first, vault errors turned into their JSON answers."""
 
     async def endpoint(request: Request) -> Response:
         vault = _vault(request)
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key:
+        key = _bearer(request)
+        if key is None:
             return _unauthorized()
-        record = await anyio.to_thread.run_sync(store.authenticate_api_key, vault.engine, key.strip())
-        if record is None:
-            return _unauthorized()
-        try:
-            return await handler(request, vault, record)
-        except (VaultError, CatalogError) as exc:
-            return _error(400, "invalid_request", str(exc))
-        except BackingOff as exc:
-            retry = max(exc.retry_at - now(), 1)
-            return _error(503, "temporarily_unavailable", "the provider failed recently", {"Retry-After": str(retry)})
-        except oauth.ProviderError as exc:
-            return _error(503, "temporarily_unavailable", exc.description or exc.code, {"Retry-After": "30"})
-        except ResponseTooLarge as exc:
-            return _error(502, "bad_gateway", str(exc))
-        except DecryptionFailed:
-            # A sealed record that does not open under its own id: altered or moved, never silently "fixed".
-            log.error("vault record failed authentication", extra={"path": request.url.path})
-            return _error(500, "server_error", "the stored credentials could not be read")
+
+        async def checked() -> Response:
+            record = await anyio.to_thread.run_sync(store.authenticate_api_key, vault.engine, key)
+            return _unauthorized() if record is None else await handler(request, vault, record)
+
+        return await _answered(request, checked())
 
     return endpoint
+
+
+async def _answered(request: Request, work: Awaitable[Response]) -> Response:
+    """``work``'s response, or the JSON answer to the vault error it raised."""
+    try:
+        return await work
+    except (VaultError, CatalogError) as exc:
+        return _error(400, "invalid_request", str(exc))
+    except BackingOff as exc:
+        retry = max(exc.retry_at - now(), 1)
+        return _error(503, "temporarily_unavailable", "the provider failed recently", {"Retry-After": str(retry)})
+    except oauth.ProviderError as exc:
+        return _error(503, "temporarily_unavailable", exc.description or exc.code, {"Retry-After": "30"})
+    except ResponseTooLarge as exc:
+        return _error(502, "bad_gateway", str(exc))
+    except DecryptionFailed:
+        # A sealed record that does not open under its own id: altered or moved, never silently "fixed".
+        log.error("vault record failed authentication", extra={"path": request.url.path})
+        return _error(500, "server_error", "the stored credentials could not be read")
 
 
 async def _json(request: Request, vault: Vault) -> dict[str, Any]:
@@ -224,21 +236,43 @@ async def check(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
     return json_response(await anyio.to_thread.run_sync(decide))
 
 
-@api
-async def proxy(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
-    found = await anyio.to_thread.run_sync(vault.loaded, request.path_params["connection_id"])
-    if found is None:
-        return _not_found()
-    record, row = found
-    body = await read_body(request, vault.settings.max_proxy_body)
-    headers = dict(request.headers.items())
-    client: httpx.AsyncClient = request.app.state.vault_http
-    result = await vault.proxy(
-        record, request.method, request.path_params["path"], request.url.query, headers, body, client, row
+async def proxy(request: Request) -> Response:
+    """``ANY /vault/proxy/{connection_id}/{path}``: the provider's API called as the person. All that blocks
+    before the call (the API key, the connection, its credential) is one trip to the thread pool, and the call's
+    own bookkeeping none (``Vault.proxy``)."""
+    vault = _vault(request)
+    key = _bearer(request)
+    if key is None:
+        return _unauthorized()
+    return await _answered(request, _proxied(request, vault, key))
+
+
+async def _proxied(request: Request, vault: Vault, key: str) -> Response:
+    params = request.path_params
+    call = await anyio.to_thread.run_sync(
+        _prepare, vault, key, params["connection_id"], params["path"], request.url.query
     )
+    if isinstance(call, Response):
+        return call
+    if isinstance(call, AuthorizationRequired):
+        return json_response(call.body(), AUTHORIZATION_REQUIRED)
+    body = await read_body(request, vault.settings.max_proxy_body)
+    client: httpx.AsyncClient = request.app.state.vault_http
+    result = await vault.proxy(call, request.method, request.headers, body, client)
     if isinstance(result, AuthorizationRequired):
         return json_response(result.body(), AUTHORIZATION_REQUIRED)
-    return Response(result.content, result.status, headers=dict(_merge(result.headers)))
+    return Response(result.content, result.status, headers=_merge(result.headers))
+
+
+def _prepare(
+    vault: Vault, key: str, connection_id: str, path: str, query: str
+) -> PreparedCall | AuthorizationRequired | Response:
+    api_key, row = store.api_key_and_connection(vault.engine, key, connection_id)
+    if api_key is None:
+        return _unauthorized()
+    if row is None:
+        return _not_found()
+    return vault.prepare(store.record_of(row), path, query, row)
 
 
 def _merge(headers: list[tuple[str, str]]) -> dict[str, str]:
