@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from frontdesk.asgi import Served, served
 from frontdesk.core import Frontdesk
 from frontdesk.server import CoalescingTransport
 from frontdesk.storage import wal
-from frontdesk.storage.db import _checkout, fetch, raw_transaction, run
+from frontdesk.storage.db import Busy, _checkout, fetch, no_wait, raw_transaction, run
 from frontdesk.web import create_app
 
 
@@ -140,6 +141,44 @@ async def test_sqlite_checkpoints_move_off_the_event_loop_connection(fd: Frontde
         await life.shutdown()
     assert _autocheckpoint(held.driver_connection) == 1000
     assert getattr(engine.pool, "_frontdesk_checkpointer", None) is None
+
+
+def insert_pages(tx: Any, n: int) -> None:
+    for _ in range(n):
+        run(tx, "INSERT INTO wal_probe (filler) VALUES (randomblob(4000))")
+
+
+def insert_pages_alone(engine: Any, n: int) -> None:
+    with raw_transaction(engine) as tx:
+        insert_pages(tx, n)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_log_stays_bounded_under_steady_writes(fd: Frontdesk) -> None:
+    """Writes that never pause still let the log start over: it stays near ``RESTART_PAGES``, far below the ten times
+    written (a PASSIVE checkpoint alone never catches up with them, and the log grew without end)."""
+    engine = fd.engine
+    life = Lifespan(served(fd))
+    await life.startup()
+    try:
+        with raw_transaction(engine) as tx:
+            run(tx, "CREATE TABLE wal_probe (n INTEGER PRIMARY KEY, filler BLOB)")
+        written = 0
+        deadline = time.monotonic() + 60
+        while written < 10 * wal.RESTART_PAGES and time.monotonic() < deadline:
+            try:
+                with no_wait(), raw_transaction(engine) as tx:  # as the event loop writes
+                    insert_pages(tx, 50)
+            except Busy:  # the checkpointer holds the write lock: served, this write waits in the thread pool
+                await asyncio.to_thread(lambda: insert_pages_alone(engine, 50))
+            written += 50
+            await asyncio.sleep(0.002)  # a turn of the loop between requests, as under load
+    finally:
+        await life.shutdown()
+    log = os.path.getsize(str(engine.url.database) + "-wal")
+    assert written >= 10 * wal.RESTART_PAGES
+    # The log file keeps its longest length: a restart point, plus what arrived during one interval and one pass.
+    assert log < 3 * wal.RESTART_PAGES * 4120, f"the log grew to {log // 4120} pages for {written} written"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

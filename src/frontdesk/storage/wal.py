@@ -4,9 +4,15 @@ Under WAL a commit appends its pages to the log, and once the log passes ~1,000 
 copies them back into the database file (a checkpoint, with an fsync of each file). web/http.py runs the hot
 writes on the event loop's own connection, so that copy used to stall every request of the worker for
 milliseconds, once per hundred-odd refreshes (BENCHMARKS.md). While the server runs, that connection does no
-checkpoint; this thread does, every ``INTERVAL`` seconds, PASSIVE: it never waits for a reader or a writer, and
-SQLite itself releases the log for reuse once all of it is copied. Every other connection keeps SQLite's automatic
-checkpoint, so the log stays bounded even if this thread falls behind or stops.
+checkpoint; this thread does, every ``INTERVAL`` seconds.
+
+A PASSIVE checkpoint never waits for anyone, but under a steady stream of writes it never catches up either: new
+pages arrive while it copies, the log is never all copied, and SQLite starts it over from the beginning only once
+it is (a first version of this module let the log grow to 400 MB in a benchmark, and every read slowed as it grew).
+So once the log is past ``RESTART_PAGES``, the thread runs a RESTART checkpoint, which takes the write lock for the
+little a PASSIVE pass left, waits for readers to leave the log, and lets the next write start it over. Meanwhile the
+event loop's writes find the lock taken and wait in the thread pool (web/http.py ``run_write``), not on the loop.
+Every other connection keeps SQLite's automatic checkpoint.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-__all__ = ["INTERVAL", "Checkpointer", "start", "stop"]
+__all__ = ["INTERVAL", "RESTART_PAGES", "Checkpointer", "start", "stop"]
 
 log = logging.getLogger("frontdesk.storage")
-INTERVAL = 0.25  # seconds between checkpoints: at ~2,000 commits/s of ~8 pages, a log of a few MB at most
+INTERVAL = 0.25  # seconds between checkpoints: at ~2,000 commits/s of ~8 pages, ~4,000 pages between two
+RESTART_PAGES = 4000  # a log this long (16 MB of 4 KiB pages) is copied to its end and started over
 
 
 class Checkpointer:
@@ -31,13 +38,17 @@ class Checkpointer:
         self._thread.start()
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """One PASSIVE checkpoint: (1 if it could not finish for a writer, log frames, frames copied)."""
+        """A PASSIVE checkpoint, then a RESTART one if the log is long: (1 if the last could not finish, log pages,
+        pages copied) as SQLite reports them for the last."""
         pooled = self._engine.raw_connection()
         try:
             cursor = pooled.cursor()
             try:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 row: Any = cursor.fetchone()
+                if row[1] >= RESTART_PAGES:
+                    cursor.execute("PRAGMA wal_checkpoint(RESTART)")  # waits for the writer: busy_timeout
+                    row = cursor.fetchone()
             finally:
                 cursor.close()
         finally:
