@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,10 +17,13 @@ import pytest
 from conftest import ISSUER, Registered
 from frontdesk.asgi import Served, served
 from frontdesk.core import Frontdesk
+from frontdesk.errors import TemporarilyUnavailable
 from frontdesk.server import CoalescingTransport
 from frontdesk.storage import wal
 from frontdesk.storage.db import Busy, _checkout, fetch, no_wait, raw_transaction, run
 from frontdesk.web import create_app
+from frontdesk.web import http as http_module
+from frontdesk.web.http import run_write
 
 
 class Lifespan:
@@ -245,3 +249,56 @@ async def test_close_sends_what_is_held_first() -> None:
     await asyncio.sleep(0)
     assert below.writes == [b"last words"]  # the end-of-turn flush finds nothing left
     assert transport.get_extra_info("peername") == ("203.0.113.7", 50000)
+
+
+def _holding_the_write_lock(engine: Any, seconds: float) -> threading.Thread:
+    """Another writer (a second worker, the checkpointer) that holds SQLite's write lock for ``seconds``."""
+    taken = threading.Event()
+
+    def hold() -> None:
+        with raw_transaction(engine) as tx:
+            run(tx, "CREATE TABLE IF NOT EXISTS lock_probe (n INTEGER)")
+            taken.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    taken.wait(5)
+    return thread
+
+
+def _write(engine: Any) -> str:
+    with raw_transaction(engine) as tx:
+        run(tx, "INSERT INTO lock_probe VALUES (1)")
+    return "written"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_write_waits_for_the_lock_without_holding_up_the_loop(fd: Frontdesk) -> None:
+    """While another writer holds the lock, ``run_write`` waits in short sleeps of the loop: the write lands once
+    the lock is free, and other requests go on meanwhile."""
+    holder = _holding_the_write_lock(fd.engine, 0.3)
+    ticks = 0
+
+    async def other_requests() -> None:
+        nonlocal ticks
+        while holder.is_alive():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    written, _ = await asyncio.gather(run_write(fd.engine, _write, fd.engine), other_requests())
+    holder.join()
+    assert written == "written"
+    assert ticks >= 10  # the loop ran other work through the 0.3 s the lock was held
+    assert fetch(fd.engine, "SELECT COUNT(*) FROM lock_probe")[0][0] == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_write_gives_up_as_sqlite_would(fd: Frontdesk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the busy timeout the answer is temporarily_unavailable (a 503), and nothing was written."""
+    monkeypatch.setattr(http_module, "BUSY_TIMEOUT_MS", 100)
+    holder = _holding_the_write_lock(fd.engine, 0.5)
+    with pytest.raises(TemporarilyUnavailable):
+        await run_write(fd.engine, _write, fd.engine)
+    holder.join()
+    assert fetch(fd.engine, "SELECT COUNT(*) FROM lock_probe")[0][0] == 0
