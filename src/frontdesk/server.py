@@ -12,7 +12,7 @@ out at the end of the turn, before the loop waits for anything. See BENCHMARKS.m
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -62,5 +62,7 @@ class CoalescingTransport:
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a ``CoalescingTransport``: pass as ``uvicorn.run(..., http=HttpProtocol)``."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The proxy stands in for the transport wherever uvicorn uses it (it delegates all but writing).
+        coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(cast(asyncio.Transport, coalescing))
