@@ -4,14 +4,12 @@ of another origin; and Debian's headless Chromium driven through Playwright's sy
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from conftest import _backends
-from servers import Server, serving
+from servers import Server, loopback, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,21 +115,6 @@ class Site:
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-@contextlib.contextmanager
-def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    """A small HTTP server for a test's own pages or endpoints, on a free loopback port; yields the port."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield int(httpd.server_address[1])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

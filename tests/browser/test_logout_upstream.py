@@ -22,8 +22,9 @@ from joserfc.jwk import KeySet
 from playwright.sync_api import Page, expect
 
 from peers.oidc_provider import Op, OpAccount, OpClient, running_op
+from servers import loopback
 
-from .conftest import Account, Server, Site, loopback
+from .conftest import Account, Server, Site
 
 pytestmark = pytest.mark.browser
 

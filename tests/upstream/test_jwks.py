@@ -8,8 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from joserfc.jwk import RSAKey
 from frontdesk.secret import digest
 from frontdesk.upstream.id_token import unverified_kid, validate_id_token
 from frontdesk.upstream.jwks import REFETCH_FLOOR, TTL, ProviderKeys
+from servers import loopback
 
 OLD = RSAKey.generate_key(2048, parameters={"kid": "2026-11"}, private=True)
 NEW = RSAKey.generate_key(2048, parameters={"kid": "2026-12"}, private=True)
@@ -56,15 +56,9 @@ def provider() -> Iterator[Provider]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    state.port = int(httpd.server_address[1])
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with loopback(Handler) as port:
+        state.port = port
+        yield state
 
 
 @dataclass

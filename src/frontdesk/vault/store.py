@@ -283,8 +283,19 @@ def _api_key(row: Any) -> ApiKeyRecord:
 
 # The API key's own checks run on every API call, so they are plain SQL on the driver's connection, one statement
 # outside a transaction (storage/db.py ``fetch``): a SQLAlchemy Core read in a transaction costs ~20 times as much.
-_KEY_COLUMNS = "k.id, k.name, k.scope, k.created_at, k.last_used_at, k.revoked_at"
-_KEY_WIDTH = _KEY_COLUMNS.count(",") + 1
+class _KeyRow(NamedTuple):
+    """An ``api_keys`` row in ``_KEY_COLUMNS`` order, under the names ``_api_key`` reads."""
+
+    id: str
+    name: str
+    scope: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+_KEY_COLUMNS = ", ".join("k." + name for name in _KeyRow._fields)
+_KEY_WIDTH = len(_KeyRow._fields)
 _KEY_FOR = f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.digest = ?"  # noqa: S608  (constants; values bound)
 
 
@@ -296,16 +307,16 @@ def authenticate_api_key(engine: Engine, key: str) -> ApiKeyRecord | None:
     return _key_in_use(engine, rows[0]) if rows else None
 
 
-def _key_in_use(engine: Engine, row: Sequence[Any]) -> ApiKeyRecord | None:
+def _key_in_use(engine: Engine, values: Sequence[Any]) -> ApiKeyRecord | None:
     """The key of a row in ``_KEY_COLUMNS`` order, or None when it was revoked; notes its use, once a minute."""
-    key_id, name, scope, created_at, last_used_at, revoked_at = row
-    if revoked_at is not None:
+    row = _KeyRow(*values)
+    if row.revoked_at is not None:
         return None
     at = now()
-    if last_used_due(last_used_at, at):
+    if last_used_due(row.last_used_at, at):
         with transaction(engine) as conn:
-            conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
-    return ApiKeyRecord(key_id, name, tuple(scope.split()), created_at, last_used_at, revoked_at)
+            conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=at))
+    return _api_key(row)
 
 
 def api_keys(engine: Engine) -> list[ApiKeyRecord]:
