@@ -6,7 +6,7 @@ compare in ``WHERE expires_at > :now`` and free of naive-datetime mistakes. Secr
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, MetaData, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, MetaData, String, Text, false, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -76,6 +76,8 @@ class Client(Base):
     post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON array
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
     backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # private_key_jwt: the audience its assertions may name (storage/clients.py, draft-ietf-oauth-rfc7523bis-09).
+    assertion_audience: Mapped[str] = mapped_column(String(20), default="issuer", server_default="issuer")
 
 
 class User(Base):
@@ -181,6 +183,9 @@ class Interaction(Base):
     # Who passed the first factor and how, while the second is still owed; user_id is set only once both are done.
     pending_user_id: Mapped[str | None] = mapped_column(String(64))
     pending_amr: Mapped[str | None] = mapped_column(Text)  # JSON array
+    # The session whose sign-in this interaction carries (``sessions.id``): consent and the code are answered only
+    # to a browser that still holds it (revision 0009).
+    session_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Consent(Base):
@@ -204,6 +209,7 @@ class DeviceCode(Base):
     last_polled_at: Mapped[int | None] = mapped_column(BigInteger)
     user_id: Mapped[str | None] = mapped_column(String(64))
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(Text)  # JSON array: how the approving person signed in (RFC 8176)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
@@ -272,6 +278,9 @@ class VaultIntegration(Base):
     scopes: Mapped[str] = mapped_column(Text)  # JSON array
     params: Mapped[str] = mapped_column(Text)  # JSON object: template variables such as tenant
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Integrations made before revision 0008 kept only the operator's extra scopes and asked for the catalog's
+    # defaults on top (true); since then ``scopes`` is the whole list asked for (false).
+    adds_default_scopes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
 
 
 class VaultConnection(Base):
@@ -310,6 +319,10 @@ class VaultConnectSession(Base):
     params: Mapped[str] = mapped_column(Text)  # JSON object: connection variables such as shop
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # PKCE verifier, AES-256-GCM, AAD = id
     return_url: Mapped[str | None] = mapped_column(Text)
+    # Who the platform says the connection is for, shown before the person is sent on (a forwarded link names its
+    # owner); and, where platform users are frontdesk people, the one who must be signed in to use the link.
+    display_name: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     opened_at: Mapped[int | None] = mapped_column(BigInteger)
