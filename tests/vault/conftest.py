@@ -4,13 +4,14 @@ driven the way a person's browser drives it."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ISSUER, remember
+from conftest import ISSUER, csrf_of, remember
 from frontdesk.core import Frontdesk
 from frontdesk.vault import store
 from frontdesk.vault.service import Vault, open_vault
@@ -77,9 +78,18 @@ async def connect_link(http: httpx.AsyncClient, key: str, user: str = "u-123", *
     return data
 
 
+async def open_link(http: httpx.AsyncClient, connect_url: str) -> httpx.Response:
+    """Open the link and continue on its page, as a person does: the answer is the redirect to the provider."""
+    shown = await http.get(connect_url.removeprefix(ISSUER))
+    assert shown.status_code == 200, shown.text
+    action = re.search(r'<form method="post" action="([^"]+)"', shown.text)
+    assert action, shown.text
+    return await http.post(action.group(1), data={"csrf": csrf_of(shown.text)})
+
+
 async def through_provider(http: httpx.AsyncClient, connect_url: str) -> httpx.Response:
     """Open the link (this browser is bound), pass the provider's consent, and land on the callback."""
-    opened = await http.get(connect_url.removeprefix(ISSUER))
+    opened = await open_link(http, connect_url)
     assert opened.status_code == 303, opened.text
     async with httpx.AsyncClient() as outside:
         at_provider = await outside.get(opened.headers["location"])

@@ -101,3 +101,61 @@ def test_integrations_api_keys_and_key_rotation(
     assert cli("apikey", "revoke", key["id"]).returncode == 1
     assert ok(cli("vault", "integration", "delete", "mail", "--json")) == {"deleted": "mail"}
     assert cli("vault", "integration", "delete", "mail").returncode == 1
+
+
+# --- issue 11: the scopes an integration asks for, and the redirect URI it is given --------------------------------
+
+OIDC = (
+    "--provider", "oidc", "--client-id", "oid",
+    "--param", "discovery_url=https://op.example/.well-known/openid-configuration",
+    "--param", "api_base_url=https://op.example",
+)  # fmt: skip
+
+
+@pytest.fixture
+def cli_no_issuer(database_url: str, tmp_path: Path) -> Run:
+    """As ``cli``, with no issuer set anywhere: neither FRONTDESK_ISSUER nor a config file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
+    env.update({"FRONTDESK_HOME": str(tmp_path), "FRONTDESK_DATABASE_URL": database_url})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "frontdesk", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+def test_integration_add_scope_replaces_the_defaults_and_prints_them(cli: Run) -> None:
+    """The generic OpenID Connect entry asks for profile and email by default; --scope leaves them out."""
+    shown = cli("vault", "integration", "add", "op", *OIDC, "--scope", "openid offline_access")
+    assert shown.returncode == 0, shown.stderr
+    assert "scopes asked for: openid offline_access\n" in shown.stdout
+    assert "catalog default scopes not asked for: profile email\n" in shown.stdout
+    listed = ok(cli("vault", "integration", "list", "--json"))
+    assert listed[0]["scopes"] == ["openid", "offline_access"]
+
+
+def test_integration_add_without_scope_prints_the_defaults(cli: Run) -> None:
+    added = ok(cli("vault", "integration", "add", "op", *OIDC, "--json"))
+    assert added["scopes"] == ["openid", "profile", "email", "offline_access"]
+
+
+def test_integration_add_without_an_issuer_says_it_must_be_set(cli_no_issuer: Run) -> None:
+    """No redirect URI on the default port is offered as the one to register: `serve --port` would change it."""
+    shown = cli_no_issuer("vault", "integration", "add", "op", *OIDC)
+    assert shown.returncode == 0, shown.stderr
+    assert "no issuer is set" in shown.stdout
+    assert "FRONTDESK_ISSUER" in shown.stdout
+    assert "register this redirect URI" not in shown.stdout
+    added = ok(cli_no_issuer("vault", "integration", "add", "op2", *OIDC, "--json"))
+    assert added["redirect_uri"] is None
+    assert "ISSUER/vault/callback" in added["redirect_uri_note"]
+
+
+def test_integration_add_prints_the_config_files_issuer(cli_no_issuer: Run, tmp_path: Path) -> None:
+    config = tmp_path / "frontdesk.toml"
+    config.write_text('issuer = "https://id.example.org"\n')
+    added = ok(cli_no_issuer("--config", str(config), "vault", "integration", "add", "op", *OIDC, "--json"))
+    assert added["redirect_uri"] == "https://id.example.org/vault/callback"

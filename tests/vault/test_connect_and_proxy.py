@@ -16,7 +16,7 @@ from frontdesk.storage import audit
 from frontdesk.storage.schema import VaultConnection, VaultConnectSession
 from frontdesk.vault.service import Vault
 
-from .conftest import bearer, connect_link, connected, remember_tokens, through_provider
+from .conftest import bearer, connect_link, connected, open_link, remember_tokens, through_provider
 from .fake_provider import Fake
 
 pytestmark = pytest.mark.usefixtures("vault")
@@ -60,7 +60,10 @@ async def test_an_expired_token_is_refreshed_before_the_call(
     """Ahead of expiry the vault refreshes, stores the rotated refresh token, and the call goes through."""
     connection = await connected(http, api_key)
     with vault.engine.begin() as conn:
-        conn.execute(update(VaultConnection).values(expires_at=int(time.time()) + 5))  # inside the refresh margin
+        # An hour's token with 5 s left: inside the refresh margin (and the lifetime, expires_at - refreshed_at,
+        # still an hour: the margin is capped at half of it).
+        at = int(time.time())
+        conn.execute(update(VaultConnection).values(expires_at=at + 5, refreshed_at=at + 5 - 3600))
     fake.expire_access_tokens()
     response = await http.get(f"/vault/proxy/{connection['id']}/me", headers=bearer(api_key))
     remember_tokens(fake, secrets_seen)
@@ -220,7 +223,7 @@ async def test_a_replayed_callback_stores_nothing(
     http: httpx.AsyncClient, api_key: str, fake: Fake, vault: Vault, secrets_seen: set[str]
 ) -> None:
     link = await connect_link(http, api_key)
-    opened = await http.get(link["connect_url"].removeprefix(ISSUER))
+    opened = await open_link(http, link["connect_url"])
     async with httpx.AsyncClient() as outside:
         back = (await outside.get(opened.headers["location"])).headers["location"].removeprefix(ISSUER)
     assert (await http.get(back)).status_code == 200
@@ -245,7 +248,7 @@ async def test_an_expired_state_at_the_callback_stores_nothing(
     http: httpx.AsyncClient, api_key: str, vault: Vault
 ) -> None:
     link = await connect_link(http, api_key)
-    opened = await http.get(link["connect_url"].removeprefix(ISSUER))
+    opened = await open_link(http, link["connect_url"])
     async with httpx.AsyncClient() as outside:
         back = (await outside.get(opened.headers["location"])).headers["location"].removeprefix(ISSUER)
     with vault.engine.begin() as conn:
@@ -259,7 +262,7 @@ async def test_an_expired_state_at_the_callback_stores_nothing(
 
 async def test_a_link_opened_twice_works_once(http: httpx.AsyncClient, api_key: str) -> None:
     link = await connect_link(http, api_key)
-    assert (await http.get(link["connect_url"].removeprefix(ISSUER))).status_code == 303
+    assert (await open_link(http, link["connect_url"])).status_code == 303
     again = await http.get(link["connect_url"].removeprefix(ISSUER))
     assert again.status_code == 410
     assert "already been used" in again.text
@@ -268,7 +271,7 @@ async def test_a_link_opened_twice_works_once(http: httpx.AsyncClient, api_key: 
 async def test_a_callback_in_another_browser_is_refused(http: httpx.AsyncClient, api_key: str, fd: Any) -> None:
     """A forwarded link cannot attach someone's account to the user who started it: the browser must match."""
     link = await connect_link(http, api_key)
-    opened = await http.get(link["connect_url"].removeprefix(ISSUER))
+    opened = await open_link(http, link["connect_url"])
     async with httpx.AsyncClient() as outside:
         back = (await outside.get(opened.headers["location"])).headers["location"].removeprefix(ISSUER)
     http.cookies.clear()
@@ -279,7 +282,7 @@ async def test_a_callback_in_another_browser_is_refused(http: httpx.AsyncClient,
 
 async def test_the_person_saying_no_stores_nothing(http: httpx.AsyncClient, api_key: str, vault: Vault) -> None:
     link = await connect_link(http, api_key)
-    opened = await http.get(link["connect_url"].removeprefix(ISSUER))
+    opened = await open_link(http, link["connect_url"])
     state = httpx.URL(opened.headers["location"]).params["state"]
     response = await http.get("/vault/callback", params={"error": "access_denied", "state": state})
     assert response.status_code == 400

@@ -19,7 +19,7 @@ from frontdesk.core import Frontdesk
 from frontdesk.storage.schema import VaultConnection
 from frontdesk.vault.service import Vault
 
-from .conftest import bearer, connect_link, connected, remember_tokens, reopen, through_provider
+from .conftest import bearer, connect_link, connected, open_link, remember_tokens, reopen, through_provider
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
 
 
@@ -61,7 +61,7 @@ async def test_slack_token_under_authed_user_with_kept_team(
             fd, fake, tmp_path, secrets_seen, tables={"keep": {"team.id": "team_id"}}, scope_param='"user_scope"'
         )
         link = await connect_link(http, api_key)
-        opened = await http.get(link["connect_url"].removeprefix("https://as.example"))
+        opened = await open_link(http, link["connect_url"])
         assert "user_scope=calendar.read" in opened.headers["location"]
         assert "code_challenge" not in opened.headers["location"]
         connection = await connected(http, api_key)
@@ -218,7 +218,9 @@ async def test_refresh_margin_comes_from_the_provider(
         vault = _vault_with(fd, fake, tmp_path, secrets_seen)  # refresh_margin = 60
         connection = await connected(http, api_key)
         with vault.engine.begin() as conn:
-            conn.execute(update(VaultConnection).values(expires_at=int(time.time()) + 100))
+            # An hour's token with 100 s left (the margin is capped at half the lifetime the provider gave).
+            at = int(time.time())
+            conn.execute(update(VaultConnection).values(expires_at=at + 100, refreshed_at=at + 100 - 3600))
         assert (await _call(http, api_key, connection["id"])).status_code == 200
         assert fake.refresh_calls == 0
         providers = tmp_path / "quirky-providers"

@@ -44,6 +44,7 @@ __all__ = [
     "fill",
     "load_catalog",
     "resolve_discovery",
+    "scope_problem",
 ]
 
 ClientAuth = Literal["basic", "body", "json"]
@@ -131,6 +132,10 @@ class Provider:
     userinfo_url: str | None = None
     # Words for what a connection reaches when no scope says more (Notion has no scopes): "your Notion pages".
     access_words: str = ""
+    # RFC 9207: the issuer identifier the authorization response's `iss` must equal, and whether the provider always
+    # sends it (authorization_response_iss_parameter_supported); both from the discovery document.
+    issuer: str | None = None
+    iss_parameter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,9 +440,16 @@ def _check_text(value: str | None, where: str) -> str:
     return value
 
 
-def _check_scope(scope: str, separator: str, where: str) -> None:
+def scope_problem(scope: str, separator: str) -> str | None:
+    """Why ``scope`` cannot be asked for at a provider that joins scopes with ``separator``, or None."""
     if not SCOPE_TOKEN.fullmatch(scope) or separator in scope:
-        raise _Invalid(where, f"{scope!r} is not a scope token (RFC 6749 §3.3) free of the separator {separator!r}")
+        return f"{scope!r} is not a scope token (RFC 6749 §3.3) free of the separator {separator!r}"
+    return None
+
+
+def _check_scope(scope: str, separator: str, where: str) -> None:
+    if problem := scope_problem(scope, separator):
+        raise _Invalid(where, problem)
 
 
 def _param_name(name: str, where: str) -> str:
@@ -711,4 +723,6 @@ async def resolve_discovery(provider: Provider, values: Mapping[str, str], clien
         token_url=provider.token_url or cast(str, endpoint("token_endpoint", True)),
         revoke_url=provider.revoke_url or endpoint("revocation_endpoint", False),
         userinfo_url=provider.userinfo_url or endpoint("userinfo_endpoint", False),
+        issuer=issuer,
+        iss_parameter=document.get("authorization_response_iss_parameter_supported") is True,
     )

@@ -6,6 +6,7 @@ Kept apart from the authorization server's commands; ``frontdesk.cli`` adds them
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,9 @@ __all__ = ["add_commands", "add_key_commands"]
 
 Printer = Callable[[argparse.Namespace, Any, str], None]
 Opener = Callable[[argparse.Namespace], Frontdesk]
+# (args, frontdesk, URL under the issuer) -> the redirect URI to register, or None when no issuer is set, and the
+# line that tells the operator which (frontdesk.cli.redirect_uri).
+RedirectUri = Callable[[argparse.Namespace, Frontdesk, str], tuple[str | None, str]]
 
 
 def _vault(fd: Frontdesk) -> Vault:
@@ -38,7 +42,9 @@ def _params(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser], opener: Opener, show: Printer) -> None:
+def add_commands(
+    sub: Any, command: Callable[..., argparse.ArgumentParser], opener: Opener, show: Printer, redirect: RedirectUri
+) -> None:
     def providers(args: argparse.Namespace) -> None:
         vault = _vault(opener(args))
         rows = [
@@ -55,26 +61,42 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser], open
         show(args, rows, "\n".join(f"{r['name']:<20} {r['display_name']}" for r in rows))
 
     def integration_add(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        fd = opener(args)
+        vault = _vault(fd)
         if args.client_secret_stdin:
             secret: str | None = sys.stdin.readline().strip()
             if not secret:
                 raise ValueError("no client secret on standard input")
         else:
             secret = args.client_secret
-        scopes = (args.scope or "").split()
+        # --scope replaces the catalog's default scopes (a provider may refuse one); without it, the defaults.
+        scopes = None if args.scope is None else args.scope.split()
         added = vault.add_integration(args.name, args.provider, args.client_id, secret, scopes, _params(args.param))
+        asked = vault.scopes_of(added)
+        left_out = [s for s in vault.catalog.get(added.provider).default_scopes if s not in asked]
+        uri, note = redirect(args, fd, vault.callback_url)
+        lines = [f"added integration {added.name} ({added.provider})", f"scopes asked for: {' '.join(asked) or 'none'}"]
+        if left_out:
+            lines.append(f"catalog default scopes not asked for: {' '.join(left_out)}")
         show(
             args,
-            {**added.public(), "redirect_uri": vault.callback_url},
-            f"added integration {added.name} ({added.provider})\n"
-            f"register this redirect URI at the provider: {vault.callback_url}",
+            {**added.public(), "scopes": list(asked), "redirect_uri": uri, "redirect_uri_note": note},
+            "\n".join([*lines, note]),
         )
 
     def integration_list(args: argparse.Namespace) -> None:
         vault = _vault(opener(args))
-        rows = [i.public() for i in store.integrations(vault.engine, vault.keys)]
-        show(args, rows, "\n".join(f"{r['name']:<20} {r['provider']:<16} {r['client_id']}" for r in rows))
+        # What each asks for, an integration made before revision 0008 included (its defaults on top).
+        rows = [
+            {**i.public(), "scopes": list(vault.scopes_of(i))} for i in store.integrations(vault.engine, vault.keys)
+        ]
+        show(
+            args,
+            rows,
+            "\n".join(
+                f"{r['name']:<20} {r['provider']:<16} {r['client_id']:<24} {' '.join(r['scopes'])}" for r in rows
+            ),
+        )
 
     def integration_delete(args: argparse.Namespace) -> None:
         vault = _vault(opener(args))
@@ -119,7 +141,11 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser], open
     secret = add.add_mutually_exclusive_group()
     secret.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
     secret.add_argument("--client-secret", help="the client secret (visible to other local users: prefer stdin)")
-    add.add_argument("--scope", help='space-separated scopes asked for at every connection, e.g. "calendar.read"')
+    add.add_argument(
+        "--scope",
+        help="space-separated scopes asked for at every connection, in place of the catalog's defaults, e.g. \"openid "
+        'offline_access" (without it, the defaults)',
+    )
     add.add_argument("--param", action="append", help="a provider variable, e.g. tenant=contoso.onmicrosoft.com")
     command(integrations, "list", integration_list, "list integrations")
     delete = command(integrations, "delete", integration_delete, "delete an integration")
@@ -166,6 +192,8 @@ def _prepend_key(path: Path) -> None:
     """The new key goes first (it seals from now on); the old ones stay below it (they still open)."""
     old = path.read_text() if path.exists() else ""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(generate_key() + "\n" + old)
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)
+    # Created 0600, not chmod-ed after writing: the keys are never readable by others, not even for a moment.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(generate_key() + "\n" + old)
     tmp.replace(path)

@@ -3,7 +3,11 @@
 The field's most common vault failure is two workers refreshing the same rotating refresh token: one wins, the other
 gets ``invalid_grant`` and, believing the grant dead, throws the winner's new token away. Here:
 
-1. inside a process, callers of one connection queue on one lock (single flight);
+1. inside a process, the first caller that finds a connection due runs its refresh, and every caller that finds that
+   refresh in flight waits for it and takes its result (single flight): thirty calls after expiry make one refresh
+   and one database transaction, not thirty in a row. A waiter holds a :class:`concurrent.futures.Future`, which a
+   thread waits on with ``result()`` and an event loop with ``asyncio.wrap_future``, so the proxy's waiters hold no
+   worker thread;
 2. across processes, the refresh runs in a transaction holding the connection's row (``SELECT … FOR UPDATE`` on
    PostgreSQL; SQLite's write transaction holds the database);
 3. after the lock the row is read again, and a caller whose need was met by the previous holder takes the new token
@@ -12,7 +16,10 @@ gets ``invalid_grant`` and, believing the grant dead, throws the winner's new to
 5. ``invalid_grant`` from the provider, for the refresh token that is still the stored one (we hold the row), means
    the grant is gone: the connection becomes ``needs_reauth``, audited, and the platform is told by webhook;
 6. a timeout, a 5xx or a 429 is the provider's trouble, not the person's: the connection is kept, and refreshes back
-   off (30 s doubling to an hour) so a provider outage is not hammered.
+   off (30 s doubling to an hour) so a provider outage is not hammered;
+7. "ahead of expiry" means at most half the token's lifetime ahead: a provider whose tokens live no longer than the
+   margin (5-minute tokens against the default 300 s) would otherwise have every token due the moment it is issued,
+   and every call would refresh, rotating the refresh token each time (step 3 could never find the need met).
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +43,7 @@ from .catalog import Provider
 from .keys import VaultKeys
 from .store import ConnectionRecord, Credentials, Integration, record_of
 
-__all__ = ["BackingOff", "Refresher", "due"]
+__all__ = ["BackingOff", "Flight", "Fresh", "Refresher", "due", "margin", "serves"]
 
 log = logging.getLogger("frontdesk.vault")
 
@@ -50,8 +57,23 @@ class BackingOff(Exception):
         self.reason = reason
 
 
+def margin(row: Any, provider: Provider) -> int:
+    """Seconds ahead of expiry that the connection's token falls due: the provider's margin, but never more than half
+    the lifetime the provider gave this token (``expires_at - refreshed_at``: both are written together, from the
+    token response's ``expires_in``, when a token is stored)."""
+    if row.refreshed_at is None or row.expires_at is None:
+        return int(provider.refresh_margin)
+    return int(min(provider.refresh_margin, max(row.expires_at - row.refreshed_at, 0) // 2))
+
+
 def due(row: Any, provider: Provider, at: int) -> bool:
-    return row.expires_at is not None and row.expires_at - provider.refresh_margin <= at
+    return row.expires_at is not None and row.expires_at - margin(row, provider) <= at
+
+
+def serves(fresh: Fresh, force: bool, stale: str | None) -> bool:
+    """Whether a refresh another caller ran meets this caller's need. It always does, but for a caller whose call
+    the provider refused (``force``) when that refresh only re-read the row and found ``stale`` still stored."""
+    return not force or stale is None or fresh.credentials is None or fresh.credentials.access_token != stale
 
 
 def backoff(failures: int) -> int:
@@ -64,9 +86,10 @@ class Fresh:
     credentials: Credentials | None  # None when the connection is not active
 
 
-class Refresher:
-    STRIPES = 256
+Flight = Future[Fresh]
 
+
+class Refresher:
     def __init__(
         self,
         engine: Any,
@@ -78,11 +101,10 @@ class Refresher:
         self.keys = keys
         self.http = http
         self.on_dead = on_dead
-        # Striped locks: one connection always maps to one lock, and no per-connection entry ever needs evicting.
-        self._stripes = tuple(threading.Lock() for _ in range(self.STRIPES))
-
-    def _lock(self, connection_id: str) -> threading.Lock:
-        return self._stripes[zlib.crc32(connection_id.encode()) % self.STRIPES]
+        # The refreshes in flight in this process, by connection: an entry lives from the first caller that found
+        # the connection due until its refresh is over, so the table holds at most one per refresh running.
+        self._flights: dict[str, Flight] = {}
+        self._guard = threading.Lock()
 
     def fresh(
         self,
@@ -97,7 +119,32 @@ class Refresher:
     ) -> Fresh:
         """The connection's usable credentials, refreshed first when due, or when ``force`` says the provider just
         refused ``stale`` (the access token a call was made with). ``row`` is the connection as the caller just
-        read it, saving a second read on the proxy's path; a refresh always reads it again under the lock."""
+        read it, saving a second read on the proxy's path; a refresh always reads it again under the lock.
+        Blocks while another caller's refresh of the connection is in flight (see :meth:`begin` not to)."""
+        for _ in range(2):  # a second time only when the refresh joined did not serve (rare: see serves)
+            outcome = self.begin(connection_id, integration, provider, values, force=force, stale=stale, row=row)
+            if isinstance(outcome, Fresh):
+                return outcome
+            joined = outcome.result()
+            if serves(joined, force, stale):
+                break
+            row = None
+        return joined
+
+    def begin(
+        self,
+        connection_id: str,
+        integration: Integration,
+        provider: Provider,
+        values: dict[str, str],
+        *,
+        force: bool = False,
+        stale: str | None = None,
+        row: Any = None,
+    ) -> Fresh | Flight:
+        """As :meth:`fresh`, but a caller that finds a refresh of the connection in flight gets that refresh (a
+        future) instead of waiting for it here; check its result with :func:`serves`. The first caller runs the
+        refresh itself and gets its result."""
         at = now()
         if row is None:
             with transaction(self.engine, readonly=True) as conn:
@@ -108,8 +155,25 @@ class Refresher:
             return Fresh(record_of(row), None)
         if not force and not due(row, provider, at):
             return Fresh(record_of(row), store.credentials_of(self.keys, row))
-        with self._lock(connection_id):
-            return self._refresh(connection_id, integration, provider, values, force=force, stale=stale)
+        with self._guard:
+            flight = self._flights.get(connection_id)
+            if flight is not None:
+                return flight
+            flight = self._flights[connection_id] = Flight()
+        # Running from the start: a waiter that gives up (an event loop cancelling asyncio.wrap_future's future)
+        # cannot cancel the refresh the others wait for.
+        flight.set_running_or_notify_cancel()
+        try:
+            fresh = self._refresh(connection_id, integration, provider, values, force=force, stale=stale)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(fresh)
+            return fresh
+        finally:
+            with self._guard:
+                del self._flights[connection_id]
 
     def _refresh(
         self,

@@ -6,6 +6,7 @@ and token-endpoint work is synchronous and runs on worker threads; the proxied A
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -25,11 +26,21 @@ from ..config import Settings, is_loopback_host
 from ..secret import digest, new_token, same
 from ..storage import audit
 from ..storage.db import now, transaction
-from ..storage.schema import VaultConnection, VaultConnectSession, VaultIntegration
+from ..storage.schema import User, VaultConnection, VaultConnectSession, VaultIntegration
 from . import oauth, store
-from .catalog import Catalog, CatalogError, Provider, allowed_hosts, fill, load_catalog, resolve_discovery
+from .catalog import (
+    Catalog,
+    CatalogError,
+    Provider,
+    allowed_hosts,
+    fill,
+    load_catalog,
+    resolve_discovery,
+    scope_problem,
+)
 from .keys import VaultKeys, check_keys, load_vault_keys
-from .refresh import BackingOff, Fresh, Refresher
+from .paths import PathRefused, api_path, api_query
+from .refresh import BackingOff, Flight, Fresh, Refresher, serves
 from .store import ConnectionRecord, Credentials, Integration, VaultError
 from .webhooks import Webhooks
 
@@ -39,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthorizationRequired",
     "ConnectFailed",
+    "ConnectPage",
     "ConnectSession",
+    "PendingCall",
     "PreparedCall",
     "ProxyResponse",
     "ResponseTooLarge",
@@ -65,6 +78,8 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )  # fmt: skip
 _SCOPE = re.compile(r"[\x21-\x7e]{1,256}")
+MAX_DISPLAY_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ResponseTooLarge(Exception):
@@ -125,11 +140,33 @@ class PreparedCall:
     note_use: bool  # the connection's last_used_at is due (store.LAST_USED_EVERY)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class PendingCall:
+    """A proxied call whose credential another caller in this process is refreshing: :meth:`Vault.ready` waits for
+    that refresh on the event loop, so that a storm of calls after expiry holds no worker thread while it waits."""
+
+    record: ConnectionRecord
+    url: str
+    provider: Provider
+    flight: Flight
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectSession:
     id: str
     url: str
     expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectPage:
+    """What the person is told before a connect link sends them to the provider: whose account it joins."""
+
+    provider: str  # "Google Calendar"
+    account: str  # the platform's display name for its user, or the user id when it gave none
+    named: bool  # whether ``account`` is a display name (else an id the person may not recognise)
+    words: str  # what the connection reaches, in plain words
+    subject: str | None  # the frontdesk person who must be signed in, when the platform asked for one
 
 
 def plain_words(provider: Provider, scopes: Sequence[str]) -> str:
@@ -179,10 +216,16 @@ class Vault:
         provider: str,
         client_id: str,
         client_secret: str | None,
-        scopes: Sequence[str] = (),
+        scopes: Sequence[str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Integration:
+        """``scopes`` given replace the provider's default scopes (a provider may refuse one of them); None asks
+        for the defaults. The integration keeps the whole list, so what it asks for is what the operator saw."""
         entry = self.catalog.get(provider)
+        chosen = list(dict.fromkeys(entry.default_scopes if scopes is None else scopes))
+        for scope in chosen:
+            if problem := scope_problem(scope, entry.scope_separator):
+                raise VaultError(problem)
         params = dict(params or {})
         for key, value in params.items():
             variable = next((v for v in entry.variables if v.name == key and v.source == "integration"), None)
@@ -195,8 +238,14 @@ class Vault:
                 raise VaultError(f"provider {provider!r} needs --param {variable.name}=… ({variable.description})")
         return store.add_integration(
             self.engine, self.keys, name=name, provider=provider, client_id=client_id, client_secret=client_secret,
-            scopes=scopes, params=params,
+            scopes=chosen, params=params,
         )  # fmt: skip
+
+    def scopes_of(self, integration: Integration) -> tuple[str, ...]:
+        """What every connection of ``integration`` asks for: its own list, or, made before revision 0008, the
+        provider's defaults and its list on top (as it did then, so it keeps working)."""
+        base = self.catalog.get(integration.provider).default_scopes if integration.adds_default_scopes else ()
+        return tuple(dict.fromkeys([*base, *integration.scopes]))
 
     def values(self, integration: Integration, meta: Mapping[str, str], provider: Provider) -> dict[str, str]:
         out = {v.name: v.default for v in provider.variables if v.default is not None}
@@ -234,10 +283,20 @@ class Vault:
         scopes: Sequence[str] = (),
         params: Mapping[str, str] | None = None,
         return_url: str | None = None,
+        display_name: str | None = None,
+        subject: str | None = None,
     ) -> ConnectSession:
-        """A short-lived, single-use link bound to ``user``: whoever completes it connects *that* user's account."""
+        """A short-lived, single-use link bound to ``user``: whoever completes it connects *that* user's account.
+
+        The link's page names the account (``display_name``, the platform's words for its user) before the person
+        goes on, so someone sent a link that is not theirs can tell. ``subject``, a frontdesk person's id, makes
+        the link work only for that person, signed in here."""
         if not user or len(user) > 255:
             raise VaultError("user must be 1-255 characters")
+        if display_name is not None and not (
+            display_name.strip() and len(display_name) <= MAX_DISPLAY_NAME and not _CONTROL.search(display_name)
+        ):
+            raise VaultError(f"display_name must be 1-{MAX_DISPLAY_NAME} characters of text")
         integration = self.integration(integration_name)
         entry = self.catalog.get(integration.provider)
         if any(not isinstance(s, str) or not _SCOPE.fullmatch(s) for s in scopes):
@@ -259,15 +318,23 @@ class Vault:
         if set(params) - allowed:
             raise VaultError(f"unknown params: {', '.join(sorted(set(params) - allowed))}")
         if return_url is not None:
-            parts = urlsplit(return_url)
+            try:
+                parts = urlsplit(return_url)
+            except ValueError:  # an unclosed or bad IP literal ("https://[::1"), RFC 3986 §3.2.2
+                raise VaultError("return_url must be an https URL") from None
             if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))):
                 raise VaultError("return_url must be an https URL")
-        requested = list(dict.fromkeys([*entry.default_scopes, *integration.scopes, *scopes]))
+        requested = list(dict.fromkeys([*self.scopes_of(integration), *scopes]))
         token = new_token("connect_link")
         session_id = "cs_" + secrets.token_urlsafe(12)
         at = now()
         expires_at = at + self.settings.lifetimes.connect_session
         with transaction(self.engine) as conn:
+            if subject is not None:
+                person = conn.execute(select(User.name, User.username).where(User.id == subject)).one_or_none()
+                if person is None:
+                    raise VaultError("subject is not a person at this frontdesk")
+                display_name = display_name or person.name or person.username
             conn.execute(
                 insert(VaultConnectSession),
                 {
@@ -278,37 +345,69 @@ class Vault:
                     "scopes": json.dumps(requested),
                     "params": json.dumps(params, sort_keys=True),
                     "return_url": return_url,
+                    "display_name": display_name.strip() if display_name else None,
+                    "subject": subject,
                     "created_at": at,
                     "expires_at": expires_at,
                 },
             )
             audit.record(
                 conn, "vault.connect_session.created", "success", integration=integration_name, user=user,
-                session=session_id,
+                session=session_id, bound_to_person=subject is not None,
             )  # fmt: skip
         return ConnectSession(session_id, f"{self.settings.issuer}/vault/connect/{token}", expires_at)
 
-    def start(self, token: str, browser: str) -> str:
-        """The person opened the link: bind it to this browser, and send them to the provider with state and PKCE."""
+    def connect_page(self, token: str) -> ConnectPage:
+        """What the link's page says before the person goes on; :class:`ConnectFailed` when it cannot be used.
+        Reading it changes nothing: the link is used only once the person chooses to continue (:meth:`start`)."""
+        with transaction(self.engine, readonly=True) as conn:
+            row = self._usable(conn, token, now())
+        integration = self.integration(row.integration)
+        entry = self.catalog.get(integration.provider)
+        return ConnectPage(
+            entry.display_name, row.display_name or row.user, row.display_name is not None,
+            plain_words(entry, json.loads(row.scopes)), row.subject,
+        )  # fmt: skip
+
+    @staticmethod
+    def _usable(conn: Any, token: str, at: int) -> Any:
+        row = conn.execute(select(VaultConnectSession).where(VaultConnectSession.digest == digest(token))).one_or_none()
+        if row is None:
+            raise ConnectFailed("unknown")
+        if row.opened_at is not None:
+            raise ConnectFailed("used")
+        if row.expires_at <= at:
+            raise ConnectFailed("expired")
+        return row
+
+    def start(self, token: str, browser: str, subject: str | None = None) -> str:
+        """The person chose to continue: bind the link to this browser, and send them to the provider with state
+        and PKCE. ``subject`` is the frontdesk person signed in in this browser, if any: a link made for a person
+        works for that person only."""
         at = now()
         state = new_token("connect_state")
         verifier = secrets.token_urlsafe(48)
+        refused: str | None = None
         with transaction(self.engine) as conn:
-            row = conn.execute(
-                select(VaultConnectSession).where(VaultConnectSession.digest == digest(token))
-            ).one_or_none()
-            if row is None:
-                raise ConnectFailed("unknown")
-            if row.expires_at <= at:
-                raise ConnectFailed("expired")
-            sealed, _ = self.keys.seal(verifier.encode(), b"vault connect session:" + row.id.encode())
-            won = conn.execute(
-                update(VaultConnectSession)
-                .where(VaultConnectSession.id == row.id, VaultConnectSession.opened_at.is_(None))
-                .values(opened_at=at, browser_digest=digest(browser), state_digest=digest(state), sealed=sealed)
-            ).rowcount
-            if not won:
-                raise ConnectFailed("used")
+            row = self._usable(conn, token, at)
+            if row.subject is not None and subject != row.subject:
+                # Not an error that undoes the transaction: the refusal is audited, the link stays usable.
+                refused = "sign_in" if subject is None else "wrong_person"
+                audit.record(
+                    conn, "vault.connect_session.refused", "failure", integration=row.integration, user=row.user,
+                    session=row.id, reason=refused,
+                )  # fmt: skip
+            else:
+                sealed, _ = self.keys.seal(verifier.encode(), b"vault connect session:" + row.id.encode())
+                won = conn.execute(
+                    update(VaultConnectSession)
+                    .where(VaultConnectSession.id == row.id, VaultConnectSession.opened_at.is_(None))
+                    .values(opened_at=at, browser_digest=digest(browser), state_digest=digest(state), sealed=sealed)
+                ).rowcount
+                if not won:
+                    raise ConnectFailed("used")
+        if refused is not None:
+            raise ConnectFailed(refused)
         integration = self.integration(row.integration)
         provider = self.provider(integration)
         values = self.values(integration, json.loads(row.params), provider)
@@ -318,11 +417,13 @@ class Vault:
         )  # fmt: skip
 
     def finish(
-        self, state: str | None, code: str | None, error: str | None, browser: str | None
+        self, state: str | None, code: str | None, error: str | None, browser: str | None, iss: str | None = None
     ) -> tuple[ConnectionRecord, str | None, Provider]:
-        """The provider sent the person back. Only the browser that opened the link, only once, only in time."""
+        """The provider sent the person back. Only the browser that opened the link, only once, only in time, and
+        only from the provider the person was sent to (``iss``, RFC 9207)."""
         if not state:
             raise ConnectFailed("unknown")
+        self._check_issuer(state, iss)
         at = now()
         with transaction(self.engine) as conn:
             row = conn.execute(
@@ -386,6 +487,29 @@ class Vault:
         self.webhooks.send("connection.created" if created else "connection.reconnected", record.public())
         return record, row.return_url, provider
 
+    def _check_issuer(self, state: str, iss: str | None) -> None:
+        """RFC 9207 §2.4 (mix-up defence): where the provider's issuer is known (its discovery document), an ``iss``
+        in the response must be exactly it, and one that advertises
+        ``authorization_response_iss_parameter_supported`` must send it. Checked before the session is consumed:
+        nothing is exchanged or attached, and the response the person's own provider sends still completes it."""
+        with transaction(self.engine, readonly=True) as conn:
+            row = conn.execute(
+                select(VaultConnectSession.integration, VaultConnectSession.user).where(
+                    VaultConnectSession.state_digest == digest(state)
+                )
+            ).one_or_none()
+        if row is None:
+            return  # finish refuses an unknown state
+        provider = self.provider(self.integration(row.integration))
+        if provider.issuer is None or iss == provider.issuer or (iss is None and not provider.iss_parameter):
+            return
+        reason = "issuer_missing" if iss is None else "issuer_mismatch"
+        with transaction(self.engine) as conn:
+            audit.record(
+                conn, "vault.connection.created", "failure", integration=row.integration, user=row.user, reason=reason
+            )
+        raise ConnectFailed("exchange_failed", reason)
+
     # --- use ---------------------------------------------------------------------------------------------------
 
     def connection(self, connection_id: str) -> ConnectionRecord | None:
@@ -402,10 +526,18 @@ class Vault:
         return self.refresher.fresh(record.id, integration, provider, values, force=force, stale=stale, row=row)
 
     def authorization_required(
-        self, user: str, integration_name: str, needed: Sequence[str] = (), reason: str | None = None
+        self,
+        user: str,
+        integration_name: str,
+        needed: Sequence[str] = (),
+        reason: str | None = None,
+        *,
+        display_name: str | None = None,
+        subject: str | None = None,
     ) -> AuthorizationRequired:
         """A connect link for ``user``, asking for what they granted plus what is needed now (incremental), and a
-        message in plain words. The link comes from here, never from a language model."""
+        message in plain words. The link comes from here, never from a language model. ``display_name`` and
+        ``subject`` as for :meth:`create_connect_session`."""
         integration = self.integration(integration_name)
         entry = self.catalog.get(integration.provider)
         existing = store.connections_of(self.engine, user, integration_name)
@@ -425,7 +557,9 @@ class Vault:
             for v in entry.variables
             if record is not None and v.source == "connection" and v.name in record.meta
         }
-        session = self.create_connect_session(user, integration_name, scopes, params)
+        session = self.create_connect_session(
+            user, integration_name, scopes, params, display_name=display_name, subject=subject
+        )
         words = plain_words(entry, missing or needed)  # nothing specific needed: the provider's own words
         if reason == "needs_reauth":
             message = f"My connection to {words} has stopped working. Reconnect it here, then ask me again."
@@ -433,7 +567,7 @@ class Vault:
             message = f"I need access to {words} to do that. Connect it here."
         return AuthorizationRequired(
             integration_name,
-            tuple(dict.fromkeys([*entry.default_scopes, *integration.scopes, *scopes])),
+            tuple(dict.fromkeys([*self.scopes_of(integration), *scopes])),
             session.url,
             message,
             reason,  # type: ignore[arg-type]
@@ -443,19 +577,32 @@ class Vault:
 
     def prepare(
         self, record: ConnectionRecord, path: str, query: str, row: Any = None
-    ) -> PreparedCall | AuthorizationRequired:
+    ) -> PreparedCall | PendingCall | AuthorizationRequired:
         """The blocking half of a proxied call, all of it before the call: the provider URL (:class:`VaultError`
         off its API hosts), then the credential, refreshed first when due, or a connect link when there is none.
-        ``row`` is the connection as just read: it is read again only for a refresh."""
+        ``row`` is the connection as just read: it is read again only for a refresh. A refresh already in flight
+        is not waited for here: the :class:`PendingCall` goes to :meth:`ready`."""
         integration = self.integration(record.integration)
         provider = self.provider(integration)
         values = self.values(integration, record.meta, provider)
         url = _target(provider, values, path, query)
-        fresh = self.refresher.fresh(record.id, integration, provider, values, row=row)
+        fresh = self.refresher.begin(record.id, integration, provider, values, row=row)
+        if not isinstance(fresh, Fresh):
+            return PendingCall(record, url, provider, fresh)
         if fresh.credentials is None:
             return self.authorization_required(record.user, record.integration)
         used = store.last_used_due(fresh.record.last_used_at, now())
         return PreparedCall(fresh.record, url, provider, fresh.credentials, used)
+
+    async def ready(self, pending: PendingCall) -> PreparedCall | AuthorizationRequired:
+        """The call, once the refresh it waited for is over (its outcome is this call's: a refresh that failed
+        raises here as it did for the caller that ran it)."""
+        fresh = await asyncio.wrap_future(pending.flight)
+        record = pending.record
+        if fresh.credentials is None:
+            return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
+        used = store.last_used_due(fresh.record.last_used_at, now())
+        return PreparedCall(fresh.record, pending.url, pending.provider, fresh.credentials, used)
 
     async def proxy(
         self, call: PreparedCall, method: str, headers: Mapping[str, str], body: bytes, client: httpx.AsyncClient
@@ -502,7 +649,7 @@ class Vault:
         try:
             response = await send(credentials)
             if response.status == 401:
-                again = await anyio.to_thread.run_sync(self._refused, record, credentials.access_token)
+                again = await self._refused(record, credentials.access_token)
                 if isinstance(again, AuthorizationRequired):
                     return again
                 credentials = again
@@ -516,12 +663,25 @@ class Vault:
         await self._audit_call(call, method, response.status)
         return _stripped(response, credentials)
 
-    def _refused(self, record: ConnectionRecord, stale: str) -> Credentials | AuthorizationRequired:
-        """The provider refused ``stale``: a refreshed credential, or a connect link when the grant is gone."""
-        fresh = self.fresh(record, force=True, stale=stale)
+    async def _refused(self, record: ConnectionRecord, stale: str) -> Credentials | AuthorizationRequired:
+        """The provider refused ``stale``: a refreshed credential, or a connect link when the grant is gone. A
+        refresh of the connection already in flight is waited for on the event loop (see :class:`PendingCall`)."""
+        outcome = await anyio.to_thread.run_sync(self._force, record, stale)
+        if not isinstance(outcome, Fresh):
+            fresh = await asyncio.wrap_future(outcome)
+            if not serves(fresh, True, stale):
+                fresh = await anyio.to_thread.run_sync(lambda: self.fresh(record, force=True, stale=stale))
+        else:
+            fresh = outcome
         if fresh.credentials is None:
-            return self.authorization_required(record.user, record.integration)
+            return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
         return fresh.credentials
+
+    def _force(self, record: ConnectionRecord, stale: str) -> Fresh | Flight:
+        integration = self.integration(record.integration)
+        provider = self.provider(integration)
+        values = self.values(integration, record.meta, provider)
+        return self.refresher.begin(record.id, integration, provider, values, force=True, stale=stale)
 
     async def _audit_call(self, call: PreparedCall, method: str, status: int) -> None:
         record, parts = call.record, urlsplit(call.url)
@@ -658,14 +818,17 @@ class Vault:
 
 
 def _target(provider: Provider, values: Mapping[str, str], path: str, query: str) -> str:
-    """The provider URL a proxied call goes to, or :class:`VaultError` when it would leave the provider's declared
-    API hosts (no SSRF: the caller names a path, never a host)."""
-    if "\\" in path or any(seg in ("..", ".") for seg in path.split("/")) or "://" in path or path.startswith("/"):
-        raise VaultError("the path must be relative to the provider's API base, without '..'")
+    """The provider URL a proxied call goes to, or :class:`VaultError` when it would leave the provider's API base
+    path (in any encoding: vault/paths.py) or its declared API hosts (no SSRF: the caller names a path, never a
+    host)."""
+    try:
+        relative, encoded_query = api_path(path), api_query(query)
+    except PathRefused as exc:
+        raise VaultError(str(exc)) from None
     base = fill(provider.api.base_url, values, provider).rstrip("/")
-    url = base + "/" + path
-    if query:
-        url += "?" + query
+    url = base + "/" + relative
+    if encoded_query:
+        url += "?" + encoded_query
     parts = urlsplit(url)
     if "@" in parts.netloc or (parts.hostname or "") not in allowed_hosts(provider, values):
         raise VaultError(f"{parts.netloc!r} is not one of the provider's API hosts")

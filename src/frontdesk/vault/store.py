@@ -42,6 +42,7 @@ __all__ = [
     "integrations",
     "last_used_due",
     "save_connection",
+    "storable",
 ]
 
 Status = Literal["active", "needs_reauth", "revoked"]
@@ -49,6 +50,13 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # ``last_used_at`` of keys and connections is bookkeeping for the operator: written at most once a minute each, so
 # that a busy key or connection does not turn every read into a write.
 LAST_USED_EVERY = 60
+
+
+def storable(text: str) -> bool:
+    """Whether a lookup by ``text`` may go to the database: PostgreSQL text holds no NUL (its manual, §8.3), and a
+    query with one fails there with an error (a 500) instead of finding nothing. Such a value is found nowhere, on
+    either database."""
+    return "\x00" not in text
 
 
 def last_used_due(last_used_at: int | None, at: int) -> bool:
@@ -68,6 +76,8 @@ class Integration:
     scopes: tuple[str, ...]
     params: Mapping[str, str]
     created_at: int
+    # Made before revision 0008: ``scopes`` are asked for on top of the provider's default scopes.
+    adds_default_scopes: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -196,6 +206,7 @@ def add_integration(
                     "scopes": json.dumps(list(scopes)),
                     "params": json.dumps(dict(params), sort_keys=True),
                     "created_at": at,
+                    "adds_default_scopes": False,
                 },
             )
     except IntegrityError:
@@ -209,11 +220,13 @@ def _integration(keys: VaultKeys, row: Any) -> Integration:
     secret = Secret(keys.open(row.client_secret, _secret_aad(row.name)).decode()) if row.client_secret else None
     return Integration(
         row.name, row.provider, row.client_id, secret, tuple(json.loads(row.scopes)), json.loads(row.params),
-        row.created_at,
+        row.created_at, row.adds_default_scopes,
     )  # fmt: skip
 
 
 def integration(engine: Engine, keys: VaultKeys, name: str) -> Integration | None:
+    if not storable(name):
+        return None
     with transaction(engine, readonly=True) as conn:
         row = conn.execute(select(VaultIntegration).where(VaultIntegration.name == name)).one_or_none()
     return _integration(keys, row) if row else None
@@ -373,6 +386,8 @@ def api_key_and_connection(
     revoked, and then the connection, None when there is none of that id."""
     if not key.startswith("fd_ak_"):
         return None, None
+    if not storable(connection_id):
+        return authenticate_api_key(engine, key), None
     rows = fetch(engine, _KEY_AND_CONNECTION, (connection_id, digest(key)))
     if not rows:
         return None, None
@@ -384,6 +399,8 @@ def api_key_and_connection(
 
 
 def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:
+    if not storable(connection_id):
+        return None
     query = select(VaultConnection).where(VaultConnection.id == connection_id)
     if for_update:
         # The refresher's row lock (PostgreSQL); SQLite's write transaction already holds the database lock.
@@ -392,6 +409,8 @@ def connection(conn: Connection, connection_id: str, *, for_update: bool = False
 
 
 def connections_of(engine: Engine, user: str, integration_name: str | None = None) -> list[ConnectionRecord]:
+    if not storable(user) or (integration_name is not None and not storable(integration_name)):
+        return []
     query = select(VaultConnection).where(VaultConnection.user == user)
     if integration_name is not None:
         query = query.where(VaultConnection.integration == integration_name)

@@ -8,7 +8,6 @@ tell "connect first" from anything the provider itself said.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -26,15 +25,27 @@ from ..storage.db import now
 from ..vault import oauth, store
 from ..vault.catalog import CatalogError
 from ..vault.refresh import BackingOff
-from ..vault.service import AuthorizationRequired, ConnectFailed, PreparedCall, ResponseTooLarge, Vault
+from ..vault.service import (
+    AuthorizationRequired,
+    ConnectFailed,
+    PendingCall,
+    PreparedCall,
+    ResponseTooLarge,
+    Vault,
+)
 from ..vault.store import ApiKeyRecord, ConnectionRecord, VaultError
-from .http import json_response, read_body
+from .account import to_sign_in, visitor_of
+from .authorize import posted_form, problem, see_other
+from .cookies import session_token
+from .http import json_response, read_body, read_json
 from .pages import page
 
 __all__ = [
     "callback",
     "check",
     "connect",
+    "connect_confirmed",
+    "connect_resumed",
     "connect_sessions",
     "connection",
     "connections",
@@ -61,7 +72,15 @@ _PAGES = {
         "The service did not accept the connection. Go back to the app and try again in a moment.",
     ),
     "unavailable": ("Try again in a moment", "The service could not be reached. Go back to the app and try again."),
+    "wrong_person": (
+        "This link is for someone else",
+        "This connect link was made for another person, not for the one signed in here. If it is yours, sign out, "
+        "open the link again and sign in as yourself. If someone sent it to you, close this page.",
+    ),
 }
+# Back from signing in, a link that needs its person signed in comes here; the link waits in a cookie meanwhile.
+RESUME_PATH = "/vault/connect"
+_START_AGAIN = "Open the link again from the app."
 
 
 def _vault(request: Request) -> Vault:
@@ -124,15 +143,9 @@ async def _answered(request: Request, work: Awaitable[Response]) -> Response:
 
 
 async def _json(request: Request, vault: Vault) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise VaultError("the request body must be application/json")
-    try:
-        body = json.loads(await read_body(request, vault.settings.max_body_bytes))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise VaultError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise VaultError("the request body must be a JSON object")
-    return body
+    # The shared strict reader (web/http.py): a lone surrogate, deep nesting or a NUL is a 400 invalid_request,
+    # as JSON like every vault error, rather than a server error; a body over the limit stays a 413.
+    return await read_json(request, vault.settings.max_body_bytes)
 
 
 def _string(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -142,6 +155,15 @@ def _string(body: dict[str, Any], name: str, *, required: bool = True) -> str | 
     if not isinstance(value, str) or not value:
         raise VaultError(f"{name} must be a non-empty string")
     return value
+
+
+def _owner(body: dict[str, Any]) -> dict[str, str | None]:
+    """Who a connect link is for, as its page says it: the platform's name for its user, and the frontdesk person
+    who must be signed in to use it, when platform users are frontdesk people."""
+    return {
+        "display_name": _string(body, "display_name", required=False),
+        "subject": _string(body, "subject", required=False),
+    }
 
 
 def _strings(body: dict[str, Any], name: str) -> list[str]:
@@ -174,9 +196,10 @@ async def connect_sessions(request: Request, vault: Vault, key: ApiKeyRecord) ->
     user, integration = _string(body, "user"), _string(body, "integration")
     assert user is not None
     assert integration is not None
+    owner = _owner(body)
     session = await anyio.to_thread.run_sync(
         lambda: vault.create_connect_session(
-            user, integration, _strings(body, "scopes"), params, _string(body, "return_url", required=False)
+            user, integration, _strings(body, "scopes"), params, _string(body, "return_url", required=False), **owner
         )
     )
     return json_response({"id": session.id, "connect_url": session.url, "expires_at": session.expires_at}, 201)
@@ -225,13 +248,14 @@ async def check(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
     assert user is not None
     assert integration is not None
     needed = _strings(body, "scopes")
+    owner = _owner(body)
 
     def decide() -> dict[str, Any]:
         vault.integration(integration)
         found = store.connections_of(vault.engine, user, integration)
         if found and found[0].status == "active" and all(s in found[0].scopes for s in needed):
             return {"status": "connected", "connection": found[0].public()}
-        return vault.authorization_required(user, integration, needed).body()
+        return vault.authorization_required(user, integration, needed, **owner).body()
 
     return json_response(await anyio.to_thread.run_sync(decide))
 
@@ -254,6 +278,8 @@ async def _proxied(request: Request, vault: Vault, key: str) -> Response:
     )
     if isinstance(call, Response):
         return call
+    if isinstance(call, PendingCall):
+        call = await vault.ready(call)
     if isinstance(call, AuthorizationRequired):
         return json_response(call.body(), AUTHORIZATION_REQUIRED)
     body = await read_body(request, vault.settings.max_proxy_body)
@@ -266,7 +292,7 @@ async def _proxied(request: Request, vault: Vault, key: str) -> Response:
 
 def _prepare(
     vault: Vault, key: str, connection_id: str, path: str, query: str
-) -> PreparedCall | AuthorizationRequired | Response:
+) -> PreparedCall | PendingCall | AuthorizationRequired | Response:
     api_key, row = store.api_key_and_connection(vault.engine, key, connection_id)
     if api_key is None:
         return _unauthorized()
@@ -294,21 +320,89 @@ def _problem(reason: str, status: int = 400) -> Response:
     return page("error.html", status, title=title, message=message)
 
 
+def _link_cookie(vault: Vault) -> str:
+    return "__Secure-fd_vault_link" if vault.settings.secure_cookies else "fd_vault_link"
+
+
+def _csrf(request: Request, browser: str) -> str:
+    fd: Frontdesk = request.app.state.fd
+    return fd.csrf_token("vault connect:" + browser)
+
+
+def _failed(exc: ConnectFailed) -> Response:
+    return _problem(exc.reason, {"unknown": 404, "wrong_person": 403}.get(exc.reason, 410))
+
+
 async def connect(request: Request) -> Response:
-    """The connect link: bind it to this browser, then on to the provider."""
+    """The connect link: a page that names the account the connection will belong to, and asks to continue.
+    Opening it uses nothing up: a link forwarded unopened shows its owner to whoever opens it."""
+    return await _confirm(request, request.path_params["token"])
+
+
+async def connect_resumed(request: Request) -> Response:
+    """Back from signing in: the link this browser was holding."""
+    token = request.cookies.get(_link_cookie(_vault(request)))
+    return await _confirm(request, token) if token else _problem("unknown", 404)
+
+
+async def _confirm(request: Request, token: str) -> Response:
+    fd: Frontdesk = request.app.state.fd
     vault = _vault(request)
-    browser = secrets.token_urlsafe(32)
     try:
-        url = await anyio.to_thread.run_sync(vault.start, request.path_params["token"], browser)
+        shown = await anyio.to_thread.run_sync(vault.connect_page, token)
     except ConnectFailed as exc:
-        return _problem(exc.reason, 404 if exc.reason == "unknown" else 410)
-    except (oauth.ProviderError, VaultError, CatalogError):
+        return _failed(exc)
+    except (VaultError, CatalogError):
         return _problem("unavailable", 503)
-    response = RedirectResponse(url, status_code=303)
+    if shown.subject is not None:
+        visitor = await anyio.to_thread.run_sync(visitor_of, fd, session_token(request, fd))
+        if visitor is None:
+            # The interaction row keeps only RESUME_PATH: the link itself never reaches the database.
+            response = await anyio.to_thread.run_sync(to_sign_in, fd, RESUME_PATH)
+            response.set_cookie(
+                _link_cookie(vault), token, max_age=vault.settings.lifetimes.connect_session, path=RESUME_PATH,
+                httponly=True, secure=vault.settings.secure_cookies, samesite="lax",
+            )  # fmt: skip
+            return response
+        if visitor.person.id != shown.subject:
+            return _problem("wrong_person", 403)
+    # The browser the connection must finish in (the callback checks it); kept when this browser has one already,
+    # so two links opened side by side both finish.
+    browser = request.cookies.get(_cookie(vault)) or secrets.token_urlsafe(32)
+    response = page(
+        "vault_connect.html", title=f"Connect {shown.provider}", provider=shown.provider, account=shown.account,
+        named=shown.named, words=shown.words, action=f"/vault/connect/{token}", csrf=_csrf(request, browser),
+    )  # fmt: skip
     response.set_cookie(
         _cookie(vault), browser, max_age=vault.settings.lifetimes.connect_session, path="/",
         httponly=True, secure=vault.settings.secure_cookies, samesite="lax",
     )  # fmt: skip
+    return response
+
+
+async def connect_confirmed(request: Request) -> Response:
+    """The person chose to continue: bind the link to this browser, then on to the provider."""
+    fd: Frontdesk = request.app.state.fd
+    vault = _vault(request)
+    token = request.path_params["token"]
+    browser = request.cookies.get(_cookie(vault))
+    if not browser:
+        return problem("This form has expired", _START_AGAIN, 403)
+    form = await posted_form(request, fd, _csrf(request, browser), _START_AGAIN)
+    if isinstance(form, Response):
+        return form
+    signed_in = session_token(request, fd)
+    visitor = await anyio.to_thread.run_sync(visitor_of, fd, signed_in) if signed_in else None
+    subject = visitor.person.id if visitor else None
+    try:
+        url = await anyio.to_thread.run_sync(vault.start, token, browser, subject)
+    except ConnectFailed as exc:
+        # Signed out since the page was shown: the link's page leads through signing in again.
+        return see_other(f"/vault/connect/{token}") if exc.reason == "sign_in" else _failed(exc)
+    except (oauth.ProviderError, VaultError, CatalogError):
+        return _problem("unavailable", 503)
+    response = see_other(url)
+    response.delete_cookie(_link_cookie(vault), path=RESUME_PATH, secure=vault.settings.secure_cookies, httponly=True)
     return response
 
 
@@ -318,8 +412,9 @@ async def callback(request: Request) -> Response:
     q = request.query_params
     try:
         _, return_url, provider = await anyio.to_thread.run_sync(
-            vault.finish, q.get("state"), q.get("code"), q.get("error"), request.cookies.get(_cookie(vault))
-        )
+            vault.finish, q.get("state"), q.get("code"), q.get("error"), request.cookies.get(_cookie(vault)),
+            q.get("iss"),
+        )  # fmt: skip
     except ConnectFailed as exc:
         response = _problem(exc.reason, 400)
     except (VaultError, CatalogError, TemporarilyUnavailable):
