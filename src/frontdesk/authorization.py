@@ -20,6 +20,7 @@ from .errors import (
     UnsupportedResponseType,
 )
 from .grant_types import check_scope
+from .logout import check_id_token_hint
 from .protocol import rfc7636
 from .protocol.forms import Params
 from .protocol.rfc8707 import check_resource
@@ -33,6 +34,7 @@ from .storage.people import consented_scope
 __all__ = [
     "AuthorizationRequest",
     "error_redirect",
+    "hinted_subject",
     "issue_code",
     "needs_consent",
     "success_redirect",
@@ -55,6 +57,7 @@ class AuthorizationRequest:
     max_age: int | None = None
     login_hint: str | None = None
     acr_values: tuple[str, ...] = ()  # OIDC Core §3.1.2.1: voluntary; the multi-factor one triggers a step-up
+    hinted_subject: str | None = None  # the sub of a verified id_token_hint (OIDC Core §3.1.2.1)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +76,7 @@ class AuthorizationRequest:
             max_age=data.get("max_age"),
             login_hint=data.get("login_hint"),
             acr_values=tuple(data.get("acr_values", ())),
+            hinted_subject=data.get("hinted_subject"),
         )
 
     @property
@@ -115,6 +119,7 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         if not (params["max_age"].isascii() and params["max_age"].isdigit()) or len(params["max_age"]) > 9:
             raise InvalidRequest("max_age must be a non-negative integer")
         max_age = int(params["max_age"])
+    hint = params.get("id_token_hint")
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -127,7 +132,18 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         max_age=max_age,
         login_hint=params.get("login_hint"),
         acr_values=tuple(params.get("acr_values", "").split()),
+        hinted_subject=hinted_subject(fd, client, hint) if hint is not None else None,
     )
+
+
+def hinted_subject(fd: Frontdesk, client: ClientRecord, token: str) -> str:
+    """The person an ``id_token_hint`` names (OIDC Core §3.1.2.1): an ID token signed by one of this server's keys,
+    current or retired, with this issuer, and issued to this client (``aud`` contains it). An expired one is still
+    a good hint: it says who, not that anyone may act now, so ``exp`` is not checked."""
+    hint = check_id_token_hint(fd, token)
+    if client.client_id not in hint.audiences:
+        raise InvalidRequest("id_token_hint was not issued to this client")
+    return hint.sub
 
 
 def _redirect(fd: Frontdesk, redirect_uri: str, values: dict[str, str | None]) -> str:

@@ -249,7 +249,8 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
                 scope=row.scope,
                 resource=row.resource,
                 auth_time=row.auth_time,
-                amr=("pwd",),
+                # RFC 8176: how the person who approved signed in; approvals stored before 0009 have none recorded.
+                amr=row.amr or ("pwd",),
                 at=at,
                 expires_at=at + fd.settings.lifetimes.refresh_token,
             )

@@ -18,6 +18,7 @@ import segno
 from markupsafe import Markup
 from sqlalchemy import Connection
 
+from .config import SecondFactorPolicy
 from .core import Frontdesk
 from .limits import Limit
 from .protocol import rfc6238
@@ -64,10 +65,10 @@ class Enrolment:
         return " ".join(value[i : i + 4] for i in range(0, len(value), 4))
 
 
-def mfa_required(fd: Frontdesk, client_id: str | None, acr_values: tuple[str, ...]) -> bool:
+def mfa_required(policy: SecondFactorPolicy, client_id: str | None, acr_values: tuple[str, ...]) -> bool:
     """Whether this sign-in needs a second factor beyond the person's own choice: the operator's policy, or a client
-    asking for the multi-factor acr (OpenID Connect Core §3.1.2.1 ``acr_values``)."""
-    policy = fd.settings.second_factor
+    asking for the multi-factor acr (OpenID Connect Core §3.1.2.1 ``acr_values``). Pure: ``signin.next_step`` is
+    the one place that asks."""
     return (
         policy.required == "all"
         or (client_id is not None and client_id in policy.required_for_clients)

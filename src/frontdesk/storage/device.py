@@ -29,6 +29,7 @@ class DeviceRow:
     user_id: str | None
     auth_time: int | None
     expires_at: int
+    amr: tuple[str, ...] = ()  # RFC 8176: how the person who approved signed in
 
 
 def _row(r: Any) -> DeviceRow:
@@ -44,6 +45,7 @@ def _row(r: Any) -> DeviceRow:
         r.user_id,
         r.auth_time,
         r.expires_at,
+        tuple(json.loads(r.amr)) if r.amr else (),
     )
 
 
@@ -76,6 +78,7 @@ def insert_device(
                         "last_polled_at": None,
                         "user_id": None,
                         "auth_time": None,
+                        "amr": None,
                         "created_at": at,
                         "expires_at": at + ttl,
                     },
@@ -106,11 +109,14 @@ def poll_device(conn: Connection, code_digest: str, at: int, interval: int) -> N
     )
 
 
-def decide_device(conn: Connection, code_digest: str, status: str, user_id: str, auth_time: int) -> bool:
+def decide_device(
+    conn: Connection, code_digest: str, status: str, user_id: str, auth_time: int, amr: tuple[str, ...]
+) -> bool:
+    """The person's answer, with the facts of the sign-in that gave it; once (False if already answered)."""
     result = conn.execute(
         update(DeviceCode)
         .where(DeviceCode.digest == code_digest, DeviceCode.status == "pending")
-        .values(status=status, user_id=user_id, auth_time=auth_time)
+        .values(status=status, user_id=user_id, auth_time=auth_time, amr=json.dumps(list(amr)))
     )
     return result.rowcount == 1
 

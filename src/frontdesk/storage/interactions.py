@@ -1,7 +1,10 @@
 """Interactions: an authorization (or device) request waiting for the person to sign in and consent.
 
 The id travels in the URL; a random binding value travels in a cookie and only its digest is stored, so an
-interaction started in one browser cannot be finished in another (a login-CSRF and session-swap guard).
+interaction started in one browser cannot be finished in another (a login-CSRF and session-swap guard). Once the
+person is signed in, the interaction also names the session that sign-in lives in (``session_id``): within one
+browser the session cookie can change under an open interaction (another tab signs someone else in), and the code
+must carry the facts of the sign-in that belongs to it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class InteractionRow:
     auth_time: int | None
     pending_user_id: str | None = None  # passed the first factor; the second is still owed
     pending_amr: tuple[str, ...] = ()
+    session_id: str | None = None  # the session of the sign-in it carries, once user_id is set
 
 
 def open_interaction(conn: Connection, params: dict[str, Any], at: int, ttl: int) -> tuple[str, str]:
@@ -67,14 +71,23 @@ def interaction_for(conn: Connection, ix_id: str, binding: str | None, at: int) 
     if row is None or not same(row.binding_digest, digest(binding)):
         return None
     pending_amr = tuple(json.loads(row.pending_amr)) if row.pending_amr else ()
-    return InteractionRow(row.id, json.loads(row.params), row.user_id, row.auth_time, row.pending_user_id, pending_amr)
+    return InteractionRow(
+        row.id,
+        json.loads(row.params),
+        row.user_id,
+        row.auth_time,
+        row.pending_user_id,
+        pending_amr,
+        row.session_id,
+    )
 
 
-def attach_user(conn: Connection, ix_id: str, user_id: str, auth_time: int) -> None:
+def attach_user(conn: Connection, ix_id: str, user_id: str, auth_time: int, session_id: str) -> None:
+    """The person is signed in for this interaction, in the session ``session_id``."""
     conn.execute(
         update(Interaction)
         .where(Interaction.id == ix_id)
-        .values(user_id=user_id, auth_time=auth_time, pending_user_id=None, pending_amr=None)
+        .values(user_id=user_id, auth_time=auth_time, pending_user_id=None, pending_amr=None, session_id=session_id)
     )
 
 
@@ -83,7 +96,9 @@ def hold_for_second_factor(conn: Connection, ix_id: str, user_id: str, amr: tupl
     conn.execute(
         update(Interaction)
         .where(Interaction.id == ix_id)
-        .values(user_id=None, auth_time=None, pending_user_id=user_id, pending_amr=json.dumps(list(amr)))
+        .values(
+            user_id=None, auth_time=None, pending_user_id=user_id, pending_amr=json.dumps(list(amr)), session_id=None
+        )
     )
 
 

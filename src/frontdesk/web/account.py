@@ -59,6 +59,7 @@ __all__ = [
     "signed_in_visitor",
     "to_sign_in",
     "visitor_form",
+    "visitor_of",
 ]
 
 SECTIONS = (
@@ -95,6 +96,12 @@ def _visitor(fd: Frontdesk, token: str | None) -> Visitor | None:
         session = session_for(conn, token, now(), fd.settings.lifetimes.session_idle)
         person = fd.users.by_id(conn, session.user_id) if session else None
     return Visitor(token, session, person) if session and person else None
+
+
+def visitor_of(fd: Frontdesk, token: str | None) -> Visitor | None:
+    """The signed-in person behind a session cookie, for a page outside the account pages (a vault connect link)
+    that decides itself what to do when there is none."""
+    return _visitor(fd, token)
 
 
 def to_sign_in(fd: Frontdesk, return_to: str, reauth: UserRecord | None = None) -> Response:

@@ -1,8 +1,9 @@
 """The account's Security page: the password, passkeys (WebAuthn registration, names, removal) and the second step
 at sign-in (enrolling an authenticator app, recovery codes, turning it off).
 
-Changing the password needs the current one. Adding a passkey or changing the second factor needs a recent sign-in
-(``lifetimes.recent_sign_in``): a stolen session cookie alone cannot plant a way back in.
+Changing the password needs the current one. Adding or removing a passkey and changing the second factor need a
+recent sign-in (``lifetimes.recent_sign_in``): a stolen session cookie alone can neither plant a way back in nor take
+the owner's away.
 """
 
 from __future__ import annotations
@@ -198,7 +199,11 @@ async def rename_passkey_form(request: Request) -> Response:
 
 
 async def remove_passkey_form(request: Request) -> Response:
-    return await posted(request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, True, ip))
+    """Removing a passkey is a security change like adding one: a stolen session cookie alone must not take away
+    the owner's way in (or clear the way for an attacker's own), so it needs a recent sign-in first."""
+    return await posted(
+        request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, True, ip), fresh_sign_in=HERE
+    )
 
 
 # --- the second factor ------------------------------------------------------------------------------------------

@@ -29,21 +29,23 @@ from ..errors import AccessDenied, ConsentRequired, InteractionRequired, LoginRe
 from ..limits import authorize_limits, count_and_check
 from ..protocol.forms import Params
 from ..protocol.redirect_uri import check_redirect_uri
-from ..protocol.rfc8176 import PWD, is_multi_factor
+from ..protocol.rfc8176 import PWD
 from ..protocol.scope import OIDC_SCOPES
-from ..second_factor import has_second_factor, mfa_required
 from ..secret import same
-from ..signin import Visit, first_factor_passed, signed_in
+from ..signin import (
+    Next,
+    Visit,
+    asked_of_request,
+    bound_session,
+    facts_of,
+    first_factor_passed,
+    next_step,
+    open_for,
+    signed_in,
+)
 from ..storage import audit
 from ..storage.db import now, transaction
-from ..storage.interactions import (
-    InteractionRow,
-    attach_user,
-    finish_interaction,
-    hold_for_second_factor,
-    interaction_for,
-    open_interaction,
-)
+from ..storage.interactions import InteractionRow, finish_interaction, interaction_for
 from ..storage.people import SessionRow, record_consent, session_for
 from ..throttle import record_failure, record_success, refusal
 from ..upstream import sign_in_buttons
@@ -59,6 +61,7 @@ __all__ = [
     "authorize",
     "bound_interaction",
     "consent",
+    "detour",
     "login",
     "login_page",
     "resume",
@@ -76,26 +79,13 @@ def problem(title: str, message: str, status: int = 400) -> Response:
     return page("error.html", status, title=title, message=message)
 
 
-def _open(
-    fd: Frontdesk,
-    conn: Connection,
-    data: dict[str, Any],
-    at: int,
-    login: bool,
-    signed_in: SessionRow | None = None,
-    step_up: bool = False,
+def detour(
+    fd: Frontdesk, conn: Connection, data: dict[str, Any], step: Next, session: SessionRow | None, at: int
 ) -> Response:
-    """An interaction for what the person still has to do: sign in; or, signed in already, the second factor a
-    step-up asks for, else straight to consent."""
-    ix_id, binding = open_interaction(conn, data, at, fd.settings.lifetimes.interaction)
-    step = "login" if login else "consent"
-    if signed_in is not None and step_up:
-        hold_for_second_factor(conn, ix_id, signed_in.user_id, signed_in.amr)
-        step = "second-factor"
-    elif signed_in is not None:
-        attach_user(conn, ix_id, signed_in.user_id, signed_in.auth_time)
-    response = see_other(f"/interaction/{ix_id}/{step}")
-    set_interaction(response, fd, ix_id, binding)
+    """To an interaction for what the person still has to do (``signin.open_for``), holding its binding cookie."""
+    opened = open_for(fd, conn, data, step, session, at)
+    response = see_other(opened.path)
+    set_interaction(response, fd, opened.interaction_id, opened.binding)
     return response
 
 
@@ -104,6 +94,47 @@ def too_many(exc: RateLimited) -> Response:
     response = problem("Too many attempts", f"Wait {minutes} minute{'s' if minutes > 1 else ''} and try again.", 429)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+# prompt=none cannot show a page: what the sign-in still owes becomes the error OIDC Core §3.1.2.6 names for it.
+_SILENT = {
+    Next.SIGN_IN: (LoginRequired.error, "sign-in is required"),
+    # A code to type is sign-in; enrolling a second factor is a page of its own.
+    Next.SECOND_FACTOR: (LoginRequired.error, "a second factor is required"),
+    Next.ENROL: (InteractionRequired.error, "enrolling a second factor is required"),
+    Next.OTHER_PERSON: (LoginRequired.error, "the person id_token_hint names is not signed in"),
+}
+
+
+def _issue(
+    fd: Frontdesk, conn: Connection, req: AuthorizationRequest, session: SessionRow, at: int, ip: str | None
+) -> Response:
+    # Who, when, how and in which session all come from one session row: a code never mixes two sign-ins' facts.
+    code = issue_code(fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip, sid=session.id)
+    return see_other(success_redirect(fd, req, code))
+
+
+def _answer(
+    fd: Frontdesk, conn: Connection, req: AuthorizationRequest, session: SessionRow | None, at: int, ip: str | None
+) -> Response:
+    """A valid request answered for the browser's session (or none), as the sign-in policy says: a code at once,
+    an error under ``prompt=none``, or an interaction for sign-in, a second factor or consent. Both /authorize and
+    a request started over come here."""
+    facts = facts_of(conn, session, for_this_request=False) if session is not None else None
+    step = next_step(fd.settings.second_factor, asked_of_request(req.as_json()), facts, at)
+    if "none" in req.prompt:
+        if step is not Next.PROCEED:
+            return see_other(error_redirect(fd, req.redirect_uri, req.state, *_SILENT[step]))
+        assert session is not None
+        if needs_consent(conn, req, session.user_id):
+            return see_other(
+                error_redirect(fd, req.redirect_uri, req.state, ConsentRequired.error, "consent is required")
+            )
+    if step is Next.PROCEED:
+        assert session is not None
+        if not needs_consent(conn, req, session.user_id):
+            return _issue(fd, conn, req, session, at, ip)
+    return detour(fd, conn, {"kind": "authorize", "request": req.as_json()}, step, session, at)
 
 
 def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None) -> Response:
@@ -145,41 +176,9 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
                 "error_description": error.description,
                 "client_id": client.client_id,
             }
-            return _open(fd, conn, data, at, login=True)
+            return detour(fd, conn, data, Next.SIGN_IN, None, at)
         assert req is not None
-        # Whole seconds: an age equal to max_age may really exceed it, and max_age=0 must act as prompt=login
-        # (OIDC Core §3.1.2.1) even within the second of the sign-in.
-        stale = session is not None and req.max_age is not None and at - session.auth_time >= req.max_age
-        must_login = session is None or "login" in req.prompt or stale
-        # A session of one factor meets a request that needs two: the person adds the second (a step-up).
-        step_up = (
-            session is not None
-            and not must_login
-            and not is_multi_factor(session.amr)
-            and mfa_required(fd, req.client_id, req.acr_values)
-        )
-        if silent:
-            if must_login:
-                return see_other(error_redirect(fd, redirect_uri, state, LoginRequired.error, "sign-in is required"))
-            assert session is not None
-            if step_up:
-                # OIDC Core §3.1.2.6: a code to type is sign-in; enrolling a second factor is a page of its own.
-                enrolled = has_second_factor(conn, session.user_id)
-                error_code = LoginRequired.error if enrolled else InteractionRequired.error
-                description = "a second factor is required" if enrolled else "enrolling a second factor is required"
-                return see_other(error_redirect(fd, redirect_uri, state, error_code, description))
-            if needs_consent(conn, req, session.user_id):
-                return see_other(error_redirect(fd, redirect_uri, state, ConsentRequired.error, "consent is required"))
-        if not must_login and not step_up:
-            assert session is not None
-            if not needs_consent(conn, req, session.user_id):
-                code = issue_code(
-                    fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip, sid=session.id
-                )
-                return see_other(success_redirect(fd, req, code))
-        pending = {"kind": "authorize", "request": req.as_json()}
-        signed_in_session = None if must_login else session
-        return _open(fd, conn, pending, at, login=must_login, signed_in=signed_in_session, step_up=step_up)
+        return _answer(fd, conn, req, session, at, ip)
 
 
 async def authorize(request: Request) -> Response:
@@ -211,7 +210,8 @@ def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, i
         if kind == "account":
             finish_interaction(conn, ix_id, at)
             back = str(ix.params.get("return_to") or "")
-            return see_other(back if back.startswith("/account") else "/account")
+            # An account page, or a vault connect link waiting for its person (web/vault.py RESUME_PATH).
+            return see_other(back if back.startswith("/account") or back == "/vault/connect" else "/account")
         if kind == "device":
             finish_interaction(conn, ix_id, at)
             code = ix.params.get("user_code")
@@ -221,16 +221,40 @@ def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, i
             p = ix.params
             return see_other(error_redirect(fd, p["redirect_uri"], p["state"], p["error"], p["error_description"]))
         req = AuthorizationRequest.from_json(ix.params["request"])
-        if needs_consent(conn, req, ix.user_id):
+        bound = _bound(fd, conn, ix, req, token, at, ip)
+        if isinstance(bound, Response):
+            return bound
+        if needs_consent(conn, req, bound.user_id):
             return see_other(f"/interaction/{ix_id}/consent")
         if not finish_interaction(conn, ix_id, at):
             return problem(*EXPIRED)
-        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
-        amr = session.amr if session else (PWD,)
-        code = issue_code(
-            fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip, sid=session.id if session else None
-        )
-        return see_other(success_redirect(fd, req, code))
+        return _issue(fd, conn, req, bound, at, ip)
+
+
+def _bound(
+    fd: Frontdesk,
+    conn: Connection,
+    ix: InteractionRow,
+    req: AuthorizationRequest,
+    token: str | None,
+    at: int,
+    ip: str | None,
+) -> SessionRow | Response:
+    """The session the interaction's sign-in lives in, still this browser's and still enough for the request; or,
+    when it is not, the request started over for whoever is signed in now (another tab may have signed someone
+    else in: the code must never mix that session's facts with this interaction's), or ``login_required`` when the
+    person who signed in for this request is not the one its id_token_hint names (OIDC Core §3.1.2.1)."""
+    session = bound_session(fd, conn, ix, token, at)
+    asked = asked_of_request(ix.params["request"])
+    facts = facts_of(conn, session, for_this_request=True) if session is not None else None
+    step = next_step(fd.settings.second_factor, asked, facts, at)
+    if session is not None and step is Next.PROCEED:
+        return session
+    finish_interaction(conn, ix.id, at)
+    if step is Next.OTHER_PERSON:
+        return see_other(error_redirect(fd, req.redirect_uri, req.state, *_SILENT[step]))
+    current = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
+    return _answer(fd, conn, req, current, at, ip)
 
 
 async def resume(request: Request) -> Response:
@@ -304,8 +328,7 @@ async def login(request: Request) -> Response:
     ix, binding = bound
     csrf = fd.csrf_token(binding)
     if request.method == "GET":
-        hint = (ix.params.get("request") or {}).get("login_hint") or ix.params.get("login_hint")
-        return login_page(fd, ix, binding, username=hint)
+        return login_page(fd, ix, binding, username=await run_in_threadpool(_login_hint, fd, ix.params))
     form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form
@@ -323,6 +346,20 @@ async def login(request: Request) -> Response:
     return await run_in_threadpool(after_first_factor, fd, ix, user.id, (PWD,), visit_of(request, fd))
 
 
+def _login_hint(fd: Frontdesk, params: dict[str, Any]) -> str | None:
+    """The username to fill in: the person a verified id_token_hint names (OIDC Core §3.1.2.1: sign in again as
+    them), else the client's login_hint."""
+    request = params.get("request") or {}
+    subject = request.get("hinted_subject")
+    if subject:
+        with transaction(fd.engine, readonly=True) as conn:
+            person = fd.users.by_id(conn, subject)
+        if person is not None:
+            return person.username
+    hint = request.get("login_hint") or params.get("login_hint")
+    return str(hint) if hint else None
+
+
 def visit_of(request: Request, fd: Frontdesk) -> Visit:
     return Visit(session_token(request, fd), client_ip(request), request.headers.get("user-agent"))
 
@@ -331,7 +368,7 @@ def after_first_factor(fd: Frontdesk, ix: InteractionRow, user_id: str, amr: tup
     """On to the second-factor step when one is owed; otherwise signed in, with a new session."""
     at = now()
     with transaction(fd.engine) as conn:
-        if first_factor_passed(fd, conn, ix.id, ix.params, user_id, amr):
+        if first_factor_passed(fd, conn, ix.id, ix.params, user_id, amr, at):
             return see_other(f"/interaction/{ix.id}/second-factor")
         token = signed_in(fd, conn, ix.id, user_id, amr, visit, at)
     response = see_other(f"/interaction/{ix.id}")
@@ -357,10 +394,19 @@ def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
     return [known.get(s, s) for s in scope if s != "openid"] or [OIDC_SCOPES["openid"]]
 
 
-def _consent_page(fd: Frontdesk, ix_id: str, req: AuthorizationRequest, user_id: str, csrf: str) -> Response:
+def _consent_page(fd: Frontdesk, ix_id: str, binding: str, csrf: str, token: str | None, ip: str | None) -> Response:
+    at = now()
+    with transaction(fd.engine) as conn:
+        ix = interaction_for(conn, ix_id, binding, at)
+        if ix is None or ix.params.get("kind") != "authorize":
+            return problem(*EXPIRED)
+        req = AuthorizationRequest.from_json(ix.params["request"])
+        # The page names the person whose sign-in the code will carry: never one whose session has gone.
+        bound = _bound(fd, conn, ix, req, token, at, ip)
+        if isinstance(bound, Response):
+            return bound
+        user = fd.users.by_id(conn, bound.user_id)
     client = fd.clients.get(req.client_id)
-    with transaction(fd.engine, readonly=True) as conn:
-        user = fd.users.by_id(conn, user_id)
     descriptions = scope_words(fd, req.scope)
     return page(
         "consent.html",
@@ -382,29 +428,33 @@ def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | N
         ix = interaction_for(conn, ix_id, binding, at)
         if ix is None or ix.user_id is None or ix.params.get("kind") != "authorize":
             return problem(*EXPIRED)
+        req = AuthorizationRequest.from_json(ix.params["request"])
+        user_id = ix.user_id
+        session: SessionRow | None = None
+        if allow:
+            # Allow issues a code on the interaction's sign-in, so that sign-in must still be this browser's. Deny
+            # issues nothing and carries no sign-in facts: it stands whoever holds the browser now.
+            bound = _bound(fd, conn, ix, req, token, at, ip)
+            if isinstance(bound, Response):
+                return bound
+            session, user_id = bound, bound.user_id
         if not finish_interaction(conn, ix_id, at):
             return problem(*EXPIRED)
-        req = AuthorizationRequest.from_json(ix.params["request"])
         audit.record(
             conn,
             "consent",
             "granted" if allow else "denied",
             client_id=req.client_id,
-            user_id=ix.user_id,
+            user_id=user_id,
             ip=ip,
             scope=" ".join(req.scope),
         )
-        if not allow:
+        if session is None:
             return see_other(
                 error_redirect(fd, req.redirect_uri, req.state, AccessDenied.error, "the person denied the request")
             )
-        record_consent(conn, ix.user_id, req.client_id, req.scope, at)
-        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
-        amr = session.amr if session else (PWD,)
-        code = issue_code(
-            fd, conn, req, ix.user_id, ix.auth_time or at, amr, at, ip, sid=session.id if session else None
-        )
-        return see_other(success_redirect(fd, req, code))
+        record_consent(conn, user_id, req.client_id, req.scope, at)
+        return _issue(fd, conn, req, session, at, ip)
 
 
 async def consent(request: Request) -> Response:
@@ -417,9 +467,10 @@ async def consent(request: Request) -> Response:
     if ix.user_id is None or ix.params.get("kind") != "authorize":
         return see_other(f"/interaction/{ix_id}")
     csrf = fd.csrf_token(binding)
-    req = AuthorizationRequest.from_json(ix.params["request"])
     if request.method == "GET":
-        return await run_in_threadpool(_consent_page, fd, ix_id, req, ix.user_id, csrf)
+        return await run_in_threadpool(
+            _consent_page, fd, ix_id, binding, csrf, session_token(request, fd), client_ip(request)
+        )
     form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form

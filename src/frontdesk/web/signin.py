@@ -107,7 +107,8 @@ def _prove(fd: Frontdesk, ix: InteractionRow, binding: str, code: str, visit: Vi
             return problem(*EXPIRED)
         proof = _proof(fd, conn, user_id, code, visit.ip, at)
         if proof is not None:
-            amr = tuple(dict.fromkeys((*ix.pending_amr, OTP, MFA)))
+            # The methods held on the interaction as it stands now, in this transaction: the ones proved for it.
+            amr = tuple(dict.fromkeys((*current.pending_amr, OTP, MFA)))
             token = signed_in(fd, conn, ix.id, user_id, amr, visit, at)
     if proof is None:
         count_failure(fd, limits)
