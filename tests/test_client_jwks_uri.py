@@ -1,10 +1,13 @@
-"""private_key_jwt with keys published at the client's jwks_uri (RFC 7591 §2): fetched, cached, and a failure to read
-them is invalid_client. The client's JWKS host is a peer, so it is played by a stand-in for httpx.get."""
+"""private_key_jwt with keys published at the client's jwks_uri (RFC 7591 §2): fetched without blocking the event loop,
+cached, a failure cached briefly too, the body bounded, and a failure to read them is invalid_client. The client's
+JWKS host is a peer, so it is played by an httpx transport in place of the network."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -13,6 +16,7 @@ from joserfc.jwk import ECKey
 
 from frontdesk import client_auth
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
+from frontdesk.storage.clients import ClientError
 
 JWKS_URI = "https://client.example/jwks.json"
 
@@ -22,18 +26,44 @@ def key() -> ECKey:
     return ECKey.generate_key("P-256", parameters={"kid": "k1", "alg": "ES256"}, private=True)
 
 
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
 @pytest.fixture
-def fetches(monkeypatch, key) -> list[str]:
+def jwks_host(monkeypatch) -> Iterator[Callable[[Answer], list[str]]]:
+    """Play the client's JWKS host with ``answer``; returns the list of URLs fetched. The cache starts empty."""
+
+    def install(answer: Answer) -> list[str]:
+        seen: list[str] = []
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            return answer(request)
+
+        monkeypatch.setattr(client_auth.client_keys, "transport", httpx.MockTransport(handler))
+        return seen
+
+    client_auth.client_keys.clear()
+    yield install
+    client_auth.client_keys.clear()
+
+
+@pytest.fixture
+def fetches(jwks_host, key) -> list[str]:
     """Every fetch of a JWKS URI, answered with the client's public key set."""
-    seen: list[str] = []
-    client_auth._jwks_cache.clear()
+    return jwks_host(lambda request: httpx.Response(200, json={"keys": [key.as_dict(private=False)]}))
 
-    def get(url: str, **_: object) -> httpx.Response:
-        seen.append(url)
-        return httpx.Response(200, json={"keys": [key.as_dict(private=False)]}, request=httpx.Request("GET", url))
 
-    monkeypatch.setattr(client_auth.httpx, "get", get)
-    return seen
+def register(fd, client_id: str) -> None:
+    fd.clients.create(
+        name="Agent",
+        client_id=client_id,
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        auth_method="private_key_jwt",
+        jwks_uri=JWKS_URI,
+        scope="calendar.read",
+    )
 
 
 def assertion(key: ECKey, client_id: str) -> str:
@@ -77,31 +107,102 @@ async def test_keys_at_jwks_uri_authenticate_and_are_cached(http, fd, key, fetch
     assert fetches == [JWKS_URI]
 
 
-async def test_unreadable_jwks_uri_is_invalid_client(http, fd, key, monkeypatch):
+async def test_unreadable_jwks_uri_is_invalid_client(http, fd, key, jwks_host):
     """When the client's JWKS cannot be read, authentication fails with 401 invalid_client, not a server error."""
-    client_auth._jwks_cache.clear()
 
-    def down(url: str, **_: object) -> httpx.Response:
+    def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    monkeypatch.setattr(client_auth.httpx, "get", down)
-    fd.clients.create(
-        name="Agent",
-        client_id="agent2",
-        redirect_uris=[],
-        grant_types=["client_credentials"],
-        auth_method="private_key_jwt",
-        jwks_uri=JWKS_URI,
-        scope="calendar.read",
-    )
+    jwks_host(down)
+    register(fd, "agent2")
     response = await token(http, key, "agent2")
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda request: httpx.Response(500, text="oops"),
+        lambda request: httpx.Response(302, headers={"location": "https://elsewhere.example/jwks.json"}),
+        lambda request: httpx.Response(200, content=b"not json"),
+        lambda request: httpx.Response(200, content=b'{"keys": "\\ud800"}'),
+        lambda request: httpx.Response(200, content=b"[" * 5000 + b"]" * 5000),
+        lambda request: httpx.Response(200, json=["keys"]),
+    ],
+    ids=["500", "redirect", "not-json", "lone-surrogate", "deep-nesting", "not-a-key-set"],
+)
+async def test_a_bad_answer_from_the_jwks_host_is_invalid_client(http, fd, key, jwks_host, answer):
+    """A failed, redirected or unusable answer from the client's JWKS host is 401 invalid_client; a redirect is
+    not followed (the keys are those at the registered URL, nowhere else)."""
+    fetched = jwks_host(answer)
+    register(fd, "agent4")
+    response = await token(http, key, "agent4")
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert fetched == [JWKS_URI]
+
+
+async def test_a_failure_is_remembered_briefly_and_then_tried_again(http, fd, key, jwks_host, monkeypatch):
+    """After a failed read, requests within the next thirty seconds fail without a fetch each; after that the host
+    is asked again, and keys it now serves authenticate."""
+    up = False
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(200, json={"keys": [key.as_dict(private=False)]})
+
+    fetched = jwks_host(flaky)
+    register(fd, "agent5")
+    for _ in range(3):
+        assert (await token(http, key, "agent5")).status_code == 401
+    assert fetched == [JWKS_URI]
+    up = True
+    later = time.monotonic() + client_auth.client_keys.failure_ttl + 1
+    monkeypatch.setattr(client_auth.time, "monotonic", lambda: later)
+    response = await token(http, key, "agent5")
+    assert response.status_code == 200, response.text
+    assert fetched == [JWKS_URI, JWKS_URI]
+
+
+async def test_an_oversized_key_set_is_not_read_to_the_end(http, fd, key, jwks_host):
+    """A JWKS host that sends more than the bound (declared or not) gets invalid_client, and the body is not kept."""
+    padding = {"kty": "oct", "k": "A" * (client_auth.client_keys.max_bytes + 1)}
+    jwks_host(lambda request: httpx.Response(200, json={"keys": [key.as_dict(private=False), padding]}))
+    register(fd, "agent6")
+    response = await token(http, key, "agent6")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+async def test_a_slow_jwks_host_does_not_hold_up_other_requests(http, fd, key, jwks_host, confidential):
+    """While the client's JWKS host takes its time, the event loop serves other requests: the fetch is awaited, not
+    made with a blocking call."""
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json={"keys": [key.as_dict(private=False)]})
+
+    client_auth.client_keys.clear()
+    client_auth.client_keys.transport = httpx.MockTransport(slow)
+    try:
+        register(fd, "agent7")
+        waiting = asyncio.ensure_future(token(http, key, "agent7"))
+        other = await asyncio.wait_for(http.get("/jwks"), timeout=5)
+        assert other.status_code == 200
+        assert not waiting.done()
+        release.set()
+        assert (await asyncio.wait_for(waiting, timeout=5)).status_code == 200
+    finally:
+        client_auth.client_keys.transport = None
+        client_auth.client_keys.clear()
+
+
 async def test_jwks_uri_must_be_https(fd):
     """A jwks_uri that is not https is refused at registration."""
-    with pytest.raises(ValueError, match="https"):
+    with pytest.raises(ClientError, match="https"):
         fd.clients.create(
             name="Agent",
             client_id="agent3",

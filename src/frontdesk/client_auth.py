@@ -1,14 +1,18 @@
 """Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3, RFC 7523,
 OpenID Connect Core §9). Each client uses the one method it registered; presenting two is an error (§2.3).
+
+A ``private_key_jwt`` client may publish its keys at a ``jwks_uri`` (RFC 7591 §2) rather than register them. They are
+read by :func:`fetch_client_keys`, asynchronously, before the blocking part of authentication: a slow or dead client
+host must hold up its own token request, never the event loop and every other request with it. A key set is kept
+for five minutes; a failure for thirty seconds, so that a client whose host is down cannot make every one of its
+requests (or an attacker's, naming it) a fresh outbound fetch. The body is bounded and redirects are not followed.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,12 +28,107 @@ from .secret import Secret, digest, same
 from .storage.clients import ClientRecord
 from .storage.db import now, transaction
 from .storage.schema import UsedJti
+from .wire import loads
 
-__all__ = ["Presented", "authenticate_client", "presented_credentials"]
+__all__ = [
+    "ClientKeys",
+    "Presented",
+    "authenticate_client",
+    "client_keys",
+    "fetch_client_keys",
+    "needs_published_keys",
+    "presented_credentials",
+]
 
-_JWKS_TTL = 300.0
-_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-_jwks_lock = threading.Lock()
+
+class ClientKeys:
+    """Key sets read from clients' ``jwks_uri``, kept for ``ttl`` seconds; a failure to read one for ``failure_ttl``.
+
+    One per process (``client_keys``). ``transport`` is httpx's: None for the network."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 300.0,
+        failure_ttl: float = 30.0,
+        max_bytes: int = 64 * 1024,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.ttl = ttl
+        self.failure_ttl = failure_ttl
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.transport = transport
+        # uri → (when read, the key set or None for a failure). Only touched on the event loop: no lock.
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    async def read(self, uri: str) -> dict[str, Any] | None:
+        """The key set at ``uri``, or None when it cannot be read now (and will not be tried again for a while)."""
+        hit = self._cache.get(uri)
+        if hit is not None and time.monotonic() - hit[0] < (self.ttl if hit[1] is not None else self.failure_ttl):
+            return hit[1]
+        jwks = await self._fetch(uri)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[uri] = (time.monotonic(), jwks)
+        return jwks
+
+    async def _fetch(self, uri: str) -> dict[str, Any] | None:
+        # No redirects: the keys are those at the URL the client registered (RFC 7591 §2), nowhere else. No proxy or
+        # netrc from the environment either: this fetch goes where the client said, with nothing of ours attached.
+        try:
+            async with (
+                httpx.AsyncClient(
+                    timeout=self.timeout, follow_redirects=False, trust_env=False, transport=self.transport
+                ) as http,
+                http.stream("GET", uri, headers={"Accept": "application/jwk-set+json, application/json"}) as response,
+            ):
+                if response.status_code != 200:
+                    return None
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    return None
+                body = bytearray()
+                async for chunk in response.aiter_bytes():  # decoded: the bound holds for a compressed body too
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        return None
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError):
+            return None
+        try:
+            jwks = loads(bytes(body))
+        except ValueError:
+            return None
+        return jwks if isinstance(jwks, dict) and isinstance(jwks.get("keys"), list) else None
+
+
+client_keys = ClientKeys()
+
+
+def needs_published_keys(presented: Presented) -> bool:
+    """Whether ``presented`` is an assertion, whose client's keys may have to be read first (fetch_client_keys)."""
+    return presented.method == "private_key_jwt" and bool(presented.client_id)
+
+
+async def fetch_client_keys(
+    presented: Presented, client: ClientRecord | None, keys: ClientKeys = client_keys
+) -> Presented:
+    """``presented`` with the key set that ``client`` publishes at its ``jwks_uri``, read before authentication
+    proper (which runs without awaiting); unchanged for every other client. Keys that cannot be read stay None,
+    and authentication then fails as ``invalid_client``."""
+    if (
+        client is None
+        or client.client_id != presented.client_id
+        or client.auth_method != "private_key_jwt"
+        or client.jwks is not None
+        or not client.jwks_uri
+    ):
+        return presented
+    return replace(presented, published_keys=await keys.read(client.jwks_uri))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +138,8 @@ class Presented:
     # Masked in every repr, so a traceback or a log of this value never shows the credential.
     secret: Secret | None = None
     assertion: Secret | None = None
+    # For private_key_jwt: the key set the client publishes at its jwks_uri, read by fetch_client_keys beforehand.
+    published_keys: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def _basic(header: str) -> tuple[str, str]:
@@ -46,11 +147,19 @@ def _basic(header: str) -> tuple[str, str]:
         raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII header text, are ValueErrors
         raise InvalidClient("malformed Basic credentials") from None
-    if ":" not in raw:
+    # A NUL can name no client and PostgreSQL cannot even look one up: refused as the form parser refuses it.
+    if ":" not in raw or "\x00" in raw:
         raise InvalidClient("malformed Basic credentials")
     user, _, password = raw.partition(":")
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
-    return unquote(user.replace("+", " ")), unquote(password.replace("+", " "))
+    try:
+        client_id = unquote(user.replace("+", " "), errors="strict")
+        secret = unquote(password.replace("+", " "), errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidClient("malformed Basic credentials") from None
+    if "\x00" in client_id or "\x00" in secret:
+        raise InvalidClient("malformed Basic credentials")
+    return client_id, secret
 
 
 def presented_credentials(authorization: str | None, params: Params) -> Presented:
@@ -88,25 +197,24 @@ def presented_credentials(authorization: str | None, params: Params) -> Presente
     return Presented("none", params["client_id"])
 
 
-def _client_jwks(client: ClientRecord) -> dict[str, Any]:
+def _client_jwks(client: ClientRecord, published: dict[str, Any] | None) -> dict[str, Any]:
     if client.jwks is not None:
         return client.jwks
-    assert client.jwks_uri
-    hit = _jwks_cache.get(client.jwks_uri)
-    if hit and time.monotonic() - hit[0] < _JWKS_TTL:
-        return hit[1]
-    try:
-        response = httpx.get(client.jwks_uri, timeout=5.0, follow_redirects=False)
-        response.raise_for_status()
-        jwks = response.json()
-    except (httpx.HTTPError, json.JSONDecodeError, ValueError):
-        raise InvalidClient("the client's jwks_uri could not be read") from None
-    with _jwks_lock:
-        _jwks_cache[client.jwks_uri] = (time.monotonic(), jwks)
-    return dict(jwks)
+    if published is None:
+        raise InvalidClient("the client's jwks_uri could not be read")
+    return published
+
+
+def _audiences(fd: Frontdesk, client: ClientRecord) -> tuple[str, ...]:
+    """The ``aud`` values an assertion of ``client`` may carry (protocol/rfc7523.py)."""
+    if client.assertion_audience == "token-endpoint":
+        return (fd.issuer, fd.url("/token"))
+    return (fd.issuer,)
 
 
 def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
+    """The client ``presented`` names, once its credential checks out. Blocking (it reads the store); a client's
+    published keys must have been read into ``presented`` first (fetch_client_keys)."""
     client = fd.clients.get(presented.client_id) if presented.client_id else None
     # One answer for unknown client, wrong method and wrong secret: nothing to enumerate.
     if client is None:
@@ -125,9 +233,9 @@ def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
         at = now()
         assertion = verify_assertion(
             presented.assertion.value,
-            _client_jwks(client),
+            _client_jwks(client, presented.published_keys),
             client.client_id,
-            (fd.issuer, fd.url("/token")),
+            _audiences(fd, client),
             at,
             fd.settings.lifetimes.client_assertion_max,
         )

@@ -128,7 +128,7 @@ def _parsed(credential: str, kind: str) -> tuple[Any, bytes]:
         else:
             parsed = parse_authentication_credential_json(credential)
         client_data = parse_client_data_json(parsed.response.client_data_json)
-    except (WebAuthnException, ValueError, KeyError, TypeError):
+    except (WebAuthnException, ValueError, KeyError, TypeError, RecursionError):  # the library's json.loads recurses
         raise PasskeyError("Your browser's answer could not be read. Try again.") from None
     return parsed, client_data.challenge
 

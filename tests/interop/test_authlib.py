@@ -1,5 +1,9 @@
 """authlib's OAuth 2 client (Python) against frontdesk: client_credentials with client_secret_basic and with
-private_key_jwt (RFC 7523), and the assertion checks frontdesk makes (replay, audience)."""
+private_key_jwt (RFC 7523), and the assertion checks frontdesk makes (replay, audience).
+
+authlib's ``PrivateKeyJWT`` puts the token endpoint URL in ``aud`` unless it is given another value. frontdesk
+accepts only the issuer identifier by default (draft-ietf-oauth-rfc7523bis), so authlib is configured with the
+issuer — ``PrivateKeyJWT(issuer)`` — or the client is registered with ``--assertion-audience token-endpoint``."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ with warnings.catch_warnings(record=True):
     # authlib ≥ 1.7 announces that it will move from httpx to httpx2; httpx is what this project uses, and
     # authlib's own "always" filter would otherwise let the notice past pytest's filterwarnings = error.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
-    from authlib.integrations.httpx_client import OAuth2Client
+    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 pytestmark = pytest.mark.interop
 
@@ -48,9 +52,9 @@ def metadata(frontdesk_server: Server) -> dict[str, Any]:
     return frontdesk_server.metadata()
 
 
-@pytest.fixture(scope="module")
-def key_client(frontdesk_server: Server, calendar_scope: str, tmp_path_factory: pytest.TempPathFactory) -> KeyClient:
-    """A client registered with ``--auth-method private_key_jwt --jwks FILE`` holding one P-256 public key."""
+def _key_client(
+    frontdesk_server: Server, calendar_scope: str, tmp_path_factory: pytest.TempPathFactory, *extra: str
+) -> KeyClient:
     key = ECKey.generate_key("P-256", parameters={"kid": "interop-" + secrets.token_hex(4), "alg": "ES256"})
     public = {**key.as_dict(private=False), "use": "sig", "alg": "ES256"}
     jwks_file = tmp_path_factory.mktemp("client") / "client-jwks.json"
@@ -68,10 +72,26 @@ def key_client(frontdesk_server: Server, calendar_scope: str, tmp_path_factory: 
         "client_credentials",
         "--scope",
         calendar_scope,
+        *extra,
     )
     assert created["token_endpoint_auth_method"] == "private_key_jwt"
     assert "client_secret" not in created
     return KeyClient(created["client_id"], key)
+
+
+@pytest.fixture(scope="module")
+def key_client(frontdesk_server: Server, calendar_scope: str, tmp_path_factory: pytest.TempPathFactory) -> KeyClient:
+    """A client registered with ``--auth-method private_key_jwt --jwks FILE`` holding one P-256 public key."""
+    return _key_client(frontdesk_server, calendar_scope, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def relaxed_key_client(
+    frontdesk_server: Server, calendar_scope: str, tmp_path_factory: pytest.TempPathFactory
+) -> KeyClient:
+    """The same, registered with ``--assertion-audience token-endpoint``: its assertions may name the token
+    endpoint, as authlib's do by default."""
+    return _key_client(frontdesk_server, calendar_scope, tmp_path_factory, "--assertion-audience", "token-endpoint")
 
 
 def verified_access_token(token: str, metadata: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -99,7 +119,7 @@ def assert_client_credentials_token(token: dict[str, Any], client_id: str, metad
     assert claims["exp"] > time.time()
 
 
-def assertion(key_client: KeyClient, aud: str, jti: str | None = None, lifetime: int = 120) -> str:
+def assertion(key_client: KeyClient, aud: str | list[str], jti: str | None = None, lifetime: int = 120) -> str:
     now = int(time.time())
     claims = {
         "iss": key_client.client_id,
@@ -158,12 +178,12 @@ def test_client_credentials_with_client_secret_basic(frontdesk_server: Server, c
 
 
 def test_client_credentials_with_private_key_jwt(key_client: KeyClient, metadata):
-    """authlib's PrivateKeyJWT, whose assertion's audience is the token endpoint, obtains a client_credentials
-    token twice (a fresh jti each time)."""
+    """authlib's PrivateKeyJWT, given the issuer as the assertion's audience, obtains a client_credentials token
+    twice (a fresh jti each time)."""
     with OAuth2Client(
         key_client.client_id,
         key_client.key,
-        token_endpoint_auth_method=PrivateKeyJWT(metadata["token_endpoint"], alg="ES256"),
+        token_endpoint_auth_method=PrivateKeyJWT(metadata["issuer"], alg="ES256"),
         scope=SCOPE,
         timeout=HTTP_TIMEOUT,
     ) as oauth:
@@ -174,23 +194,47 @@ def test_client_credentials_with_private_key_jwt(key_client: KeyClient, metadata
     assert first["access_token"] != second["access_token"]
 
 
-@pytest.mark.parametrize("audience", ["token_endpoint", "issuer"])
-def test_client_assertion_audience_may_be_token_endpoint_or_issuer(key_client: KeyClient, metadata, audience: str):
-    """A hand-made assertion whose aud is the token endpoint URL, or the issuer identifier, is accepted."""
-    response = token_request(metadata, assertion(key_client, metadata[audience]))
+def test_authlib_default_audience_needs_the_token_endpoint_relaxation(
+    key_client: KeyClient, relaxed_key_client: KeyClient, metadata
+):
+    """authlib's PrivateKeyJWT left to its default (aud = the token endpoint URL) is refused for a client registered
+    with the default, and obtains a token for one registered with --assertion-audience token-endpoint."""
+    for client in (key_client, relaxed_key_client):
+        with OAuth2Client(
+            client.client_id,
+            client.key,
+            token_endpoint_auth_method=PrivateKeyJWT(alg="ES256"),
+            scope=SCOPE,
+            timeout=HTTP_TIMEOUT,
+        ) as oauth:
+            if client is key_client:
+                with pytest.raises(OAuthError) as refused:
+                    oauth.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
+                assert refused.value.error == "invalid_client"
+            else:
+                token = oauth.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
+                assert_client_credentials_token(dict(token), client.client_id, metadata)
+
+
+def test_client_assertion_audience_is_the_issuer(key_client: KeyClient, metadata):
+    """A hand-made assertion whose aud is the issuer identifier is accepted; the token endpoint URL, or an array
+    holding the issuer, is 401 invalid_client."""
+    response = token_request(metadata, assertion(key_client, metadata["issuer"]))
     assert response.status_code == 200, response.text
     assert_client_credentials_token(response.json(), key_client.client_id, metadata)
+    assert_invalid_client(token_request(metadata, assertion(key_client, metadata["token_endpoint"])))
+    assert_invalid_client(token_request(metadata, assertion(key_client, [metadata["issuer"]])))
 
 
 def test_replayed_client_assertion_is_rejected(key_client: KeyClient, metadata):
     """The same assertion (same jti) presented a second time gets 401 invalid_client."""
-    once = assertion(key_client, metadata["token_endpoint"])
+    once = assertion(key_client, metadata["issuer"])
     first = token_request(metadata, once)
     assert first.status_code == 200, first.text
     assert_invalid_client(token_request(metadata, once))
     # A new assertion with the same jti is a replay too, not only the same bytes.
     jti = secrets.token_urlsafe(16)
-    assert token_request(metadata, assertion(key_client, metadata["token_endpoint"], jti=jti)).status_code == 200
+    assert token_request(metadata, assertion(key_client, metadata["issuer"], jti=jti)).status_code == 200
     assert_invalid_client(token_request(metadata, assertion(key_client, metadata["issuer"], jti=jti)))
 
 

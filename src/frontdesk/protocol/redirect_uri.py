@@ -44,7 +44,10 @@ def validate_redirect_uri(uri: str, public: bool) -> None:
     """Registration: absolute, no fragment, https unless a loopback literal or a private-use scheme (native apps)."""
     if any(c.isspace() for c in uri) or not uri.isprintable():
         raise InvalidRedirectUri(f"redirect URI {uri!r} contains white space or control characters")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unclosed or bad IP literal ("https://[::1"): RFC 3986 §3.2.2
+        raise InvalidRedirectUri(f"redirect URI {uri!r} is not a valid URI") from None
     if not parts.scheme:
         raise InvalidRedirectUri(f"redirect URI {uri!r} is not absolute")
     if parts.fragment or "#" in uri:

@@ -1,6 +1,12 @@
 """RFC 7523 §2.2/§3: JWT client assertions for ``private_key_jwt`` (OpenID Connect Core §9).
 
-Audience: the issuer identifier, or the token endpoint URL, as OpenID Connect Core §9 and the issue both allow.
+Audience: one string, and one of those the caller names — the issuer identifier, and for a client the operator
+relaxed, also the token endpoint URL. RFC 7523 §3 and OpenID Connect Core §9 allowed an array, or any value that
+"identifies" the server. The 2025 audience injection findings: a malicious server that announces this server's token
+endpoint as its own gets a client to sign an assertion for that audience, and replays it here. The issuer identifier
+cannot be borrowed that way (a client checks it against the metadata URL, RFC 8414 §3.3), so
+draft-ietf-oauth-rfc7523bis-09 requires it, as a single string; an array is refused even when it holds nothing but
+the issuer.
 Only asymmetric algorithms; ``none`` and HMAC are refused.
 """
 
@@ -29,14 +35,26 @@ class Assertion:
     exp: int
 
 
+def _storable(value: str) -> bool:
+    """A string a store can look up: no NUL (PostgreSQL text refuses it), no lone surrogate (no UTF-8 form)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def unverified_subject(assertion: str) -> str | None:
-    """The ``sub`` of an assertion before verification, to find whose keys to verify it with."""
+    """The ``sub`` of an assertion before verification, to find whose keys to verify it with; None when there is
+    none that could name a client."""
     try:
         claims = json.loads(extract_compact(assertion.encode()).payload)
-    except (JoseError, ValueError, UnicodeError):
+    except (JoseError, ValueError, UnicodeError, RecursionError):  # RecursionError: nesting deep enough
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
-    return sub if isinstance(sub, str) else None
+    return sub if isinstance(sub, str) and _storable(sub) else None
 
 
 def verify_assertion(
@@ -45,15 +63,16 @@ def verify_assertion(
     try:
         keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))
         token = jwt.decode(assertion, keys, algorithms=ASYMMETRIC_ALGS)
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+    except (JoseError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidClient("client assertion is invalid", detail=f"signature or format: {exc!r}") from None
     claims = token.claims
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise InvalidClient("client assertion iss and sub must be the client_id")
     aud = claims.get("aud")
-    aud_values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if not any(isinstance(a, str) and a in audiences for a in aud_values):
-        raise InvalidClient("client assertion audience is not this authorization server")
+    if isinstance(aud, list):
+        raise InvalidClient("client assertion aud must be the issuer identifier as a single string, not an array")
+    if not isinstance(aud, str) or aud not in audiences:
+        raise InvalidClient("client assertion aud must be the issuer identifier")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool) or exp <= at:
         raise InvalidClient("client assertion has expired or has no exp")

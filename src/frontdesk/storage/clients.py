@@ -6,9 +6,10 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +23,16 @@ from ..secret import digest, new_token
 from .db import now, transaction
 from .schema import Client
 
-__all__ = ["AUTH_METHODS", "GRANT_TYPES", "ClientError", "ClientRecord", "ClientStore"]
+__all__ = [
+    "ASSERTION_AUDIENCES",
+    "AUTH_METHODS",
+    "GRANT_TYPES",
+    "AssertionAudience",
+    "ClientError",
+    "ClientRecord",
+    "ClientStore",
+    "UnknownScope",
+]
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = (
@@ -32,6 +42,12 @@ GRANT_TYPES = (
     "urn:ietf:params:oauth:grant-type:device_code",
 )
 DEFAULT_SCOPE = "openid profile email offline_access"
+# The audience a private_key_jwt client's assertions must name (RFC 7523 §3 as draft-ietf-oauth-rfc7523bis-09
+# tightens it): "issuer" is the issuer identifier as a single string; "token-endpoint" also accepts this server's
+# token endpoint URL as a single string, a named relaxation for client libraries that send it. Never an array.
+AssertionAudience = Literal["issuer", "token-endpoint"]
+ASSERTION_AUDIENCES: tuple[AssertionAudience, ...] = ("issuer", "token-endpoint")
+MAX_JWKS_URI = 2048
 CACHE_SECONDS = 5.0
 
 
@@ -48,6 +64,14 @@ class ClientError(ValueError):
     def __init__(self, message: str, error: str = "invalid_client_metadata") -> None:
         super().__init__(message)
         self.error = error
+
+
+class UnknownScope(ClientError):
+    """The client would be registered for scopes nobody defined: every token request it makes would then fail."""
+
+    def __init__(self, scopes: tuple[str, ...]) -> None:
+        super().__init__(f"unknown scope{'s' if len(scopes) > 1 else ''} {', '.join(map(repr, scopes))}")
+        self.scopes = scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +92,7 @@ class ClientRecord:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    assertion_audience: AssertionAudience = "issuer"
 
     @property
     def public(self) -> bool:
@@ -89,6 +114,8 @@ class ClientRecord:
             out["jwks"] = self.jwks
         if self.jwks_uri:
             out["jwks_uri"] = self.jwks_uri
+        if self.auth_method == "private_key_jwt":
+            out["assertion_audience"] = self.assertion_audience  # frontdesk's own name: no RFC 7591 one exists
         if self.resources:
             out["resources"] = list(self.resources)
         if self.access_token_ttl:
@@ -121,6 +148,7 @@ def _record(row: Any) -> ClientRecord:
         post_logout_redirect_uris=tuple(json.loads(row.post_logout_redirect_uris)),
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
+        assertion_audience="token-endpoint" if row.assertion_audience == "token-endpoint" else "issuer",
     )
 
 
@@ -135,6 +163,30 @@ def _check_jwks(jwks: Any) -> dict[str, Any]:
     return jwks
 
 
+def _split(uri: str) -> SplitResult | None:
+    """The parts of ``uri``, or None when urllib refuses it (an unclosed or bad IP literal, RFC 3986 §3.2.2)."""
+    try:
+        return urlsplit(uri)
+    except ValueError:
+        return None
+
+
+def _check_jwks_uri(jwks_uri: str) -> None:
+    """RFC 7591 §2: the URL of the client's JWK Set, fetched by this server, so https with a host, and nothing that
+    makes the fetch go elsewhere than it says (user information) or that a URL cannot carry (spaces, controls)."""
+    parts = _split(jwks_uri)
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise ClientError("jwks_uri must be an https URL with a host")
+    if not jwks_uri.isprintable() or " " in jwks_uri or len(jwks_uri) > MAX_JWKS_URI:
+        raise ClientError("jwks_uri must not carry spaces or control characters, nor be longer than 2048 characters")
+    if parts.username is not None or parts.fragment or "#" in jwks_uri:
+        raise ClientError("jwks_uri must not carry user information or a fragment")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError:
+        raise ClientError("jwks_uri has an invalid port") from None
+
+
 def _check_logout_uris(post_logout_redirect_uris: list[str], backchannel_logout_uri: str | None, public: bool) -> None:
     """RP-Initiated Logout 1.0 §3.1: registered like redirect URIs. Back-Channel Logout 1.0 §2.2: an absolute
     https URL without a fragment (plain http only on a loopback literal, for development)."""
@@ -145,9 +197,10 @@ def _check_logout_uris(post_logout_redirect_uris: list[str], backchannel_logout_
             raise ClientError(exc.description.replace("redirect URI", "post-logout redirect URI")) from None
     if backchannel_logout_uri is None:
         return
-    parts = urlsplit(backchannel_logout_uri)
-    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
-    if not ((parts.scheme == "https" and parts.hostname) or loopback) or not backchannel_logout_uri.isprintable():
+    parts = _split(backchannel_logout_uri)
+    loopback = parts is not None and parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
+    secure = parts is not None and parts.scheme == "https" and parts.hostname
+    if not (secure or loopback) or parts is None or not backchannel_logout_uri.isprintable():
         raise ClientError("backchannel_logout_uri must be an https URL (http only for 127.0.0.1 or [::1])")
     if "#" in backchannel_logout_uri or parts.username is not None or " " in backchannel_logout_uri:
         raise ClientError("backchannel_logout_uri must not carry a fragment, user information or spaces")
@@ -177,8 +230,12 @@ class ClientStore:
         post_logout_redirect_uris: list[str] | None = None,
         backchannel_logout_uri: str | None = None,
         backchannel_logout_session_required: bool = False,
+        assertion_audience: AssertionAudience = "issuer",
+        known_scopes: Collection[str] | None = None,
     ) -> tuple[ClientRecord, str | None]:
-        """Register a client; returns it and, for secret methods, the secret (shown this once)."""
+        """Register a client; returns it and, for secret methods, the secret (shown this once).
+
+        With ``known_scopes``, every scope of the client must be one of them (:class:`UnknownScope` otherwise)."""
         grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
         if not name.strip():
             raise ClientError("client name must not be empty")
@@ -202,8 +259,12 @@ class ClientStore:
                 raise ClientError("private_key_jwt needs jwks or jwks_uri")
             if jwks is not None:
                 jwks = _check_jwks(jwks)
-            if jwks_uri and not jwks_uri.startswith("https://"):
-                raise ClientError("jwks_uri must use https")
+            if jwks_uri:
+                _check_jwks_uri(jwks_uri)
+        if assertion_audience not in ASSERTION_AUDIENCES:
+            raise ClientError(f"assertion audience must be one of {', '.join(ASSERTION_AUDIENCES)}")
+        if assertion_audience != "issuer" and auth_method != "private_key_jwt":
+            raise ClientError("an assertion audience is only for private_key_jwt clients")
         try:
             served = check_resource(resources or [])
         except OAuthError as exc:
@@ -219,6 +280,8 @@ class ClientStore:
             scopes = parse_scope(scope if scope is not None else DEFAULT_SCOPE)
         except OAuthError as exc:
             raise ClientError(exc.description) from None
+        if known_scopes is not None and (unknown := tuple(s for s in scopes if s not in known_scopes)):
+            raise UnknownScope(unknown)
         issued_secret: str | None = None
         if auth_method in ("client_secret_basic", "client_secret_post"):
             issued_secret = secret if secret is not None else new_token("client_secret")
@@ -241,6 +304,7 @@ class ClientStore:
             "post_logout_redirect_uris": json.dumps(post_logout_redirect_uris or []),
             "backchannel_logout_uri": backchannel_logout_uri,
             "backchannel_logout_session_required": backchannel_logout_session_required,
+            "assertion_audience": assertion_audience,
         }
         try:
             with transaction(self._engine) as conn:

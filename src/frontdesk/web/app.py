@@ -48,7 +48,7 @@ log = logging.getLogger("frontdesk.web")
 async def _oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     if isinstance(exc, TemporarilyUnavailable):
-        log.warning("database unavailable", extra={"path": request.url.path, "detail": exc.detail})
+        log.warning("database unavailable", extra={"path": request.scope["path"], "detail": exc.detail})
     return error_response(exc)
 
 
@@ -59,13 +59,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
     # The client hung up mid-body: nobody is left to answer, and it is no server fault worth an error log.
-    log.info("client disconnected", extra={"path": request.url.path})
+    log.info("client disconnected", extra={"path": request.scope["path"]})
     return Response(status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Anything that is not a protocol error: logged with its trace here, a generic server_error on the wire.
-    log.exception("unhandled error", extra={"path": request.url.path})
+    log.exception("unhandled error", extra={"path": request.scope["path"]})
     return error_response(ServerError("the server could not complete the request"))
 
 
@@ -166,7 +166,9 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
             vault.proxy,
             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         ),
+        Route("/vault/connect", vault.connect_resumed, methods=["GET"]),
         Route("/vault/connect/{token}", vault.connect, methods=["GET"]),
+        Route("/vault/connect/{token}", vault.connect_confirmed, methods=["POST"]),
         Route("/vault/callback", vault.callback, methods=["GET"]),
         *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),

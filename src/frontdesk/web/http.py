@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
 from ..protocol.forms import Params, parse_form, parse_query
 from ..storage.db import BUSY_TIMEOUT_MS, Busy, no_wait
-from ..wire import dumps
+from ..wire import dumps, loads
 
 __all__ = [
     "JSONAnswer",
@@ -28,6 +28,7 @@ __all__ = [
     "json_response",
     "read_body",
     "read_form",
+    "read_json",
     "read_params",
     "run_sync",
     "run_write",
@@ -40,6 +41,7 @@ T = TypeVar("T")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
 
 
 class JSONAnswer(Response):
@@ -96,17 +98,58 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def read_form(request: Request, limit: int) -> Params:
     """A form-encoded POST body; anything else is ``invalid_request`` (RFC 6749 §3.2)."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != _FORM:
+    if _media_type(request) != _FORM:
         raise InvalidRequest(f"the request body must be {_FORM}")
     return parse_form(await _body(request, limit))
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """An ``application/json`` body holding one object; anything else is ``invalid_request``.
+
+    Strictly parsed (wire.loads: no lone surrogates, bounded nesting, valid UTF-8), and no string in it may carry a
+    NUL: no endpoint takes one, PostgreSQL cannot store one in a text column, and the form parser refuses it too."""
+    if _media_type(request) != _JSON:
+        raise InvalidRequest(f"the request body must be {_JSON}")
+    try:
+        body = loads(await _body(request, limit))
+    except ValueError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    _refuse_nul(body)
+    return body
+
+
+def _refuse_nul(value: Any) -> None:
+    # Iterative: the body may nest as deep as the parser allows, and this must not be the one to recurse.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidRequest("the request body carries a NUL character")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 async def read_params(request: Request, limit: int) -> Params:
     """GET query or POST form, as the authorization and UserInfo endpoints accept either (RFC 6749 §3.1)."""
     if request.method == "POST":
         return await read_form(request, limit)
-    return parse_query(request.url.query)
+    # The raw bytes, not request.url.query: that decodes them as UTF-8 and raises on anything else (a server may
+    # pass bytes outside ASCII through). Percent-decoding is then strict UTF-8 in parse_query.
+    try:
+        query = request.scope.get("query_string", b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the query string is not valid UTF-8") from None
+    return parse_query(query)
 
 
 async def run_sync(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -171,8 +214,19 @@ def with_page_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
     return headers + [h for h in _PAGE_HEADERS if h[0] not in names]
 
 
+def _readable_target(scope: Scope) -> bool:
+    """Whether the query string is UTF-8, as Starlette's ``request.url`` (and so every page, and the error handlers'
+    logging) decodes it. A server may pass raw bytes through; RFC 9112 §3.2 and RFC 3986 §2 allow only ASCII."""
+    try:
+        scope.get("query_string", b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class SecurityHeaders:
-    """RFC 9700 §4.16 (framing) and §4.2.4 (Referer) on every response, pages and APIs alike."""
+    """RFC 9700 §4.16 (framing) and §4.2.4 (Referer) on every response, pages and APIs alike; and a 400 for a
+    request target no endpoint could read, before any of them tries."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -187,4 +241,9 @@ class SecurityHeaders:
                 message["headers"] = with_page_headers(list(message.get("headers", [])))
             await send(message)
 
+        if not _readable_target(scope):
+            # What the server itself answers to a malformed request line: plain text, no endpoint involved.
+            refusal = Response("the query string is not valid UTF-8", 400, NO_STORE, media_type="text/plain")
+            await refusal(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..client_auth import Presented, authenticate_client, presented_credentials
+from ..client_auth import (
+    Presented,
+    authenticate_client,
+    fetch_client_keys,
+    needs_published_keys,
+    presented_credentials,
+)
 from ..core import Frontdesk
 from ..errors import InvalidClient, OAuthError
 from ..grant_types import Response as Body
@@ -30,8 +36,13 @@ def authenticate(fd: Frontdesk, presented: Presented, limits: list[Limit]) -> Cl
 
 
 async def read_credentials(request: Request, fd: Frontdesk) -> tuple[Presented, list[Limit], Params]:
+    """The body and the credentials it presents; for a client assertion, with the keys its client publishes at a
+    jwks_uri, read here on the event loop without blocking it (client_auth.py)."""
     params = await read_form(request, fd.settings.max_body_bytes)
     presented = presented_credentials(request.headers.get("authorization"), params)
+    if needs_published_keys(presented):
+        client = await run_sync(fd.engine, fd.clients.get, presented.client_id)
+        presented = await fetch_client_keys(presented, client)
     return presented, client_auth_limits(fd, presented.client_id, client_ip(request)), params
 
 
