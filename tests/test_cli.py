@@ -195,6 +195,50 @@ async def test_http_redirect_uri_off_loopback_is_refused(cli):
     assert ok_json(cli("client", "list", "--json")) == []
 
 
+async def test_client_create_refuses_a_scope_nobody_defined(cli):
+    """client create with a scope that does not exist exits 1, names `frontdesk scope create` and registers
+    nothing: such a client's every token request would fail with invalid_scope."""
+    result = cli("client", "create", "--name", "API job", "--grant-type", "client_credentials", "--scope", "api:read")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "'api:read'" in result.stderr
+    assert "frontdesk scope create api:read" in result.stderr
+    assert ok_json(cli("client", "list", "--json")) == []
+
+
+async def test_client_create_takes_a_scope_once_it_is_defined(cli):
+    """After `frontdesk scope create`, the same registration succeeds and the client has the scope."""
+    ok_json(cli("scope", "create", "api:read", "--description", "Read the API", "--json"))
+    data = ok_json(
+        cli("client", "create", "--name", "API job", "--grant-type", "client_credentials", "--scope", "api:read",
+            "--json")
+    )  # fmt: skip
+    assert data["scope"] == "api:read"
+
+
+async def test_client_create_assertion_audience_relaxation(cli, tmp_path):
+    """--assertion-audience token-endpoint registers a private_key_jwt client that may also name the token
+    endpoint; without it the audience is the issuer only; and it is refused for a client that makes no assertions."""
+    jwks = tmp_path / "jwks.json"
+    key = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    jwks.write_text(json.dumps({"keys": [key]}))
+    common = ("client", "create", "--grant-type", "client_credentials", "--auth-method", "private_key_jwt")
+    strict = ok_json(cli(*common, "--name", "Strict", "--jwks", str(jwks), "--json"))
+    relaxed = ok_json(
+        cli(*common, "--name", "Relaxed", "--jwks", str(jwks), "--assertion-audience", "token-endpoint", "--json")
+    )
+    assert strict["assertion_audience"] == "issuer"
+    assert relaxed["assertion_audience"] == "token-endpoint"
+    refused = cli(*common[:4], "--name", "Secret", "--assertion-audience", "token-endpoint", "--json")
+    assert refused.returncode == 1
+    assert "private_key_jwt" in refused.stderr
+
+
 async def test_client_list_and_delete(cli):
     """client list shows registered clients and client delete removes one of them."""
     create_client(cli)
@@ -357,3 +401,28 @@ async def test_unknown_command_exits_2(cli):
     result = cli("frobnicate")
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+GITHUB = (
+    "upstream", "add", "gh", "--authorization-endpoint", "https://github.com/login/oauth/authorize",
+    "--token-endpoint", "https://github.com/login/oauth/access_token", "--userinfo-endpoint",
+    "https://api.github.com/user", "--client-id", "gh-client", "--client-secret-stdin",
+)  # fmt: skip
+
+
+async def test_upstream_add_prints_the_redirect_uri_under_the_issuer(cli):
+    shown = cli(*GITHUB, "--scope", "read:user", stdin="gh-secret\n")
+    assert shown.returncode == 0, shown.stderr
+    assert f"register this redirect URI at the provider: {ISSUER}/upstream/gh/callback\n" in shown.stdout
+    assert "scopes asked for: read:user\n" in shown.stdout
+
+
+async def test_upstream_add_without_an_issuer_says_it_must_be_set(cli, env):
+    """With no issuer set, `serve --port` decides it: no URI on port 8000 is offered as the one to register."""
+    del env["FRONTDESK_ISSUER"]
+    added = cli(*GITHUB, "--json", stdin="gh-secret\n")
+    assert added.returncode == 0, added.stderr
+    data = json.loads(added.stdout)
+    assert data["redirect_uri"] is None
+    assert "FRONTDESK_ISSUER" in data["redirect_uri_note"]
+    assert "ISSUER/upstream/gh/callback" in data["redirect_uri_note"]

@@ -132,7 +132,7 @@ async def test_registration_needs_a_recent_sign_in(http, person, fd):
     response = await http.post("/account/passkeys/options", data={"csrf": csrf_of(security.text)})
     assert response.status_code == 401
     assert re.fullmatch(r"/interaction/[^/]+/login", response.json()["redirect"])
-    assert "fd_ix=" in response.headers["set-cookie"]
+    assert "__Host-fd_ix_" in response.headers["set-cookie"]
 
 
 async def test_a_registration_challenge_works_once(http, person):

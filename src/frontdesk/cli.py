@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,12 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, ServerLimits, Settings, load_settings
 from .core import Frontdesk, ScopeError, open_frontdesk
 from .logs import configure_logging
 from .secret import Secret
 from .storage import audit
-from .storage.clients import AUTH_METHODS, ClientError, ClientRecord
+from .storage.clients import ASSERTION_AUDIENCES, AUTH_METHODS, ClientError, ClientRecord, UnknownScope
 from .storage.people import UserError
 from .storage.purge import purge_expired
 from .upstream import add_provider, callback_url, list_providers, remove_provider
@@ -52,6 +54,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    server = {name: getattr(args, name, None) for name in ServerLimits.__dataclass_fields__}
+    if any(value is not None for value in server.values()):
+        overrides["server"] = server
     if (
         "issuer" not in overrides
         and ("host" in overrides or "port" in overrides)
@@ -61,6 +66,30 @@ def _settings(args: argparse.Namespace) -> Settings:
         shown = f"[{host}]" if ":" in host else host
         overrides["issuer"] = f"http://{shown}:{overrides.get('port', 8000)}"
     return load_settings(getattr(args, "config", None), **overrides)
+
+
+def _issuer_set(args: argparse.Namespace) -> bool:
+    """Whether the operator chose the issuer (--issuer, FRONTDESK_ISSUER or the config file's ``issuer``), rather
+    than leaving the default that ``serve`` replaces when given --host or --port."""
+    if getattr(args, "issuer", None) or os.environ.get("FRONTDESK_ISSUER"):
+        return True
+    path: str | None = getattr(args, "config", None) or os.environ.get("FRONTDESK_CONFIG")
+    # Read once already by load_settings, which refused it if it was not valid TOML.
+    return bool(path) and "issuer" in tomllib.loads(Path(str(path)).read_text())
+
+
+def redirect_uri(args: argparse.Namespace, fd: Frontdesk, uri: str) -> tuple[str | None, str]:
+    """``uri`` (under this issuer) as the redirect URI to register at a provider, with the line that tells the
+    operator; None when no issuer is set: ``serve`` then takes its issuer from its own --host and --port, which
+    this command cannot know, so a URI printed now could be wrong."""
+    if _issuer_set(args):
+        return uri, f"register this redirect URI at the provider: {uri}"
+    path = uri.removeprefix(fd.issuer)
+    return None, (
+        "no issuer is set, so the redirect URI is not known yet: `frontdesk serve` uses "
+        f"{fd.issuer} only when it runs without --issuer, --host or --port. Set FRONTDESK_ISSUER (or issuer in the "
+        f"config file) to the URL people reach frontdesk at, then register ISSUER{path} at the provider"
+    )
 
 
 def _open(args: argparse.Namespace) -> Frontdesk:
@@ -107,11 +136,20 @@ def _demo(fd: Frontdesk) -> tuple[DemoClient, str, str]:
     return demo, password, fd.url(f"/authorize?{query}")
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .server import HttpProtocol
+    from .server import http_protocol, within_descriptor_limit
 
+    # SIGTERM is how service managers stop a server: a clean stop, exit status 0. uvicorn answers it with a graceful
+    # shutdown, then raises it again under the handler it found; with the default one a single-worker server died
+    # of the signal (status -15) where a multi-worker one (its supervisor keeps the signal) exited 0. This handler
+    # ends the process with 0, there and during start-up alike.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = _settings(args)
     configure_logging(settings.log_level)
     fd = open_frontdesk(settings)
@@ -137,7 +175,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "server_header": False,
         # uvicorn formats each access line before the logger drops it; below INFO there is no line to format.
         "access_log": logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
-        "http": HttpProtocol,
+        "http": http_protocol(within_descriptor_limit(settings.server)),
+        # After SIGTERM, requests still running (or still receiving their body) get this long; then they are
+        # cancelled and the process exits.
+        "timeout_graceful_shutdown": settings.server.shutdown_timeout,
     }
     if settings.workers > 1:
         # Workers re-read settings from the environment; make the command line's choices visible to them.
@@ -208,7 +249,16 @@ def cmd_client_create(args: argparse.Namespace) -> None:
             post_logout_redirect_uris=args.post_logout_redirect_uri or [],
             backchannel_logout_uri=args.backchannel_logout_uri,
             backchannel_logout_session_required=bool(args.backchannel_logout_session_required),
+            assertion_audience=args.assertion_audience,
+            # Refused here rather than at every token request, where a scope nobody defined makes each one fail.
+            known_scopes=fd.scopes(fresh=True),
         )
+    except UnknownScope as exc:
+        first = exc.scopes[0]
+        raise CommandError(
+            f"{exc.error}: {exc}; define {'them' if len(exc.scopes) > 1 else 'it'} first, e.g. "
+            f'frontdesk scope create {first} --description "what {first} lets an app do, in plain words"'
+        ) from None
     except ClientError as exc:
         raise CommandError(f"{exc.error}: {exc}") from None
     data = client.metadata()
@@ -296,12 +346,12 @@ def cmd_upstream_add(args: argparse.Namespace) -> None:
             scope=args.scope,
             token_auth_method=args.token_auth_method,
         )
-    redirect_uri = callback_url(fd, provider.name)
+    uri, note = redirect_uri(args, fd, callback_url(fd, provider.name))
     _print(
         args,
-        {**provider.public(), "redirect_uri": redirect_uri},
+        {**provider.public(), "redirect_uri": uri, "redirect_uri_note": note},
         f"added {provider.display_name} ({provider.kind}); the sign-in page now offers "
-        f'"Continue with {provider.display_name}"\nregister this redirect URI at the provider: {redirect_uri}',
+        f'"Continue with {provider.display_name}"\nscopes asked for: {" ".join(provider.scope) or "none"}\n{note}',
     )
 
 
@@ -455,6 +505,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int)
     serve.add_argument("--log-level", dest="log_level")
     serve.add_argument("--demo", action="store_true", help="create a demo person and client and print them")
+    serve.add_argument("--header-timeout", type=int, help="seconds a client has to send a request's headers")
+    serve.add_argument("--body-timeout", type=int, help="seconds a client has to send a request's body")
+    serve.add_argument("--max-connections", type=int, help="open connections per worker; more are refused")
+    serve.add_argument("--shutdown-timeout", type=int, help="seconds requests get to finish after SIGTERM")
 
     command(sub, "migrate", cmd_migrate, "bring the database schema up to date")
 
@@ -476,6 +530,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--auth-method", choices=AUTH_METHODS, default="client_secret_basic")
     create.add_argument("--jwks", help="file holding the client's public JWK Set (private_key_jwt)")
     create.add_argument("--jwks-uri", help="https URL of the client's JWK Set (private_key_jwt)")
+    create.add_argument(
+        "--assertion-audience",
+        choices=ASSERTION_AUDIENCES,
+        default="issuer",
+        help="private_key_jwt: the aud its assertions may carry, always one string; issuer (default) is the issuer "
+        "identifier only; token-endpoint also accepts this server's token endpoint URL, for client libraries that "
+        "send it (a relaxation: draft-ietf-oauth-rfc7523bis)",
+    )
     create.add_argument("--resource", action="append", help="resource URI this client serves (introspection)")
     create.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
     create.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
@@ -531,7 +593,7 @@ def _parser() -> argparse.ArgumentParser:
     command(keys, "list", cmd_keys_list, "list signing keys")
     command(keys, "rotate", cmd_keys_rotate, "promote the next keys and publish new next keys")
     vault_cli.add_key_commands(keys, command, _open, _print)
-    vault_cli.add_commands(sub, command, _open, _print)
+    vault_cli.add_commands(sub, command, _open, _print, redirect_uri)
 
     command(sub, "purge", cmd_purge, "delete expired codes, tokens, sessions and other artefacts now")
 

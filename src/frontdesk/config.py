@@ -20,6 +20,7 @@ __all__ = [
     "Lifetimes",
     "RateLimits",
     "SecondFactorPolicy",
+    "ServerLimits",
     "Settings",
     "SigninThrottle",
     "is_loopback_host",
@@ -130,6 +131,17 @@ class BackchannelLogout:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """``[server]``: how ``frontdesk serve`` treats slow, stalled and surplus connections, and how long it waits
+    for requests still running once told to stop. Counted per worker process; every value is at least 1."""
+
+    header_timeout: int = 10  # seconds from a request's first byte (or a new connection) to its last header line
+    body_timeout: int = 60  # seconds from the header block to the request body's last byte
+    max_connections: int = 1000  # open connections a worker keeps; more are answered 503 and closed
+    shutdown_timeout: int = 10  # seconds after SIGTERM before requests still running are cancelled
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path = Path("var")
     database_url: str = ""
@@ -149,6 +161,7 @@ class Settings:
     second_factor: SecondFactorPolicy = field(default_factory=SecondFactorPolicy)
     signin_throttle: SigninThrottle = field(default_factory=SigninThrottle)
     backchannel_logout: BackchannelLogout = field(default_factory=BackchannelLogout)
+    server: ServerLimits = field(default_factory=ServerLimits)
     scopes: dict[str, str] = field(default_factory=dict)
     master_key: str = ""
     master_key_file: str = ""
@@ -198,6 +211,9 @@ class Settings:
             raise ConfigError("signin_throttle needs 1 <= base_delay <= max_delay")
         if min(bcl.max_attempts, bcl.timeout, bcl.poll, bcl.first_retry, bcl.token_lifetime) < 1:
             raise ConfigError("backchannel_logout settings must be at least 1")
+        for name in ServerLimits.__dataclass_fields__:
+            if getattr(self.server, name) < 1:
+                raise ConfigError(f"server.{name} must be at least 1")
         return self
 
 
@@ -216,6 +232,8 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "FRONTDESK_VAULT_WEBHOOK_URL": ("vault_webhook_url", str),
     "FRONTDESK_VAULT_WEBHOOK_SECRET": ("vault_webhook_secret", str),
 }
+# ``[server]`` from the environment: FRONTDESK_SERVER_HEADER_TIMEOUT and so on, one variable a setting.
+_SERVER_ENV = {f"FRONTDESK_SERVER_{name.upper()}": name for name in ServerLimits.__dataclass_fields__}
 
 
 def _coerce(value: Any, kind: type, name: str) -> Any:
@@ -294,7 +312,15 @@ def _section(name: str, kind: Any, value: Any) -> Any:
 
 def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    structured = ("lifetimes", "scopes", "rate_limits", "second_factor", "signin_throttle", "backchannel_logout")
+    structured = (
+        "lifetimes",
+        "scopes",
+        "rate_limits",
+        "second_factor",
+        "signin_throttle",
+        "backchannel_logout",
+        "server",
+    )
     plain = {f: t for f, t in Settings.__annotations__.items() if f not in structured}
     for key, value in data.items():
         if key == "lifetimes":
@@ -312,6 +338,8 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
             out["signin_throttle"] = _section(key, SigninThrottle, value)
         elif key == "backchannel_logout":
             out["backchannel_logout"] = _section(key, BackchannelLogout, value)
+        elif key == "server":
+            out["server"] = _section(key, ServerLimits, value)
         elif key == "scopes":
             out["scopes"] = {
                 name: str(spec.get("description", "")) if isinstance(spec, dict) else str(spec)
@@ -333,7 +361,10 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(config_file: str | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from (lowest first) defaults, the TOML file, the environment, then explicit overrides."""
+    """Settings from (lowest first) defaults, the TOML file, the environment, then explicit overrides.
+
+    ``server`` among the overrides is a dict of ``[server]`` settings (None for those not given), laid over the
+    file's and the environment's one by one."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     path = config_file or env.get("FRONTDESK_CONFIG")
@@ -347,6 +378,10 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     for var, (name, kind) in _ENV_FIELDS.items():
         if var in env and env[var] != "":
             values[name] = _coerce(env[var], kind, var)
+    server = {name: _coerce(env[var], int, var) for var, name in _SERVER_ENV.items() if env.get(var, "") != ""}
+    server.update({k: v for k, v in (overrides.pop("server", None) or {}).items() if v is not None})
+    if server:
+        values["server"] = replace(values.get("server", ServerLimits()), **server)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("lifetimes"), dict):
         values["lifetimes"] = replace(Lifetimes(), **values["lifetimes"])

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .crypto.aead import MasterKey, load_master_key
 from .crypto.keys import KeyRing
 from .protocol.scope import OIDC_SCOPES, parse_scope
@@ -24,7 +27,7 @@ from .storage.schema import Scope
 if TYPE_CHECKING:
     from .vault.service import Vault
 
-__all__ = ["Frontdesk", "ScopeError", "open_frontdesk"]
+__all__ = ["Frontdesk", "ScopeError", "open_frontdesk", "prepare_home"]
 
 log = logging.getLogger("frontdesk")
 SCOPE_CACHE_SECONDS = 5.0
@@ -100,7 +103,73 @@ class Frontdesk:
         return max(lt.access_token, lt.id_token, longest_client) + 60
 
 
+# Key files frontdesk generates in its home (crypto/aead.py, vault/keys.py), made 0600 at creation.
+HOME_KEY_FILES = ("master.key", "vault.keys")
+
+
+def _uses_home(settings: Settings) -> bool:
+    """Whether anything lives in ``home``: the embedded database, or a key generated on first start."""
+    return (
+        not settings.database_url
+        or not (settings.master_key or settings.master_key_file)
+        or not (settings.vault_keys or settings.vault_key_file)
+    )
+
+
+def prepare_home(settings: Settings) -> None:
+    """Make ``home`` ready before anything opens a file in it (DESIGN §3): created 0700 if missing, its key files
+    tightened to 0600. A home that cannot be used is a ``ConfigError`` naming it, said once rather than as the
+    traceback of whichever file was opened first.
+
+    A home made by an older frontdesk is typically 0755 with 0644 files. The files are tightened at every start:
+    they are frontdesk's own, and a readable master key or database needs nothing but a local account to exploit.
+    The directory is left as it is, with a warning: it may be a directory the operator shares with other things
+    (a backup group, a mount point), and with its secrets 0600 an open directory exposes names, not contents.
+    """
+    for configured, what in ((settings.master_key_file, "master key"), (settings.vault_key_file, "vault key")):
+        if configured:
+            _warn_if_open(Path(configured), f"the {what} file")
+    if not _uses_home(settings):
+        return
+    home = settings.home
+    try:
+        # mode: the umask can only narrow it; parents made on the way get the usual mode.
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create FRONTDESK_HOME {home}: {exc.strerror or exc}") from None
+    if not home.is_dir():
+        raise ConfigError(f"FRONTDESK_HOME {home} is not a directory")
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise ConfigError(f"FRONTDESK_HOME {home} is not writable; frontdesk keeps its database and keys there")
+    _warn_if_open(home, "FRONTDESK_HOME")
+    for name in HOME_KEY_FILES:
+        tighten(home / name)
+
+
+def tighten(path: Path) -> None:
+    """Make an existing file of frontdesk's owner-only (0600); a file it cannot change is warned about."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(0o600)
+            log.warning("%s was mode %04o; made it 0600", path, mode)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.warning("%s is readable by others and could not be made 0600: %s", path, exc.strerror or exc)
+
+
+def _warn_if_open(path: Path, what: str) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # a missing key file is refused where it is read, with its own message
+    if mode & 0o077:
+        log.warning("%s %s is mode %04o: others on this host may read or change it; chmod go-rwx", what, path, mode)
+
+
 def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
+    prepare_home(settings)
     engine = open_engine(settings.db_url)
     if run_migrations:
         migrate(engine)

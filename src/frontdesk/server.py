@@ -7,16 +7,68 @@ kernel of both ends as much as a small request's whole parsing. Here a write is 
 of the event loop's current turn, whichever comes first, and both then go out together. Nothing else changes: no
 byte is reordered or dropped, and a write that has no follower (a streamed response waiting for its next chunk) goes
 out at the end of the turn, before the loop waits for anything. See BENCHMARKS.md for what it saved.
+
+The protocol also bounds what a client can hold (``[server]`` in the configuration): uvicorn has a keep-alive
+timeout but none for reading a request, so a connection trickling its header lines, or half a body, stayed open for
+ever, and a few hundred of them used up the process's file descriptors. Here a request's header block must arrive
+within ``header_timeout`` seconds of its first byte (or of the connection being opened), its body within
+``body_timeout`` of the header block; a late one is answered 408 and closed. A worker keeps at most
+``max_connections`` open, below its descriptor limit, and answers any more 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+import functools
+import logging
+import resource
+from dataclasses import replace
+from typing import Any, Literal, cast
 
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
-__all__ = ["CoalescingTransport", "HttpProtocol"]
+from .config import ServerLimits
+
+__all__ = ["DESCRIPTORS_KEPT", "CoalescingTransport", "HttpProtocol", "http_protocol", "within_descriptor_limit"]
+
+log = logging.getLogger("frontdesk.server")
+
+# Descriptors a worker keeps for everything but its clients: the listening socket, database connections (a pool of
+# up to 30 on PostgreSQL; a database, log and shared-memory file per SQLite connection), outgoing HTTPS, logs.
+DESCRIPTORS_KEPT = 64
+
+
+def _plain(status: bytes, text: bytes, *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 " + status, b"content-type: text/plain; charset=utf-8", *extra, b"connection: close"]
+    return b"\r\n".join([*head, b"content-length: " + str(len(text)).encode(), b"", text])
+
+
+_TIMEOUT = _plain(b"408 Request Timeout", b"Request Timeout")  # RFC 9110 §15.5.9, with "close" as it asks
+_BUSY = _plain(b"503 Service Unavailable", b"Service Unavailable", b"retry-after: 1")
+
+
+def within_descriptor_limit(limits: ServerLimits) -> ServerLimits:
+    """``limits`` with ``max_connections`` lowered, if need be, to what the descriptor limit leaves: at the limit a
+    worker cannot accept at all, nor open its database, and new clients wait unanswered."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or limits.max_connections <= soft - DESCRIPTORS_KEPT:
+        return limits
+    fitted = max(1, soft - DESCRIPTORS_KEPT)
+    log.warning(
+        "server.max_connections %d does not fit the limit of %d open files; using %d (raise `ulimit -n`)",
+        limits.max_connections,
+        soft,
+        fitted,
+    )
+    return replace(limits, max_connections=fitted)
+
+
+def http_protocol(limits: ServerLimits) -> type[asyncio.Protocol]:
+    """The protocol class for ``uvicorn.run(http=...)``, bound to ``limits``. A partial, not a class made here:
+    ``--workers N`` pickles uvicorn's config into each worker, and a partial of a module-level class pickles."""
+    return cast(type[asyncio.Protocol], functools.partial(HttpProtocol, limits=limits))
 
 
 class CoalescingTransport:
@@ -60,9 +112,109 @@ class CoalescingTransport:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a ``CoalescingTransport``: pass as ``uvicorn.run(..., http=HttpProtocol)``."""
+    """uvicorn's httptools protocol on a ``CoalescingTransport``, with read deadlines and a connection cap: pass as
+    ``uvicorn.run(..., http=http_protocol(limits))`` (or ``http=HttpProtocol`` for the default limits)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        limits: ServerLimits | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits or ServerLimits()
+        self._refused = False
+        # What the connection waits for from the client, and until when; None while the server has the turn.
+        self._reading: Literal["headers", "body"] | None = None
+        self._deadline = 0.0
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._partial = False  # some bytes of a request whose header block is not complete
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self.connections) >= self.limits.max_connections:
+            self._refuse(cast(asyncio.Transport, transport))
+            return
         # The proxy stands in for the transport wherever uvicorn uses it (it delegates all but writing).
         coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, coalescing))
+        self._expect("headers", self.limits.header_timeout)  # a client that connects and says nothing
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        self._refused = True
+        transport.write(_BUSY)
+        transport.close()
+        log.warning("connection refused: %d open, server.max_connections reached", len(self.connections))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self._stop_reading()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._partial = True
+        if self._reading is None:  # after a response; on a new connection the clock already runs
+            self._expect("headers", self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._partial = False
+        super().on_headers_complete()
+        self._expect("body", self.limits.body_timeout)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._stop_reading()
+
+    def _expect(self, what: Literal["headers", "body"], seconds: float) -> None:
+        # One timer a request: armed at its first byte, moved only if the new deadline is nearer, cancelled at its
+        # last byte. A timer that fires early (the body deadline lies beyond it) sets itself again.
+        self._reading = what
+        self._deadline = self.loop.time() + seconds
+        timer = self._read_timer
+        if timer is None or timer.when() > self._deadline:
+            if timer is not None:
+                timer.cancel()
+            self._read_timer = self.loop.call_at(self._deadline, self._read_timeout)
+
+    def _stop_reading(self) -> None:
+        self._reading = None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _waiting_on_client(self) -> bool:
+        if self._reading == "body":
+            return not self.flow.read_paused  # paused: the app has not taken what came, or a request queues
+        return self.cycle is None or self.cycle.response_complete  # else the next request waits for this answer
+
+    def _read_timeout(self) -> None:
+        self._read_timer = None
+        what = self._reading
+        if what is None or self.transport.is_closing():
+            return
+        if not self._waiting_on_client():
+            self._expect(what, self.limits.body_timeout if what == "body" else self.limits.header_timeout)
+            return
+        if self.loop.time() < self._deadline:
+            self._read_timer = self.loop.call_at(self._deadline, self._read_timeout)
+            return
+        self._stop_reading()
+        cycle = self.cycle
+        if what == "body" and cycle is not None:
+            if not cycle.response_started:
+                self.transport.write(_TIMEOUT)
+            # The app's receive() answers http.disconnect from now on; anything it sends is dropped.
+            cycle.keep_alive = False
+            cycle.disconnected = True
+            cycle.message_event.set()
+        elif self._partial:
+            self.transport.write(_TIMEOUT)
+        log.debug("closed a connection: request %s not complete in time", what, extra={"client": self.client})
+        self.transport.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +21,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 
+from ..config import ConfigError
 from ..errors import TemporarilyUnavailable
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "transaction",
 ]
 
+log = logging.getLogger("frontdesk.storage")
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every frontdesk process on one database.
 _PG_MIGRATION_LOCK = 0x66726F6E74
@@ -56,12 +61,36 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _owner_only(path: str) -> None:
+    """Create the SQLite database file 0600 before SQLite opens it, and make an existing one and its ``-wal`` and
+    ``-shm`` files 0600: it holds password hashes and sealed keys. SQLite gives the files it creates beside a
+    database that database's mode, so the log and shared-memory files follow."""
+    database = Path(path)
+    if not database.parent.is_dir():
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+            if mode & 0o077:
+                os.chmod(name, 0o600)
+                log.warning("%s was mode %04o; made it 0600", name, mode)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s is readable by others and could not be made 0600: %s", name, exc.strerror or exc)
+
+
 def open_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            try:
+                _owner_only(path)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the database {path}: {exc.strerror or exc}") from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -335,7 +364,7 @@ def _sqlite_lock(engine: Engine) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    with open(f"{path}.migrate.lock", "w") as fh:
+    with os.fdopen(os.open(f"{path}.migrate.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

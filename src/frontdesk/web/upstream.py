@@ -33,6 +33,7 @@ from .authorize import (
     see_other,
     visit_of,
 )
+from .cookies import clear_upstream, set_upstream, upstream_browser
 from .http import client_ip, read_params
 from .pages import page
 from .throttle import too_many_attempts
@@ -41,10 +42,6 @@ __all__ = ["callback", "finish", "start"]
 
 log = logging.getLogger("frontdesk.upstream")
 PWD = "pwd"  # RFC 8176 §2: the password that confirmed a link
-
-
-def _cookie_name(fd: Frontdesk) -> str:
-    return "__Secure-fd_upstream" if fd.settings.secure_cookies else "fd_upstream"
 
 
 async def start(request: Request) -> Response:
@@ -62,15 +59,7 @@ async def start(request: Request) -> Response:
     url, browser = await run_in_threadpool(begin, fd, provider, ix.id, now())
     # RFC 9700 §4.12: 303 after a POST. The provider's page is reached with a GET that carries no form data.
     response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
-    response.set_cookie(
-        _cookie_name(fd),
-        browser,
-        max_age=fd.settings.lifetimes.interaction,
-        path="/upstream/",
-        httponly=True,
-        secure=fd.settings.secure_cookies,
-        samesite="lax",  # sent on the provider's top-level redirect back, never on another site's subrequests
-    )
+    set_upstream(response, fd, browser)
     return response
 
 
@@ -105,12 +94,12 @@ async def callback(request: Request) -> Response:
         params = await read_params(request, fd.settings.max_body_bytes)
     except OAuthError:  # a malformed or repeated parameter: the same answer as any other broken link
         return problem("Could not sign you in", "This sign-in link is not valid.")
-    browser = request.cookies.get(_cookie_name(fd))
+    browser = upstream_browser(request, fd)
     keys = request.app.state.upstream_keys
     response = await run_in_threadpool(
         _callback, fd, keys, request.path_params["name"], params, browser, client_ip(request)
     )
-    response.delete_cookie(_cookie_name(fd), path="/upstream/", secure=fd.settings.secure_cookies, httponly=True)
+    clear_upstream(response, fd)
     return response
 
 
