@@ -211,3 +211,55 @@ async def test_jwks_uri_must_be_https(fd):
             auth_method="private_key_jwt",
             jwks_uri="http://client.example/jwks.json",
         )
+
+
+async def test_a_rotated_key_is_read_again_once_the_cached_set_is_old_enough(http, fd, key, jwks_host, monkeypatch):
+    """A client that adds a new key to its set and signs with it is not locked out for the cache's five minutes:
+    an assertion naming a kid the cached set lacks reads the set again, at most once per ``refetch_after``."""
+    rotated = ECKey.generate_key("P-256", parameters={"kid": "k2", "alg": "ES256"}, private=True)
+    published = [key.as_dict(private=False)]
+    fetched = jwks_host(lambda request: httpx.Response(200, json={"keys": list(published)}))
+    register(fd, "rotating")
+    assert (await token(http, key, "rotating")).status_code == 200
+    published.append(rotated.as_dict(private=False))
+
+    def signed_with_k2() -> str:
+        now = int(time.time())
+        claims = {"iss": "rotating", "sub": "rotating", "aud": "https://as.example", "jti": secrets.token_urlsafe(12)}
+        return jwt.encode({"alg": "ES256", "kid": "k2"}, {**claims, "iat": now, "exp": now + 60}, rotated)
+
+    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE}
+    # Within refetch_after of the last read, an unknown kid does not make another fetch.
+    refused = await http.post("/token", data={**form, "client_assertion": signed_with_k2()})
+    assert refused.status_code == 401, refused.text
+    assert fetched == [JWKS_URI]
+    monkeypatch.setattr(client_auth.client_keys, "refetch_after", 0.0)
+    accepted = await http.post("/token", data={**form, "client_assertion": signed_with_k2()})
+    assert accepted.status_code == 200, accepted.text
+    assert fetched == [JWKS_URI, JWKS_URI]
+    # The old key still works from the new set, with no further fetch.
+    assert (await token(http, key, "rotating")).status_code == 200
+    assert fetched == [JWKS_URI, JWKS_URI]
+
+
+async def test_a_failed_reread_keeps_the_key_set_it_had(http, fd, key, jwks_host, monkeypatch):
+    """Naming an unknown kid while the client's host is down does not throw away the keys that still verify."""
+    up = [True]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not up[0]:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(200, json={"keys": [key.as_dict(private=False)]})
+
+    jwks_host(answer)
+    register(fd, "steady")
+    assert (await token(http, key, "steady")).status_code == 200
+    up[0] = False
+    monkeypatch.setattr(client_auth.client_keys, "refetch_after", 0.0)
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "k9", "alg": "ES256"}, private=True)
+    now = int(time.time())
+    claims = {"iss": "steady", "sub": "steady", "aud": "https://as.example", "jti": "j-1", "iat": now, "exp": now + 60}
+    unknown = jwt.encode({"alg": "ES256", "kid": "k9"}, claims, stranger)
+    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE}
+    assert (await http.post("/token", data={**form, "client_assertion": unknown})).status_code == 401
+    assert (await token(http, key, "steady")).status_code == 200

@@ -51,12 +51,14 @@ class ClientKeys:
         *,
         ttl: float = 300.0,
         failure_ttl: float = 30.0,
+        refetch_after: float = 30.0,
         max_bytes: int = 64 * 1024,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.ttl = ttl
         self.failure_ttl = failure_ttl
+        self.refetch_after = refetch_after
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.transport = transport
@@ -66,12 +68,25 @@ class ClientKeys:
     def clear(self) -> None:
         self._cache.clear()
 
-    async def read(self, uri: str) -> dict[str, Any] | None:
-        """The key set at ``uri``, or None when it cannot be read now (and will not be tried again for a while)."""
+    async def read(self, uri: str, kid: str | None = None) -> dict[str, Any] | None:
+        """The key set at ``uri``, or None when it cannot be read now (and will not be tried again for a while).
+
+        A cached set that lacks ``kid`` (the key an assertion names) is read again once it is ``refetch_after``
+        seconds old: a client that rotates its keys (adding the new one to its set, then signing with it) is not
+        locked out until the cache expires, and naming unknown kids cannot make us fetch more than that often. If
+        that read fails, the set we had stays."""
         hit = self._cache.get(uri)
-        if hit is not None and time.monotonic() - hit[0] < (self.ttl if hit[1] is not None else self.failure_ttl):
-            return hit[1]
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            cached = hit[1]
+            if cached is None:
+                if age < self.failure_ttl:
+                    return None
+            elif age < self.ttl and (kid is None or kid in _kids(cached) or age < self.refetch_after):
+                return cached
         jwks = await self._fetch(uri)
+        if jwks is None and hit is not None and hit[1] is not None and time.monotonic() - hit[0] < self.ttl:
+            jwks = hit[1]
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[uri] = (time.monotonic(), jwks)
@@ -128,7 +143,23 @@ async def fetch_client_keys(
         or not client.jwks_uri
     ):
         return presented
-    return replace(presented, published_keys=await keys.read(client.jwks_uri))
+    kid = _assertion_kid(presented.assertion.value) if presented.assertion is not None else None
+    return replace(presented, published_keys=await keys.read(client.jwks_uri, kid))
+
+
+def _kids(jwks: dict[str, Any]) -> set[str]:
+    return {k["kid"] for k in jwks["keys"] if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+
+
+def _assertion_kid(assertion: str) -> str | None:
+    """The ``kid`` in a JWS's protected header (RFC 7515 §4.1.4), unverified: it only chooses whether to read the
+    client's key set again. Anything malformed is None; verification then refuses it."""
+    try:
+        header = loads(base64.urlsafe_b64decode(assertion.split(".", 1)[0] + "=="))
+    except ValueError:  # binascii.Error, bad JSON, non-ASCII text
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
 
 
 @dataclass(frozen=True, slots=True)

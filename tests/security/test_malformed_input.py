@@ -260,6 +260,23 @@ async def test_vault_connect_session_with_a_broken_return_url_is_invalid_request
     assert "return_url" in response.json()["error_description"]
 
 
+@pytest.mark.parametrize(
+    "owner",
+    [{"user": "u\x001"}, {"user": "u-1\n"}, {"user": "u-1", "subject": "p\x00"}, {"user": "u-1", "subject": ""}],
+    ids=["nul-user", "newline-user", "nul-subject", "empty-subject"],
+)
+async def test_vault_connect_session_owner_with_control_characters_is_invalid_request(app, vault_key, owner):
+    """A platform user id or subject holding NUL or a control character is 400 invalid_request on both databases
+
+    (PostgreSQL refuses NUL in text: that was a 500)."""
+    response = await app.post(
+        "/vault/connect-sessions",
+        json={**owner, "integration": "cal"},
+        headers={"authorization": f"Bearer {vault_key}"},
+    )
+    assert_oauth_json(response, 400, "invalid_request")
+
+
 async def test_vault_api_still_reads_a_well_formed_body(app, vault_key):
     """The strict reader takes what a platform sends: a connect session is created."""
     response = await app.post(

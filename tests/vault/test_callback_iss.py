@@ -36,8 +36,11 @@ class OpenIdFake(Fake):
 
     advertises_iss: bool = True  # authorization_response_iss_parameter_supported
     sends_iss: bool = True
+    discovery_down: bool = False
 
     async def discovery(self, request: Request) -> Response:
+        if self.discovery_down:
+            return JSONResponse({"error": "unavailable"}, 503)
         return JSONResponse(
             {
                 "issuer": self.base,
@@ -185,4 +188,18 @@ async def test_another_issuer_is_refused_even_from_a_provider_that_does_not_alwa
     back = await _sent_back(http, api_key)
     refused = await http.get(_with_iss(back, MIX_UP))
     assert refused.status_code == 400, refused.text
+    assert _connections(vault) == []
+
+
+async def test_a_callback_when_the_discovery_document_cannot_be_fetched_is_a_503_page(
+    http: httpx.AsyncClient, api_key: str, fake: OpenIdFake, fd: Frontdesk
+) -> None:
+    """The issuer to check ``iss`` against comes from the provider's discovery document: when that cannot be
+    fetched (a restarted vault, its cache empty) the person gets the try-again page, not a 500; nothing attached."""
+    back = await _sent_back(http, api_key)
+    fake.discovery_down = True
+    vault = reopen(fd)  # a new process, say: no discovery document cached
+    answer = await http.get(str(back).removeprefix(ISSUER))
+    assert answer.status_code == 503, answer.text
+    assert "Try again in a moment" in answer.text
     assert _connections(vault) == []

@@ -117,6 +117,12 @@ async def test_a_persons_link_signs_them_in_and_comes_back(
     to_sign_in = await http.get(path)
     assert to_sign_in.status_code == 303
     assert re.fullmatch(r"/interaction/[^/]+/login", to_sign_in.headers["location"])
+    # The link waits in a __Host- cookie like every cookie under https: no sibling host can plant one.
+    [held] = [c for c in to_sign_in.headers.get_list("set-cookie") if "fd_vault_link=" in c]
+    assert held.startswith("__Host-fd_vault_link="), held
+    assert "Path=/;" in held, held
+    assert "Secure" in held, held
+    assert "Domain" not in held, held
     login = await browser.follow(to_sign_in)
     page = await browser.follow(await browser.sign_in(login))
     assert page.status_code == 200, page.text

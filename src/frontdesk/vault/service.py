@@ -291,8 +291,11 @@ class Vault:
         The link's page names the account (``display_name``, the platform's words for its user) before the person
         goes on, so someone sent a link that is not theirs can tell. ``subject``, a frontdesk person's id, makes
         the link work only for that person, signed in here."""
-        if not user or len(user) > 255:
-            raise VaultError("user must be 1-255 characters")
+        # The platform's user id is stored and shown: no control characters (PostgreSQL refuses NUL in text outright).
+        if not user or len(user) > 255 or _CONTROL.search(user):
+            raise VaultError("user must be 1-255 characters of text")
+        if subject is not None and (not subject or len(subject) > 255 or _CONTROL.search(subject)):
+            raise VaultError("subject is not a person at this frontdesk")
         if display_name is not None and not (
             display_name.strip() and len(display_name) <= MAX_DISPLAY_NAME and not _CONTROL.search(display_name)
         ):

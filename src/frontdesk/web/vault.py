@@ -320,8 +320,13 @@ def _problem(reason: str, status: int = 400) -> Response:
     return page("error.html", status, title=title, message=message)
 
 
-def _link_cookie(vault: Vault) -> str:
-    return "__Secure-fd_vault_link" if vault.settings.secure_cookies else "fd_vault_link"
+def _link_cookie(vault: Vault) -> tuple[str, str]:
+    """(name, path) of the cookie that holds a connect link while its person signs in. ``__Host-`` under https,
+    like every cookie here (web/cookies.py), so no sibling host can plant a link of its own; that rules out a
+    narrower path, which only a plain-http development issuer keeps."""
+    if vault.settings.secure_cookies:
+        return "__Host-fd_vault_link", "/"
+    return "fd_vault_link", RESUME_PATH
 
 
 def _csrf(request: Request, browser: str) -> str:
@@ -341,7 +346,7 @@ async def connect(request: Request) -> Response:
 
 async def connect_resumed(request: Request) -> Response:
     """Back from signing in: the link this browser was holding."""
-    token = request.cookies.get(_link_cookie(_vault(request)))
+    token = request.cookies.get(_link_cookie(_vault(request))[0])
     return await _confirm(request, token) if token else _problem("unknown", 404)
 
 
@@ -359,8 +364,9 @@ async def _confirm(request: Request, token: str) -> Response:
         if visitor is None:
             # The interaction row keeps only RESUME_PATH: the link itself never reaches the database.
             response = await anyio.to_thread.run_sync(to_sign_in, fd, RESUME_PATH)
+            name, path = _link_cookie(vault)
             response.set_cookie(
-                _link_cookie(vault), token, max_age=vault.settings.lifetimes.connect_session, path=RESUME_PATH,
+                name, token, max_age=vault.settings.lifetimes.connect_session, path=path,
                 httponly=True, secure=vault.settings.secure_cookies, samesite="lax",
             )  # fmt: skip
             return response
@@ -402,7 +408,8 @@ async def connect_confirmed(request: Request) -> Response:
     except (oauth.ProviderError, VaultError, CatalogError):
         return _problem("unavailable", 503)
     response = see_other(url)
-    response.delete_cookie(_link_cookie(vault), path=RESUME_PATH, secure=vault.settings.secure_cookies, httponly=True)
+    name, path = _link_cookie(vault)
+    response.delete_cookie(name, path=path, secure=vault.settings.secure_cookies, httponly=True)
     return response
 
 
@@ -417,7 +424,8 @@ async def callback(request: Request) -> Response:
         )  # fmt: skip
     except ConnectFailed as exc:
         response = _problem(exc.reason, 400)
-    except (VaultError, CatalogError, TemporarilyUnavailable):
+    except (oauth.ProviderError, VaultError, CatalogError, TemporarilyUnavailable):
+        # oauth.ProviderError: the provider's discovery document could not be fetched to check `iss` or exchange.
         response = _problem("unavailable", 503)
     else:
         if return_url:
