@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from conftest import ISSUER, Browser, Registered, code_for
+from frontdesk.cli import _settings
 from frontdesk.config import load_settings
 from frontdesk.core import open_frontdesk
 from frontdesk.web import create_app
@@ -426,3 +428,19 @@ async def test_upstream_add_without_an_issuer_says_it_must_be_set(cli, env):
     assert data["redirect_uri"] is None
     assert "FRONTDESK_ISSUER" in data["redirect_uri_note"]
     assert "ISSUER/upstream/gh/callback" in data["redirect_uri_note"]
+
+
+def test_serve_port_keeps_the_issuer_from_the_config_file(tmp_path, monkeypatch):
+    """`frontdesk serve --port 9000` with `issuer` in the config file serves that issuer, not http://127.0.0.1:9000;
+    without an issuer anywhere, --host and --port make it."""
+    monkeypatch.delenv("FRONTDESK_ISSUER", raising=False)
+    monkeypatch.delenv("FRONTDESK_CONFIG", raising=False)
+    config = tmp_path / "frontdesk.toml"
+    config.write_text(f'issuer = "https://login.example"\nhome = "{tmp_path / "home"}"\n')
+    chosen = _settings(argparse.Namespace(config=str(config), port=9000, host=None, issuer=None))
+    assert chosen.issuer == "https://login.example"
+    assert chosen.port == 9000
+    bare = tmp_path / "bare.toml"
+    bare.write_text(f'home = "{tmp_path / "home"}"\n')
+    made = _settings(argparse.Namespace(config=str(bare), port=9000, host=None, issuer=None))
+    assert made.issuer == "http://127.0.0.1:9000"

@@ -57,11 +57,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     server = {name: getattr(args, name, None) for name in ServerLimits.__dataclass_fields__}
     if any(value is not None for value in server.values()):
         overrides["server"] = server
-    if (
-        "issuer" not in overrides
-        and ("host" in overrides or "port" in overrides)
-        and not os.environ.get("FRONTDESK_ISSUER")
-    ):
+    # --host or --port without an issuer anywhere: the issuer is where this process listens. An issuer the operator
+    # set (flag, environment or config file) is never replaced by one made up from them.
+    if ("host" in overrides or "port" in overrides) and not _issuer_set(args):
         host = overrides.get("host", "127.0.0.1")
         shown = f"[{host}]" if ":" in host else host
         overrides["issuer"] = f"http://{shown}:{overrides.get('port', 8000)}"
