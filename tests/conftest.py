@@ -1,5 +1,10 @@
-"""Shared fixtures: a frontdesk on a fresh database (SQLite, and PostgreSQL when FRONTDESK_TEST_POSTGRES_URL is set),
-an in-process HTTP client, registered clients and a person, and a helper that signs in through the real forms."""
+"""Shared fixtures: a frontdesk on a fresh database (SQLite, and PostgreSQL in the full matrix), an in-process HTTP
+client on the production ASGI entry point, registered clients and a person, and a helper that signs in through the
+real forms.
+
+Two ways to run (CONTRIBUTING.md): a plain ``pytest`` is the quick loop, the in-process suite on SQLite, in parallel;
+it leaves out (deselects) every test marked with one of ``FULL_MATRIX_ONLY``. ``pytest --full`` (what
+``scripts/test`` and CI run; ``CI=true`` implies it) runs the whole matrix, and there a skipped test fails the run."""
 
 from __future__ import annotations
 
@@ -11,27 +16,94 @@ import os
 import re
 import secrets
 import shutil
+import ssl
+import sys
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, select, text
 
-from frontdesk.config import Lifetimes, RateLimits, Settings
+from frontdesk.asgi import served
+from frontdesk.config import Lifetimes, PasswordHashing, RateLimits, Settings
 from frontdesk.core import Frontdesk, open_frontdesk
 from frontdesk.logs import JsonFormatter
-from frontdesk.web import create_app
+from frontdesk.storage import db
 
 ISSUER = "https://as.example"
 PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
+# argon2id at its cheapest: the suite signs in thousands of times. tests/crypto/test_passwords.py keeps the defaults.
+FAST_PASSWORDS = PasswordHashing(time_cost=1, memory_cost=8, parallelism=1)
+# What the quick loop leaves to the full matrix: tests that need PostgreSQL, a browser or node, and those that run
+# frontdesk out of process (its command line, its server; interop's third-party clients drive it so).
+FULL_MATRIX_ONLY = ("postgres", "browser", "node", "interop", "subprocess")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="the full matrix: PostgreSQL, browser and node tests too, and any skip fails the run (implied by CI=true)",
+    )
+
+
+def full_matrix(config: pytest.Config) -> bool:
+    return bool(config.getoption("--full")) or os.environ.get("CI") == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if full_matrix(config) and not os.environ.get(PG_ENV):
+        raise pytest.UsageError(
+            f"the full matrix (--full, CI=true) needs {PG_ENV}: the suite must run on PostgreSQL too"
+        )
+
+
+def _needs_node(item: pytest.Item) -> bool:
+    """openid-client (the ``node`` fixture of tests/interop), or node-oidc-provider (``running_op`` of tests/peers)
+    in the test's module or in the module of one of its fixtures."""
+    if "node" in item.fixturenames:
+        return True
+    defs = item._fixtureinfo.name2fixturedefs.values()
+    modules = {getattr(item, "module", None)} | {sys.modules.get(d[-1].func.__module__) for d in defs}
+    return any(getattr(module, "running_op", None) is not None for module in modules)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _needs_node(item):
+            item.add_marker(pytest.mark.node)
+        # Tests that share a module-scoped fixture (a served frontdesk, a peer) stay on one worker: set up once.
+        if any(defs[-1].scope in ("module", "package") for defs in item._fixtureinfo.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    if full_matrix(config):
+        return
+    kept, left = [], []
+    for item in items:
+        (left if any(item.get_closest_marker(m) for m in FULL_MATRIX_ONLY) else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if full_matrix(config):
+        return "frontdesk: the full matrix (SQLite and PostgreSQL, browser, node); a skipped test fails the run"
+    return (
+        "frontdesk: the quick loop (SQLite, in-process); tests marked "
+        + ", ".join(FULL_MATRIX_ONLY)
+        + " are deselected: `pytest --full` or scripts/test runs them"
+    )
+
 
 # Every secret the suite handles — passwords, client secrets, codes, tokens — is remembered here; at the end of the
-# run none may appear in the DEBUG log of the whole run, and at the end of each test none in its database.
+# run none may appear in the DEBUG log of the whole run (each xdist worker's run: a worker is a session of its own),
+# and at the end of each test none in its database.
 SEEN: set[str] = set()
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "device_code", "client_secret")
 
@@ -57,6 +129,26 @@ def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert not leaked, f"secrets appeared in the DEBUG log {path}: {leaked}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_tls_context() -> Iterator[None]:
+    """Each httpx client loads certifi's CA bundle into a new SSL context (about 40 ms), and each test's Frontdesk
+    opens two clients: the suite shares one default context instead, the very one httpx would make. Speed only."""
+    made = httpx._transports.default.create_ssl_context
+    shared: dict[bool, ssl.SSLContext] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return made(verify=verify, cert=cert, trust_env=trust_env)
+        if trust_env not in shared:
+            shared[trust_env] = made(verify=True, cert=None, trust_env=trust_env)
+        return shared[trust_env]
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(httpx._transports.default, "create_ssl_context", create_ssl_context)
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def secrets_seen() -> set[str]:
     return set()
@@ -69,25 +161,33 @@ def remember(seen: set[str], *values: str | None) -> None:
             SEEN.add(value)
 
 
+_SCHEMA: dict[str, list[Table]] = {}
+
+
+def _tables(engine: Engine) -> list[Table]:
+    """Every table of a frontdesk database on this engine's dialect, reflected once: each test's database has the
+    template's schema, and reflection costs about a second on PostgreSQL."""
+    dialect = engine.dialect.name
+    if dialect not in _SCHEMA:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        _SCHEMA[dialect] = list(metadata.sorted_tables)
+    return _SCHEMA[dialect]
+
+
 def _assert_no_secret_at_rest(fd: Frontdesk, seen: set[str]) -> None:
     """Only digests of what this test handled may be in its database: no secret in any row of any table."""
     if not seen:
         return
-    metadata = MetaData()
-    metadata.reflect(fd.engine)
     with fd.engine.connect() as conn:
-        dump = "\n".join(repr(tuple(row)) for table in metadata.sorted_tables for row in conn.execute(select(table)))
+        dump = "\n".join(repr(tuple(row)) for table in _tables(fd.engine) for row in conn.execute(select(table)))
     leaked = sorted(secret[:12] + "…" for secret in seen if secret in dump)
     assert not leaked, f"secrets stored in the database: {leaked}"
 
 
-def _backends() -> list[str]:
-    backends = ["sqlite"]
-    if os.environ.get(PG_ENV):
-        backends.append("postgresql")
-    elif os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI=true needs {PG_ENV}: the suite must run on PostgreSQL too")
-    return backends
+def _backends() -> list[Any]:
+    """Every test on a database runs on both; the PostgreSQL half is marked ``postgres`` (the full matrix's)."""
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +245,15 @@ def _template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
         else:
             home = tmp_path_factory.mktemp("template")
             url = _pg_database(os.environ[PG_ENV])
-        made = open_frontdesk(Settings(home=home, database_url=url, issuer=ISSUER, master_key=MASTER_KEY).validated())
+        settings = Settings(
+            home=home,
+            database_url=url,
+            issuer=ISSUER,
+            master_key=MASTER_KEY,
+            passwords=FAST_PASSWORDS,
+            insecure_fast_password_hashing=True,
+        )
+        made = open_frontdesk(settings.validated())
         made.engine.dispose()  # SQLite folds its WAL back into the file; PostgreSQL needs no session on a template
         _TEMPLATES[backend] = url
     return _TEMPLATES[backend]
@@ -154,23 +262,79 @@ def _template(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _drop_templates() -> Iterator[None]:
     yield
+    for reused in _REUSED.values():
+        reused.drop()
     if "postgresql" in _TEMPLATES:
         _drop_pg_database(os.environ[PG_ENV], _TEMPLATES["postgresql"])
 
 
+@dataclass
+class _Reused:
+    """This worker's PostgreSQL database for ``fd``: copied from the template once, then put back into the
+    template's state before each test (every row deleted, the template's rows and sequence values restored), which
+    costs a few milliseconds where a CREATE DATABASE per test cost a third of a second."""
+
+    url: str
+    engine: Engine
+    tables: list[Table] = field(default_factory=list)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sequences: dict[str, tuple[int, bool]] = field(default_factory=dict)
+
+    @classmethod
+    def copy_of(cls, template: str) -> _Reused:
+        url = _pg_database(os.environ[PG_ENV], template=template.rsplit("/", 1)[1])
+        reused = cls(url, create_engine(db.normalise_url(url), pool_size=1, max_overflow=0))
+        reused.tables = _tables(reused.engine)
+        with reused.engine.connect() as conn:
+            reused.rows = {t.name: [dict(r._mapping) for r in conn.execute(select(t))] for t in reused.tables}
+            for (name,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")):
+                last, called = conn.execute(text(f'SELECT last_value, is_called FROM "{name}"')).one()
+                reused.sequences[name] = (int(last), bool(called))
+        return reused
+
+    def reset(self) -> None:
+        with self.engine.begin() as conn:
+            # Whatever an earlier test left connected (a second Frontdesk, an unclosed pool) goes, as DROP DATABASE
+            # WITH (FORCE) made it go; nothing then holds a lock the deletes would wait on.
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            for table in reversed(self.tables):
+                conn.execute(table.delete())
+            for table in self.tables:
+                if self.rows[table.name]:
+                    conn.execute(table.insert(), self.rows[table.name])
+            for name, (last, called) in self.sequences.items():
+                conn.execute(
+                    text("SELECT setval(:name, :last, :called)"), {"name": name, "last": last, "called": called}
+                )
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        _drop_pg_database(os.environ[PG_ENV], self.url)
+
+
+_REUSED: dict[str, _Reused] = {}
+
+
 @pytest.fixture
 def fd_database(backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database of the test's own, already migrated and keyed: a copy of the run's template."""
+    """A database in the state of the run's template (migrated and keyed) for this test alone: a copy of the
+    template's file on SQLite; on PostgreSQL this worker's reused database, reset to the template's rows."""
     template = _template(backend, tmp_path_factory)
     if backend == "sqlite":
         path = tmp_path / "frontdesk.db"
         shutil.copyfile(template.removeprefix("sqlite:///"), path)
         yield f"sqlite:///{path}"
         return
-    admin_url = os.environ[PG_ENV]
-    url = _pg_database(admin_url, template=template.rsplit("/", 1)[1])
-    yield url
-    _drop_pg_database(admin_url, url)
+    if backend not in _REUSED:
+        _REUSED[backend] = _Reused.copy_of(template)
+    reused = _REUSED[backend]
+    reused.reset()
+    yield reused.url
 
 
 @pytest.fixture
@@ -195,6 +359,8 @@ def fd(
         rate_limits=rate_limits,
         scopes={"calendar.read": "See your calendar events — not change or delete them"},
         master_key=MASTER_KEY,
+        passwords=FAST_PASSWORDS,
+        insecure_fast_password_hashing=True,
     ).validated()
     frontdesk = open_frontdesk(settings, run_migrations=False, ensure_keys=False)
     yield frontdesk
@@ -216,13 +382,36 @@ async def http(fd: Frontdesk, secrets_seen: set[str]) -> Any:
             if isinstance(body, dict):
                 remember(secrets_seen, *(str(body[f]) for f in SECRET_FIELDS if f in body))
 
-    app = create_app(fd)
+    # The app as `frontdesk serve` runs it (asgi.py), hot endpoints called straight and the rest through the stack.
+    # Without its lifespan (ASGITransport runs none), the audit writer never starts and events are written at once.
+    app = served(fd)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(
         transport=transport, base_url=ISSUER, follow_redirects=False, event_hooks={"response": [collect]}
     ) as client:
         yield client
-    await app.state.vault_http.aclose()  # the lifespan would; ASGITransport runs none
+    await app.app.state.vault_http.aclose()  # the lifespan would
+
+
+@dataclass
+class Clock:
+    """frontdesk's wall clock (``storage.db.clock``) running ``offset`` seconds ahead of the real one."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward, as a sleep would, without the wait: lifetimes and expiries see the later time."""
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(db, "clock", moved)
+    return moved
 
 
 @dataclass(frozen=True)
@@ -361,11 +550,11 @@ async def code_for(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Under CI=true a skipped test is a failed run: nothing may quietly go unproven."""
-    if os.environ.get("CI") != "true":
+    """In the full matrix a skipped test is a failed run: nothing may quietly go unproven."""
+    if not full_matrix(session.config):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped:
-        print(f"\nCI=true: {len(skipped)} skipped test(s) count as failures")
+        print(f"\nthe full matrix: {len(skipped)} skipped test(s) count as failures")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

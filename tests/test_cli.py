@@ -22,6 +22,9 @@ from frontdesk.config import load_settings
 from frontdesk.core import open_frontdesk
 from frontdesk.web import create_app
 
+# Each command is a `python -m frontdesk` of its own: the full matrix runs these, the quick loop does not.
+pytestmark = pytest.mark.subprocess
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 PASSWORD = "correct horse battery"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -144,11 +143,11 @@ async def test_denied_device_is_access_denied(http, browser, public):
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(device_code=1)], ids=["device-code-ttl-1s"])
-async def test_expired_device_code_is_expired_token(http, public, lifetimes):
+async def test_expired_device_code_is_expired_token(http, public, lifetimes, clock):
     """Polling after the device code's lifetime gives expired_token."""
     body = await started(http, public)
     assert body["expires_in"] == 1
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert_error(await poll(http, public, body["device_code"]), 400, "expired_token")
 
 

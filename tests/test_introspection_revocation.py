@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
@@ -337,10 +336,10 @@ async def test_unsigned_access_token_is_refused(http, browser, confidential):
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(access_token=1)], ids=["access-token-ttl-1s"])
-async def test_expired_access_token_is_inactive(http, browser, confidential, lifetimes):
+async def test_expired_access_token_is_inactive(http, browser, confidential, lifetimes, clock):
     """An access token past its exp introspects as inactive and is refused at UserInfo."""
     body = await tokens_for(http, browser, confidential)
     assert body["expires_in"] == 1
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert await introspect(http, confidential, body["access_token"]) == {"active": False}
     assert (await http.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 401

@@ -158,7 +158,7 @@ def _refusing_connections(admin_url: str, database: str) -> Iterator[None]:
         admin.dispose()
 
 
-@pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"needs PostgreSQL ({PG_ENV})")
+@pytest.mark.postgres
 def test_a_served_outage_logs_the_audit_retry_once_not_every_0_2_s(tmp_path: Path):
     """Tokens issued just before the database stops leave audit events queued; the writer retries them every 0.2 s
     through the outage, and the server's log says so once."""
@@ -218,6 +218,7 @@ def _assert_one_clear_line(done: subprocess.CompletedProcess[str], home: Path) -
     assert str(home) in last
 
 
+@pytest.mark.subprocess
 def test_a_home_whose_parent_cannot_exist_is_one_line_and_exit_1(tmp_path: Path):
     """FRONTDESK_HOME under a regular file (a parent that cannot be made): one line naming it, status 1."""
     (tmp_path / "a-file").write_text("")
@@ -233,6 +234,7 @@ def _without_dac_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.subprocess
 def test_a_read_only_home_is_one_line_and_exit_1(tmp_path: Path):
     """FRONTDESK_HOME that the server may not write to: one line naming it, status 1."""
     home = tmp_path / "home"

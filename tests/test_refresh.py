@@ -146,10 +146,10 @@ async def test_flipped_character_is_invalid_grant(http, browser, confidential):
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(refresh_idle=1)], ids=["refresh-idle-1s"])
-async def test_idle_refresh_token_expires(http, browser, confidential, lifetimes):
+async def test_idle_refresh_token_expires(http, browser, confidential, lifetimes, clock):
     """A refresh token left unused past the idle lifetime is refused with invalid_grant."""
     first = await tokens_for(http, browser, confidential)
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert_error(await refresh(http, confidential, first["refresh_token"]), 400, "invalid_grant")
 
 

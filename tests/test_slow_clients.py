@@ -24,6 +24,9 @@ from frontdesk.cli import _parser, _settings
 from frontdesk.config import ConfigError, ServerLimits, load_settings
 from servers import START_ATTEMPTS, STOP_TIMEOUT, _environment, _free_port, _stop, _wait_until_ready
 
+# `frontdesk serve` in a process of its own, timed in seconds: the full matrix runs these, the quick loop does not.
+pytestmark = pytest.mark.subprocess
+
 SHORT = 2  # seconds: the header, body and shutdown timeouts under test
 PATIENCE = 30.0  # seconds the tests wait for what should take SHORT
 SLOW_CLIENTS = 300

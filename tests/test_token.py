@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -179,10 +178,10 @@ async def test_code_without_client_authentication_is_invalid_client(http, browse
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(code=1)], ids=["code-ttl-1s"])
-async def test_expired_code_is_invalid_grant(http, browser, confidential, lifetimes):
+async def test_expired_code_is_invalid_grant(http, browser, confidential, lifetimes, clock):
     """A code redeemed after its lifetime is refused with invalid_grant."""
     code, verifier = await code_for(browser, confidential)
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert_error(await redeem(http, confidential, code, verifier), 400, "invalid_grant")
 
 

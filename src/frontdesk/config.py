@@ -18,6 +18,7 @@ __all__ = [
     "BackchannelLogout",
     "ConfigError",
     "Lifetimes",
+    "PasswordHashing",
     "RateLimits",
     "SecondFactorPolicy",
     "ServerLimits",
@@ -141,6 +142,25 @@ class ServerLimits:
     shutdown_timeout: int = 10  # seconds after SIGTERM before requests still running are cancelled
 
 
+# OWASP's Password Storage Cheat Sheet: argon2id minimums, each (memory KiB, iterations) at parallelism 1 an equal
+# trade-off. A cost that reaches none of them is refused unless the named relaxation is set.
+ARGON2ID_FLOORS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHashing:
+    """``[passwords]``: the argon2id cost of each new password hash (RFC 9106). A hash carries the cost it was made
+    with, so a change applies to passwords set from then on and every stored hash still verifies. The defaults are
+    argon2-cffi's, RFC 9106's second recommended option."""
+
+    time_cost: int = 3  # iterations
+    memory_cost: int = 65536  # KiB
+    parallelism: int = 4
+
+    def below_floor(self) -> bool:
+        return not any(self.memory_cost >= m and self.time_cost >= t for m, t in ARGON2ID_FLOORS)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     home: Path = Path("var")
@@ -152,6 +172,8 @@ class Settings:
     log_level: str = "INFO"
     # Named relaxation: allow a plain-http issuer that is not loopback (development only; logged at start).
     allow_insecure_issuer: bool = False
+    # Named relaxation: allow [passwords] costs below OWASP's floor (test suites only; logged at start).
+    insecure_fast_password_hashing: bool = False
     access_token_alg: str = "ES256"
     id_token_alg: str = "RS256"
     max_body_bytes: int = 64 * 1024
@@ -162,6 +184,7 @@ class Settings:
     signin_throttle: SigninThrottle = field(default_factory=SigninThrottle)
     backchannel_logout: BackchannelLogout = field(default_factory=BackchannelLogout)
     server: ServerLimits = field(default_factory=ServerLimits)
+    passwords: PasswordHashing = field(default_factory=PasswordHashing)
     scopes: dict[str, str] = field(default_factory=dict)
     master_key: str = ""
     master_key_file: str = ""
@@ -214,7 +237,28 @@ class Settings:
         for name in ServerLimits.__dataclass_fields__:
             if getattr(self.server, name) < 1:
                 raise ConfigError(f"server.{name} must be at least 1")
+        self._check_password_hashing()
         return self
+
+    def _check_password_hashing(self) -> None:
+        cost = self.passwords
+        if cost.time_cost < 1 or cost.parallelism < 1 or cost.memory_cost < 8 * cost.parallelism:
+            raise ConfigError("passwords needs time_cost >= 1, parallelism >= 1 and memory_cost >= 8 * parallelism")
+        if not cost.below_floor():
+            return
+        if not self.insecure_fast_password_hashing:
+            floors = ", ".join(f"memory_cost {m} with time_cost {t}" for m, t in ARGON2ID_FLOORS)
+            raise ConfigError(
+                f"passwords: memory_cost {cost.memory_cost} with time_cost {cost.time_cost} is below OWASP's argon2id "
+                f"minimum (at least one of: {floors}); set FRONTDESK_INSECURE_FAST_PASSWORD_HASHING=1 for tests only"
+            )
+        log.warning(
+            "security relaxation: password hashing below OWASP's argon2id minimum (time_cost %d, memory_cost %d KiB, "
+            "parallelism %d); for tests only",
+            cost.time_cost,
+            cost.memory_cost,
+            cost.parallelism,
+        )
 
 
 _ENV_FIELDS: dict[str, tuple[str, type]] = {
@@ -223,6 +267,7 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "FRONTDESK_ISSUER": ("issuer", str),
     "FRONTDESK_LOG_LEVEL": ("log_level", str),
     "FRONTDESK_ALLOW_INSECURE_ISSUER": ("allow_insecure_issuer", bool),
+    "FRONTDESK_INSECURE_FAST_PASSWORD_HASHING": ("insecure_fast_password_hashing", bool),
     "FRONTDESK_ACCESS_TOKEN_ALG": ("access_token_alg", str),
     "FRONTDESK_MASTER_KEY": ("master_key", str),
     "FRONTDESK_MASTER_KEY_FILE": ("master_key_file", str),
@@ -234,6 +279,8 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
 }
 # ``[server]`` from the environment: FRONTDESK_SERVER_HEADER_TIMEOUT and so on, one variable a setting.
 _SERVER_ENV = {f"FRONTDESK_SERVER_{name.upper()}": name for name in ServerLimits.__dataclass_fields__}
+# ``[passwords]`` likewise: FRONTDESK_PASSWORDS_TIME_COST, _MEMORY_COST and _PARALLELISM.
+_PASSWORDS_ENV = {f"FRONTDESK_PASSWORDS_{name.upper()}": name for name in PasswordHashing.__dataclass_fields__}
 
 
 def _coerce(value: Any, kind: type, name: str) -> Any:
@@ -320,6 +367,7 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
         "signin_throttle",
         "backchannel_logout",
         "server",
+        "passwords",
     )
     plain = {f: t for f, t in Settings.__annotations__.items() if f not in structured}
     for key, value in data.items():
@@ -340,6 +388,8 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
             out["backchannel_logout"] = _section(key, BackchannelLogout, value)
         elif key == "server":
             out["server"] = _section(key, ServerLimits, value)
+        elif key == "passwords":
+            out["passwords"] = _section(key, PasswordHashing, value)
         elif key == "scopes":
             out["scopes"] = {
                 name: str(spec.get("description", "")) if isinstance(spec, dict) else str(spec)
@@ -351,6 +401,7 @@ def _from_toml(data: dict[str, Any]) -> dict[str, Any]:
                 "port": int,
                 "workers": int,
                 "allow_insecure_issuer": bool,
+                "insecure_fast_password_hashing": bool,
                 "max_body_bytes": int,
                 "max_proxy_body": int,
             }.get(key, str)
@@ -382,6 +433,9 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     server.update({k: v for k, v in (overrides.pop("server", None) or {}).items() if v is not None})
     if server:
         values["server"] = replace(values.get("server", ServerLimits()), **server)
+    passwords = {name: _coerce(env[var], int, var) for var, name in _PASSWORDS_ENV.items() if env.get(var, "") != ""}
+    if passwords:
+        values["passwords"] = replace(values.get("passwords", PasswordHashing()), **passwords)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("lifetimes"), dict):
         values["lifetimes"] = replace(Lifetimes(), **values["lifetimes"])

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import ConfigError, Settings
 from .crypto.aead import MasterKey, load_master_key
 from .crypto.keys import KeyRing
+from .crypto.passwords import use_cost
 from .protocol.scope import OIDC_SCOPES, parse_scope
 from .storage.clients import ClientStore
 from .storage.db import migrate, open_engine, transaction
@@ -170,6 +171,8 @@ def _warn_if_open(path: Path, what: str) -> None:
 
 def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
     prepare_home(settings)
+    cost = settings.passwords
+    use_cost(cost.time_cost, cost.memory_cost, cost.parallelism)
     engine = open_engine(settings.db_url)
     if run_migrations:
         migrate(engine)

@@ -381,6 +381,7 @@ def outage(private_postgres: PrivatePostgres, tmp_path_factory: pytest.TempPathF
         _stop(process)
 
 
+@pytest.mark.postgres
 def test_database_outage_answers_503_with_retry_after(outage: Outage):
     """While the database is down, every failed request is a 503 temporarily_unavailable JSON with Retry-After."""
     down = [s for s in outage.record if s.started >= outage.stopped and s.ended <= outage.restarting]
@@ -403,6 +404,7 @@ def test_database_outage_answers_503_with_retry_after(outage: Outage):
     )
 
 
+@pytest.mark.postgres
 def test_service_recovers_when_database_returns(outage: Outage):
     """Once the database is back, requests succeed again within 15 s without restarting frontdesk."""
     assert outage.recovered_after is not None, (
@@ -596,6 +598,7 @@ def worker_kill(shared_pg_admin: str, tmp_path_factory: pytest.TempPathFactory) 
         _drop_pg_database(shared_pg_admin, database_url)
 
 
+@pytest.mark.postgres
 def test_no_code_redeems_twice_across_a_worker_kill(worker_kill: tuple[Flows, Server]):
     """After a worker's SIGKILL, every code seen redeems at most once: a second redemption is always invalid_grant."""
     flows, server = worker_kill
@@ -620,6 +623,7 @@ def test_no_code_redeems_twice_across_a_worker_kill(worker_kill: tuple[Flows, Se
     assert not second, "a second redemption was not invalid_grant:\n" + "\n".join(second[:10])
 
 
+@pytest.mark.postgres
 def test_every_received_refresh_token_is_stored(worker_kill: tuple[Flows, Server]):
     """Every refresh token a client received, across a worker's SIGKILL, has its SHA-256 digest row stored."""
     flows, server = worker_kill
@@ -635,6 +639,7 @@ def test_every_received_refresh_token_is_stored(worker_kill: tuple[Flows, Server
     assert not missing, f"{len(missing)} of {len(flows.refresh_tokens)} received refresh tokens are not stored"
 
 
+@pytest.mark.postgres
 def test_requests_keep_being_served_after_a_worker_kill(worker_kill: tuple[Flows, Server]):
     """A worker's SIGKILL drops at most its own connections: flows keep completing and nothing answers 5xx."""
     flows, server = worker_kill

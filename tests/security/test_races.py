@@ -32,6 +32,9 @@ from frontdesk.storage.db import now, open_engine, transaction
 from frontdesk.storage.people import consented_scope, record_consent
 from servers import START_ATTEMPTS, START_TIMEOUT, Server, _environment, _free_port, _stop
 
+# Cross-process races on one shared PostgreSQL database.
+pytestmark = pytest.mark.postgres
+
 HTTP_TIMEOUT = httpx.Timeout(20.0)
 KEEPALIVE = 1.0  # seconds a client keeps an idle connection; uvicorn closes them after 5
 ROUNDS = 20  # codes (and refresh tokens) raced, one pair of requests each

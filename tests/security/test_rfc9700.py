@@ -9,7 +9,6 @@ form_post or logout are likewise absent; the tests below check the rest of each 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -375,10 +374,10 @@ async def test_BCP_14_code_bound_to_client_4_5(http, browser, public, confidenti
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(code=1)], ids=["code-ttl-1s"])
-async def test_BCP_15_code_expires_shortly_o21_4_1_2(http, browser, confidential, lifetimes):
+async def test_BCP_15_code_expires_shortly_o21_4_1_2(http, browser, confidential, lifetimes, clock):
     """A code redeemed after its (shortened) lifetime is invalid_grant, and no lifetime over 10 minutes is allowed."""
     code, verifier = await code_for(browser, confidential)
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert_error(await redeem(http, confidential, code, verifier), 400, "invalid_grant")
     with pytest.raises(ConfigError):
         Settings(issuer=ISSUER, lifetimes=Lifetimes(code=601)).validated()
@@ -498,10 +497,10 @@ async def test_BCP_22_refresh_token_integrity_4_14_2(http, browser, confidential
 
 
 @pytest.mark.parametrize("lifetimes", [Lifetimes(refresh_idle=1)], ids=["refresh-idle-1s"])
-async def test_BCP_23_refresh_token_expires_when_idle_4_14_2(http, browser, confidential, lifetimes):
+async def test_BCP_23_refresh_token_expires_when_idle_4_14_2(http, browser, confidential, lifetimes, clock):
     """A refresh token left unused past the (shortened) idle lifetime is invalid_grant."""
     token = (await tokens_for(http, browser, confidential))["refresh_token"]
-    await asyncio.sleep(2.1)
+    clock.advance(2.1)
     assert_error(await refresh_as(http, confidential, token), 400, "invalid_grant")
 
 

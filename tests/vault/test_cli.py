@@ -16,6 +16,9 @@ from sqlalchemy import MetaData, create_engine, select
 from conftest import ISSUER, remember
 from frontdesk.storage.db import normalise_url
 
+# Each command is a `python -m frontdesk` of its own: the full matrix runs these, the quick loop does not.
+pytestmark = pytest.mark.subprocess
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 SECRET = "google-client-secret-value-123456"
 

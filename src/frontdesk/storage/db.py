@@ -10,7 +10,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "DB",
     "Busy",
     "Raw",
+    "clock",
     "fetch",
     "migrate",
     "no_wait",
@@ -50,8 +51,13 @@ BUSY_TIMEOUT_MS = 30000
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout
 
 
+# The wall clock behind ``now``: every lifetime, expiry and timestamp frontdesk stores or checks is read through it,
+# so that a test can move time forward (tests/conftest.py ``clock``) instead of sleeping.
+clock: Callable[[], float] = time.time
+
+
 def now() -> int:
-    return int(time.time())
+    return int(clock())
 
 
 def normalise_url(url: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..crypto.passwords import DUMMY_HASH, hash_password, verify_password
+from ..crypto.passwords import hash_password, verify_password
 from ..secret import digest, new_token
 from .db import now, transaction
 from .schema import Consent, Grant, Passkey, RecoveryCode, Session, SessionGrant, TotpSecret, UpstreamIdentity, User
@@ -143,14 +143,14 @@ class UserStore:
         with transaction(self._engine, readonly=True) as conn:
             row = conn.execute(select(User).where(User.username == username)).first()
         if row is None:
-            verify_password(DUMMY_HASH, password)  # same cost as a real check: no enumeration by timing
+            verify_password(None, password)  # same cost as a real check: no enumeration by timing
             return None
         return _user(row) if verify_password(row.password_hash, password) else None
 
     def password_matches(self, user_id: str, password: str) -> bool:
         with transaction(self._engine, readonly=True) as conn:
             stored = conn.execute(select(User.password_hash).where(User.id == user_id)).scalar()
-        return verify_password(stored or DUMMY_HASH, password) and stored is not None
+        return verify_password(stored, password)
 
     def set_password(self, conn: Connection, user_id: str, password_hash: str) -> None:
         """Store a hash made by ``hash_password`` outside the transaction (argon2 is slow on purpose)."""
