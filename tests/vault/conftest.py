@@ -34,16 +34,30 @@ def fake_options() -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake(fake_options: dict[str, Any]) -> Iterator[Fake]:
-    with running(Fake(**fake_options)) as provider:
+def fake_class() -> type[Fake]:
+    """Override in a test module to play the provider with a subclass of the fake."""
+    return Fake
+
+
+@pytest.fixture
+def fake(fake_class: type[Fake], fake_options: dict[str, Any]) -> Iterator[Fake]:
+    with running(fake_class(**fake_options)) as provider:
         yield provider
 
 
 @pytest.fixture
-def vault(fd: Frontdesk, fake: Fake, tmp_path: Any, secrets_seen: set[str]) -> Vault:
+def provider_file_options() -> dict[str, str]:
+    """Override in a test module for more keys in the fake's catalog file (raw TOML values)."""
+    return {}
+
+
+@pytest.fixture
+def vault(
+    fd: Frontdesk, fake: Fake, provider_file_options: dict[str, str], tmp_path: Any, secrets_seen: set[str]
+) -> Vault:
     """The vault of ``fd``, with the fake provider in the operator's catalog directory and an integration for it."""
     providers = tmp_path / "providers"
-    fake.provider_file(providers)
+    fake.provider_file(providers, **provider_file_options)
     fd.settings = dataclasses.replace(fd.settings, vault_providers_dir=str(providers))
     vault = reopen(fd)
     vault.add_integration("cal", "fake", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])

@@ -4,10 +4,7 @@ always sends one, is refused before anything is exchanged, attached or used up."
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,15 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from conftest import ISSUER, remember
+from conftest import ISSUER
 from frontdesk.core import Frontdesk
 from frontdesk.storage import audit
 from frontdesk.storage.schema import VaultConnection, VaultConnectSession
-from frontdesk.vault import store
 from frontdesk.vault.service import Vault
 
 from .conftest import connect_link, open_link, remember_tokens, reopen
-from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
+from .fake_provider import Fake
 
 MIX_UP = "https://attacker.example"
 
@@ -64,32 +60,13 @@ class OpenIdFake(Fake):
 
 
 @pytest.fixture
-def fake_options() -> dict[str, Any]:
-    return {}
+def fake_class() -> type[Fake]:
+    return OpenIdFake
 
 
 @pytest.fixture
-def fake(fake_options: dict[str, Any]) -> Iterator[OpenIdFake]:
-    with running(OpenIdFake(**fake_options)) as provider:
-        yield provider
-
-
-@pytest.fixture
-def vault(fd: Frontdesk, fake: OpenIdFake, tmp_path: Path, secrets_seen: set[str]) -> Vault:
-    providers = tmp_path / "providers"
-    fake.provider_file(providers, discovery_url=f'"{fake.base}/.well-known/openid-configuration"')
-    fd.settings = dataclasses.replace(fd.settings, vault_providers_dir=str(providers))
-    vault = reopen(fd)
-    vault.add_integration("cal", "fake", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
-    remember(secrets_seen, CLIENT_SECRET)
-    return vault
-
-
-@pytest.fixture
-def api_key(vault: Vault, secrets_seen: set[str]) -> str:
-    _, key = store.create_api_key(vault.engine, "platform backend")
-    remember(secrets_seen, key.value)
-    return key.value
+def provider_file_options(fake: OpenIdFake) -> dict[str, str]:
+    return {"discovery_url": f'"{fake.base}/.well-known/openid-configuration"'}
 
 
 async def _sent_back(http: httpx.AsyncClient, key: str) -> httpx.URL:

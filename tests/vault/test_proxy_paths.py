@@ -5,7 +5,6 @@ a 400, not a 500 (vault/paths.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from frontdesk.vault.paths import PathRefused, api_path, api_query, remove_dot_segments
 
 from .conftest import bearer, connected, remember_tokens
-from .fake_provider import Fake, running
+from .fake_provider import Fake
 
 pytestmark = pytest.mark.usefixtures("vault")
 
@@ -35,9 +34,8 @@ class RawFake(Fake):
 
 
 @pytest.fixture
-def fake(fake_options: dict[str, Any]) -> Any:
-    with running(RawFake(**fake_options)) as provider:
-        yield provider
+def fake_class() -> type[Fake]:
+    return RawFake
 
 
 @pytest.fixture

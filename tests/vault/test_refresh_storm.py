@@ -9,9 +9,8 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy import select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conftest import ISSUER, remember
+from conftest import ISSUER
 from frontdesk.core import Frontdesk, open_frontdesk
 from frontdesk.storage import audit
 from frontdesk.storage.schema import VaultConnection
@@ -32,8 +31,8 @@ from frontdesk.vault.refresh import Refresher, due, margin
 from frontdesk.vault.service import Vault
 from frontdesk.web import create_app
 
-from .conftest import bearer, connected, remember_tokens, reopen
-from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
+from .conftest import bearer, connected, remember_tokens
+from .fake_provider import Fake
 
 TOKEN_LIFETIME = 30  # seconds: shorter than the default margin
 STORM = 30  # proxied calls at once after expiry
@@ -54,28 +53,19 @@ class SlowFake(Fake):
 
 
 @pytest.fixture
-def fake() -> Iterator[SlowFake]:
-    with running(SlowFake(expires_in=TOKEN_LIFETIME, refresh_delay=REFRESH_DELAY)) as provider:
-        yield provider
+def fake_class() -> type[Fake]:
+    return SlowFake
 
 
 @pytest.fixture
-def vault(fd: Frontdesk, fake: SlowFake, tmp_path: Path, secrets_seen: set[str]) -> Vault:
-    """The fake provider with the catalog's default margin (300 s), which its 30 s tokens never outlive."""
-    providers = tmp_path / "providers"
-    fake.provider_file(providers, refresh_margin="300")
-    fd.settings = dataclasses.replace(fd.settings, vault_providers_dir=str(providers))
-    vault = reopen(fd)
-    vault.add_integration("cal", "fake", CLIENT_ID, CLIENT_SECRET, ["calendar.read"])
-    remember(secrets_seen, CLIENT_SECRET)
-    return vault
+def fake_options() -> dict[str, Any]:
+    return {"expires_in": TOKEN_LIFETIME, "refresh_delay": REFRESH_DELAY}
 
 
 @pytest.fixture
-def api_key(vault: Vault, secrets_seen: set[str]) -> str:
-    _, key = store.create_api_key(vault.engine, "platform backend")
-    remember(secrets_seen, key.value)
-    return key.value
+def provider_file_options() -> dict[str, str]:
+    """The catalog's default margin (300 s), which the fake's 30 s tokens never outlive."""
+    return {"refresh_margin": "300"}
 
 
 @pytest.fixture
