@@ -4,8 +4,6 @@ session changed in between, the request starts over for whoever is signed in now
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import time
 from typing import Any
@@ -20,6 +18,7 @@ from frontdesk.protocol import rfc6238
 from frontdesk.second_factor import begin_enrolment, confirm_enrolment
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.schema import Session
+from test_second_factor import claims_of
 
 BOB_PASSWORD = "bob's own passphrase"
 SCOPE = "openid profile"
@@ -51,12 +50,6 @@ def authorize_params(client: Registered, challenge: str, **extra: str) -> dict[s
         "nonce": "n",
         **extra,
     }
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
 
 
 async def press(http: httpx.AsyncClient, consent: httpx.Response, decision: str = "allow") -> httpx.Response:

@@ -4,8 +4,6 @@ tokens on a password-only (or provider-only) sign-in, whichever way the person c
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import replace
 
@@ -18,6 +16,7 @@ from frontdesk.config import SecondFactorPolicy
 from frontdesk.signin import Asked, Next, SignInFacts, next_step
 from frontdesk.tokens import ACR_MFA
 from test_device import assert_error, poll, started
+from test_second_factor import claims_of
 
 NOBODY = SecondFactorPolicy()
 T = 1_000_000
@@ -163,7 +162,7 @@ async def test_device_approval_needs_the_step_up_first(http, browser, public, se
     assert done.status_code == 200, done.text
     tokens = await poll(http, public, body["device_code"])
     assert tokens.status_code == 200, tokens.text
-    claims = json.loads(base64.urlsafe_b64decode(tokens.json()["id_token"].split(".")[1] + "=="))
+    claims = claims_of(tokens.json()["id_token"])
     assert "mfa" in claims["amr"]  # the ID token says how the approver signed in, not a password alone
     assert claims["acr"] == ACR_MFA
 
