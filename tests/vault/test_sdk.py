@@ -422,3 +422,22 @@ def test_all_names_every_public_definition() -> None:
         if not name.startswith("_") and inspect.isclass(value) and value.__module__ == sdk.__name__
     }
     assert set(sdk.__all__) == public
+
+
+@pytest.mark.usefixtures("person")
+async def test_links_made_through_the_sdk_name_the_account_and_can_be_bound_to_a_person(
+    client: Either, http: httpx.AsyncClient, fd: Frontdesk
+) -> None:
+    """display_name and subject reach the vault from both check and connect_session: the link's page names the
+    account, and a subject-bound link sends a signed-out browser to sign in first."""
+    session = await client.connect_session("u-123", "cal", display_name="Pat at Example Corp")
+    page = await http.get(session.connect_url.removeprefix(ISSUER))
+    assert page.status_code == 200, page.text
+    assert "Pat at Example Corp" in page.text
+
+    alice = next(u.id for u in fd.users.list() if u.username == "alice")
+    needed = await client.check("u-456", "cal", subject=alice)
+    assert isinstance(needed, AuthorizationRequired)
+    page = await http.get(needed.authorization_url.removeprefix(ISSUER))
+    assert page.status_code == 303, page.text  # to sign in as alice first
+    assert "/interaction/" in page.headers["location"]

@@ -123,6 +123,18 @@ class ConnectSession:
 
 
 @dataclass(frozen=True, slots=True)
+class _Owner:
+    """Whose account a connect link is for, as the link's page shows it: ``display_name``, the platform's name
+    for its user; ``subject``, a frontdesk person's id, when the link must work only for that person signed in."""
+
+    display_name: str | None = None
+    subject: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("display_name", self.display_name), ("subject", self.subject)) if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class _Resolved:
     connection_id: str
     scopes: frozenset[str]
@@ -141,8 +153,10 @@ class _Core:
 
     # --- the operations ----------------------------------------------------------------------------------------
 
-    def check(self, user: str, integration: str, scopes: Sequence[str]) -> Flow[Connection | AuthorizationRequired]:
-        body = {"user": user, "integration": integration, "scopes": list(scopes)}
+    def check(
+        self, user: str, integration: str, scopes: Sequence[str], owner: _Owner
+    ) -> Flow[Connection | AuthorizationRequired]:
+        body = {"user": user, "integration": integration, "scopes": list(scopes), **owner.fields()}
         answer = self._ok((yield self._build("POST", "/vault/check", json=body)))
         if answer.get("status") == "connected":
             connection = Connection.from_json(answer["connection"])
@@ -194,8 +208,9 @@ class _Core:
         scopes: Sequence[str],
         params: Mapping[str, str] | None,
         return_url: str | None,
+        owner: _Owner,
     ) -> Flow[ConnectSession]:
-        body: dict[str, Any] = {"user": user, "integration": integration, "scopes": list(scopes)}
+        body: dict[str, Any] = {"user": user, "integration": integration, "scopes": list(scopes), **owner.fields()}
         if params:
             body["params"] = dict(params)
         if return_url is not None:
@@ -216,7 +231,7 @@ class _Core:
         cached = self.resolved.get((user, integration))
         if cached is not None and cached.until > time.monotonic() and cached.scopes.issuperset(scopes):
             return cached.connection_id
-        found = yield from self.check(user, integration, scopes)
+        found = yield from self.check(user, integration, scopes, _Owner())
         return found if isinstance(found, AuthorizationRequired) else found.id
 
     def _remember(self, connection: Connection) -> None:
@@ -358,8 +373,18 @@ class VaultClient:
         call = _Call(params, json, content, data, headers)
         return self._run(self._core.request(user, integration, method, path, call, scopes))
 
-    def check(self, user: str, integration: str, scopes: Sequence[str] = ()) -> Connection | AuthorizationRequired:
-        return self._run(self._core.check(user, integration, scopes))
+    def check(
+        self,
+        user: str,
+        integration: str,
+        scopes: Sequence[str] = (),
+        *,
+        display_name: str | None = None,
+        subject: str | None = None,
+    ) -> Connection | AuthorizationRequired:
+        """The connection, or the answer to give the person: its link names ``display_name`` (the person's name on
+        the platform) and, with ``subject`` (a frontdesk person's id), works only for that person signed in."""
+        return self._run(self._core.check(user, integration, scopes, _Owner(display_name, subject)))
 
     def connections(self, user: str, integration: str | None = None) -> list[Connection]:
         return self._run(self._core.connections(user, integration))
@@ -371,8 +396,13 @@ class VaultClient:
         scopes: Sequence[str] = (),
         params: Mapping[str, str] | None = None,
         return_url: str | None = None,
+        *,
+        display_name: str | None = None,
+        subject: str | None = None,
     ) -> ConnectSession:
-        return self._run(self._core.connect_session(user, integration, scopes, params, return_url))
+        """A connect link for ``user``; ``display_name`` and ``subject`` as in :meth:`check`."""
+        owner = _Owner(display_name, subject)
+        return self._run(self._core.connect_session(user, integration, scopes, params, return_url, owner))
 
     def delete(self, connection_id: str) -> bool:
         """Revoke at the provider where it can and forget the connection; False when there was no such connection."""
@@ -438,9 +468,16 @@ class AsyncVaultClient:
         return await self._run(self._core.request(user, integration, method, path, call, scopes))
 
     async def check(
-        self, user: str, integration: str, scopes: Sequence[str] = ()
+        self,
+        user: str,
+        integration: str,
+        scopes: Sequence[str] = (),
+        *,
+        display_name: str | None = None,
+        subject: str | None = None,
     ) -> Connection | AuthorizationRequired:
-        return await self._run(self._core.check(user, integration, scopes))
+        """As :meth:`VaultClient.check`."""
+        return await self._run(self._core.check(user, integration, scopes, _Owner(display_name, subject)))
 
     async def connections(self, user: str, integration: str | None = None) -> list[Connection]:
         return await self._run(self._core.connections(user, integration))
@@ -452,8 +489,13 @@ class AsyncVaultClient:
         scopes: Sequence[str] = (),
         params: Mapping[str, str] | None = None,
         return_url: str | None = None,
+        *,
+        display_name: str | None = None,
+        subject: str | None = None,
     ) -> ConnectSession:
-        return await self._run(self._core.connect_session(user, integration, scopes, params, return_url))
+        """As :meth:`VaultClient.connect_session`."""
+        owner = _Owner(display_name, subject)
+        return await self._run(self._core.connect_session(user, integration, scopes, params, return_url, owner))
 
     async def delete(self, connection_id: str) -> bool:
         return await self._run(self._core.delete(connection_id))
