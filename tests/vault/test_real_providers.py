@@ -280,6 +280,10 @@ def wait_until_due(platform: Platform, connection_id: str, margin: int = 0, boun
     margin, until it has expired (the expiry the vault recorded is never later than the provider's: it counts from
     after the token response, in whole seconds). A wait on the clock, bounded by ``bound`` seconds."""
     connection = platform.connection(connection_id)
+    if margin and connection.get("refreshed_at") is not None:
+        # The vault's own cap (vault.refresh.margin): never more than half the lifetime the provider gave, which
+        # may be a second short of the configured TTL (the provider counts from its issue time, in whole seconds).
+        margin = min(margin, (connection["expires_at"] - connection["refreshed_at"]) // 2)
     at = connection["expires_at"] - margin
     remaining = at - time.time()
     assert remaining <= bound + 1, connection
