@@ -27,7 +27,11 @@ SCOPE = "openid profile offline_access"
 
 
 def params(client: Registered, **extra: str) -> dict[str, str]:
-    _, challenge = pkce()
+    return authorize_params(client, pkce()[1], **extra)
+
+
+def authorize_params(client: Registered, challenge: str, **extra: str) -> dict[str, str]:
+    """An authorization request for ``client`` with the S256 ``challenge`` (its verifier kept by the caller)."""
     return {
         "response_type": "code",
         "client_id": client.client_id,

@@ -18,7 +18,7 @@ from frontdesk.protocol import rfc6238
 from frontdesk.second_factor import begin_enrolment, confirm_enrolment
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.schema import Session
-from test_second_factor import claims_of
+from test_second_factor import authorize_params, claims_of
 
 BOB_PASSWORD = "bob's own passphrase"
 SCOPE = "openid profile"
@@ -38,20 +38,6 @@ def bob(fd, secrets_seen: set[str]) -> tuple[str, str]:
     return user.id, secret
 
 
-def authorize_params(client: Registered, challenge: str, **extra: str) -> dict[str, str]:
-    return {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": client.redirect_uri,
-        "scope": SCOPE,
-        "state": "s",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "nonce": "n",
-        **extra,
-    }
-
-
 async def press(http: httpx.AsyncClient, consent: httpx.Response, decision: str = "allow") -> httpx.Response:
     action = re.search(r'<form method="post" action="([^"]+)"', consent.text)
     assert action, consent.text
@@ -61,7 +47,7 @@ async def press(http: httpx.AsyncClient, consent: httpx.Response, decision: str 
 async def alice_at_consent(http: httpx.AsyncClient, client: Registered, person: tuple[str, str]) -> tuple[Any, str]:
     """Tab 1: Alice signs in with her password only and stops at consent; the consent page and the verifier."""
     verifier, challenge = pkce()
-    login = await follow(http, await http.get("/authorize", params=authorize_params(client, challenge)))
+    login = await follow(http, await http.get("/authorize", params=authorize_params(client, challenge, scope=SCOPE)))
     consent = await follow(http, await sign_in_form(http, login, *person))
     assert 'value="allow"' in consent.text, consent.text
     assert "Signed in as alice." in consent.text
@@ -71,7 +57,7 @@ async def alice_at_consent(http: httpx.AsyncClient, client: Registered, person: 
 async def bob_signs_in_elsewhere(http: httpx.AsyncClient, client: Registered, secret: str) -> httpx.Response:
     """Tab 2, same browser: Bob signs in with his password and app code (prompt=login); where that leads."""
     _, challenge = pkce()
-    request = authorize_params(client, challenge, prompt="login")
+    request = authorize_params(client, challenge, scope=SCOPE, prompt="login")
     login = await follow(http, await http.get("/authorize", params=request))
     step = await follow(http, await sign_in_form(http, login, "bob", BOB_PASSWORD))
     assert "Enter your code" in step.text, step.text
@@ -130,7 +116,9 @@ async def test_resuming_after_another_sign_in_starts_over_for_the_new_person(
     """An interaction resumed after another person signed in (and consented before) answers with that person's
     code, never one for the person who began it."""
     verifier, challenge = pkce()
-    login = await follow(http, await http.get("/authorize", params=authorize_params(confidential, challenge)))
+    login = await follow(
+        http, await http.get("/authorize", params=authorize_params(confidential, challenge, scope=SCOPE))
+    )
     # Alice's password is accepted, but the browser is sent on only later: the interaction is bound to her sign-in.
     signed = await sign_in_form(http, login, *person)
     assert signed.status_code == 303
