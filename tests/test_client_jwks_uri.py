@@ -14,7 +14,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from frontdesk import client_auth
+from frontdesk.oauth import client_auth
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
 from frontdesk.storage.clients import ClientError
 

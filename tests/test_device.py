@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ISSUER, Browser, Registered, basic, csrf_of, query
 from frontdesk.config import Lifetimes
-from frontdesk.grant_types import DEVICE_CODE
+from frontdesk.oauth.grants import DEVICE_CODE
 from frontdesk.protocol.rfc8628 import ALPHABET
 from frontdesk.storage.db import transaction
 from frontdesk.storage.device import device_for

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from conftest import ISSUER, Browser, Registered, basic, code_for, csrf_of, query
 from frontdesk.core import open_frontdesk
-from frontdesk.logout import BACKCHANNEL_EVENT, Ended, deliver_due, end_sessions
+from frontdesk.oauth.logout import BACKCHANNEL_EVENT, Ended, deliver_due, end_sessions
 from frontdesk.storage import audit
 from frontdesk.storage.clients import ClientError
 from frontdesk.storage.db import now, transaction

@@ -28,9 +28,9 @@ from accounts import (
     unb64url,
 )
 from conftest import ISSUER, Registered, basic, csrf_of, pkce, query, remember
+from frontdesk.oauth.tokens import ACR_MFA, ACR_PASSWORD
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.schema import Passkey, Session, WebAuthnChallenge
-from frontdesk.tokens import ACR_MFA, ACR_PASSWORD
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from sqlalchemy import select, update
 from accounts import account_page, follow, post_code, recovery_codes_on, secret_on, totp_code
 from conftest import Browser, Registered, basic, csrf_of, pkce, query, remember
 from frontdesk.config import ConfigError, RateLimits, SecondFactorPolicy, load_settings
+from frontdesk.oauth.tokens import ACR_MFA, ACR_PASSWORD
 from frontdesk.protocol import rfc6238
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.schema import RecoveryCode, Session, TotpSecret
-from frontdesk.tokens import ACR_MFA, ACR_PASSWORD
 
 SCOPE = "openid profile offline_access"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from frontdesk.client_auth import presented_credentials
+from frontdesk.oauth.client_auth import presented_credentials
 from frontdesk.protocol.forms import parse_form
 from frontdesk.secret import PREFIXES, Secret, digest, new_token, same
 

@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 
 from accounts import follow, post_code, sign_in_form, totp_code
 from conftest import Registered, basic, csrf_of, pkce, query, remember
+from frontdesk.oauth.second_factor import begin_enrolment, confirm_enrolment
 from frontdesk.protocol import rfc6238
-from frontdesk.second_factor import begin_enrolment, confirm_enrolment
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.schema import Session
 from test_second_factor import authorize_params, claims_of

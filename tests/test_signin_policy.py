@@ -13,8 +13,8 @@ import pytest
 from accounts import follow, post_code, recovery_codes_on, secret_on, sign_in_form, totp_code
 from conftest import Browser, csrf_of, remember
 from frontdesk.config import SecondFactorPolicy
-from frontdesk.signin import Asked, Next, SignInFacts, next_step
-from frontdesk.tokens import ACR_MFA
+from frontdesk.oauth.signin import Asked, Next, SignInFacts, next_step
+from frontdesk.oauth.tokens import ACR_MFA
 from test_device import assert_error, poll, started
 from test_second_factor import claims_of
 

@@ -1,5 +1,6 @@
-"""Sign-in throttling (frontdesk.throttle): failures cost a growing, capped wait, per account at an address and per
-address, while nobody can lock a person out from elsewhere. The clock is the test's own: every call takes ``at``."""
+"""Sign-in throttling (frontdesk.oauth.signin_throttle): failures cost a growing, capped wait, per account at an
+address and per address, while nobody can lock a person out from elsewhere. The clock is the test's own: every
+call takes ``at``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 
 from conftest import ISSUER, Browser, csrf_of
 from frontdesk.config import SigninThrottle
+from frontdesk.oauth.signin_throttle import Refusal, delay_after, record_failure, record_success, refusal, wait_for
 from frontdesk.storage import audit
 from frontdesk.storage.db import now
 from frontdesk.storage.throttle import Failures
-from frontdesk.throttle import Refusal, delay_after, record_failure, record_success, refusal, wait_for
 from frontdesk.web import create_app
 from frontdesk.web.throttle import in_words
 from test_authorize import params_for

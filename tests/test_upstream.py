@@ -21,11 +21,11 @@ from joserfc.jwk import OctKey, RSAKey
 from sqlalchemy import select
 
 from conftest import ISSUER, MASTER_KEY, Browser, Registered, basic, csrf_of, pkce, query, remember
+from frontdesk.oauth.signin_throttle import record_failure, refusal
 from frontdesk.secret import Secret, digest
 from frontdesk.storage import audit
 from frontdesk.storage.db import now
 from frontdesk.storage.schema import UpstreamIdentity, User
-from frontdesk.throttle import record_failure, refusal
 from frontdesk.upstream import ProviderError, add_provider, list_providers, remove_provider
 from frontdesk.upstream.id_token import InvalidIdToken, validate_id_token
 from frontdesk.web import create_app

@@ -106,7 +106,8 @@ class SecondFactorPolicy:
 
 @dataclass(frozen=True, slots=True)
 class SigninThrottle:
-    """Progressive delays after failed sign-ins, shared by every process (the policy: ``frontdesk.throttle``)."""
+    """Progressive delays after failed sign-ins, shared by every process (the policy:
+    ``frontdesk.oauth.signin_throttle``)."""
 
     enabled: bool = True
     free_per_account_and_ip: int = 5  # failures one address may make for one account before it must wait

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from frontdesk.client_auth import presented_credentials
 from frontdesk.errors import InvalidClient, InvalidRequest
+from frontdesk.oauth.client_auth import presented_credentials
 from frontdesk.protocol.forms import Params
 from frontdesk.protocol.rfc7523 import unverified_subject, verify_assertion
 

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core import Frontdesk
-from ..logout import end_sessions
+from ..oauth.logout import end_sessions
+from ..oauth.second_factor import has_second_factor
 from ..protocol.forms import Params
 from ..protocol.rfc8176 import HWK, OTP, PWD, SWK
-from ..second_factor import has_second_factor
 from ..storage import audit
 from ..storage.connected_apps import connected_apps, disconnect_app
 from ..storage.db import now, transaction

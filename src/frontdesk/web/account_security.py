@@ -17,16 +17,22 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..crypto.passwords import hash_password
 from ..errors import RateLimited
-from ..limits import check, count_failure
-from ..passkeys import PasskeyError, register, registration_options
+from ..oauth.passkeys import PasskeyError, register, registration_options
+from ..oauth.rate_limits import check, count_failure
+from ..oauth.second_factor import (
+    attempt_limits,
+    begin_enrolment,
+    confirm_enrolment,
+    has_second_factor,
+    new_recovery_codes,
+)
+from ..oauth.signin_throttle import record_failure, refusal
 from ..protocol.forms import Params
-from ..second_factor import attempt_limits, begin_enrolment, confirm_enrolment, has_second_factor, new_recovery_codes
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.passkeys import passkeys_of, remove_passkey, rename_passkey
 from ..storage.people import UserError, check_new_password, close_other_sessions
 from ..storage.second_factor import recovery_codes_left, remove_second_factor
-from ..throttle import record_failure, refusal
 from .account import Visitor, back_to, posted, reauthenticated, render, signed_in_visitor, visitor_form
 from .authorize import too_many
 from .http import client_ip, json_response

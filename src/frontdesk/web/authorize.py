@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..authorization import (
+from ..core import Frontdesk
+from ..errors import AccessDenied, ConsentRequired, InteractionRequired, LoginRequired, OAuthError, RateLimited
+from ..oauth.authorization import (
     AuthorizationRequest,
     error_redirect,
     issue_code,
@@ -24,15 +26,8 @@ from ..authorization import (
     success_redirect,
     validate,
 )
-from ..core import Frontdesk
-from ..errors import AccessDenied, ConsentRequired, InteractionRequired, LoginRequired, OAuthError, RateLimited
-from ..limits import authorize_limits, count_and_check
-from ..protocol.forms import Params
-from ..protocol.redirect_uri import check_redirect_uri
-from ..protocol.rfc8176 import PWD
-from ..protocol.scope import OIDC_SCOPES
-from ..secret import same
-from ..signin import (
+from ..oauth.rate_limits import authorize_limits, count_and_check
+from ..oauth.signin import (
     Next,
     Visit,
     asked_of_request,
@@ -43,11 +38,16 @@ from ..signin import (
     open_for,
     signed_in,
 )
+from ..oauth.signin_throttle import record_failure, record_success, refusal
+from ..protocol.forms import Params
+from ..protocol.redirect_uri import check_redirect_uri
+from ..protocol.rfc8176 import PWD
+from ..protocol.scope import OIDC_SCOPES
+from ..secret import same
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.interactions import InteractionRow, finish_interaction, interaction_for
 from ..storage.people import SessionRow, record_consent, session_for
-from ..throttle import record_failure, record_success, refusal
 from ..upstream import sign_in_buttons
 from .cookies import interaction_binding, session_token, set_interaction, set_session
 from .http import client_ip, read_form, read_params

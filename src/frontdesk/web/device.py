@@ -13,12 +13,12 @@ from starlette.responses import Response
 
 from ..core import Frontdesk
 from ..errors import OAuthError, RateLimited, UnauthorizedClient
-from ..grant_types import DEVICE_CODE, check_scope
-from ..limits import check, count_failure, user_code_limits
+from ..oauth.grants import DEVICE_CODE, check_scope
+from ..oauth.rate_limits import check, count_failure, user_code_limits
+from ..oauth.signin import Asked, Next, facts_of, next_step
 from ..protocol.rfc8628 import format_user_code, normalise_user_code
 from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import parse_scope
-from ..signin import Asked, Next, facts_of, next_step
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.device import decide_device, device_by_user_code, insert_device

@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from ..config import SIGNING_ALGS
 from ..core import Frontdesk
-from ..grant_types import GRANT_TYPES
+from ..oauth.grants import GRANT_TYPES
+from ..oauth.tokens import ACR_VALUES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
 from ..storage.clients import AUTH_METHODS
-from ..tokens import ACR_VALUES
 from .http import run_sync
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from ..core import Frontdesk
 from ..errors import OAuthError
-from ..logout import LogoutRequest, deliver_due, end_sessions, parse_logout_request
+from ..oauth.logout import LogoutRequest, deliver_due, end_sessions, parse_logout_request
 from ..protocol.forms import Params
 from ..secret import same
 from ..storage.db import now, transaction

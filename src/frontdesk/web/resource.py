@@ -8,11 +8,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..client_auth import Presented
 from ..core import Frontdesk
 from ..errors import InsufficientScope, InvalidClient, InvalidRequest, InvalidToken, OAuthError
-from ..inspection import live_access_token, live_refresh_token, revoke
-from ..limits import Limit
+from ..oauth.client_auth import Presented
+from ..oauth.introspection import live_access_token, live_refresh_token, revoke
+from ..oauth.rate_limits import Limit
 from ..protocol.forms import Params
 from ..protocol.oidc import userinfo_claims
 from ..protocol.rfc6750 import bearer_token, www_authenticate

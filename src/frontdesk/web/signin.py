@@ -14,12 +14,12 @@ from starlette.responses import Response
 
 from ..core import Frontdesk
 from ..errors import RateLimited
-from ..limits import check, count_failure
-from ..passkeys import PasskeyError, authentication_options
-from ..passkeys import sign_in as passkey_sign_in
+from ..oauth.passkeys import PasskeyError, authentication_options
+from ..oauth.passkeys import sign_in as passkey_sign_in
+from ..oauth.rate_limits import check, count_failure
+from ..oauth.second_factor import attempt_limits, begin_enrolment, check_code, confirm_enrolment, has_second_factor
+from ..oauth.signin import Visit, signed_in
 from ..protocol.rfc8176 import MFA, OTP
-from ..second_factor import attempt_limits, begin_enrolment, check_code, confirm_enrolment, has_second_factor
-from ..signin import Visit, signed_in
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.interactions import InteractionRow, interaction_for

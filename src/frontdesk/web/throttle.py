@@ -1,10 +1,10 @@
-"""The answer to a sign-in try that must wait (``frontdesk.throttle``): 429, Retry-After, and plain words."""
+"""The answer to a sign-in try that must wait (``frontdesk.oauth.signin_throttle``): 429, Retry-After, plain words."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
-from ..throttle import Refusal
+from ..oauth.signin_throttle import Refusal
 from .pages import page
 
 __all__ = ["in_words", "too_many_attempts"]

@@ -5,18 +5,18 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..client_auth import (
+from ..core import Frontdesk
+from ..errors import InvalidClient, OAuthError
+from ..oauth.client_auth import (
     Presented,
     authenticate_client,
     fetch_client_keys,
     needs_published_keys,
     presented_credentials,
 )
-from ..core import Frontdesk
-from ..errors import InvalidClient, OAuthError
-from ..grant_types import Response as Body
-from ..grant_types import exchange
-from ..limits import Limit, check, client_auth_limits, count_failure
+from ..oauth.grants import Response as Body
+from ..oauth.grants import exchange
+from ..oauth.rate_limits import Limit, check, client_auth_limits, count_failure
 from ..protocol.forms import Params
 from ..storage.clients import ClientRecord
 from .http import client_ip, error_response, json_response, read_form, run_sync, run_write

@@ -18,11 +18,11 @@ from starlette.responses import RedirectResponse, Response
 
 from ..core import Frontdesk
 from ..errors import OAuthError
+from ..oauth.signin_throttle import record_failure, record_success, refusal
 from ..protocol.forms import Params
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.upstream import LoginRow, finish_login, login_of_interaction
-from ..throttle import record_failure, record_success, refusal
 from ..upstream import FED, ProviderKeys, Refused, begin, come_back, confirm_link, find_provider
 from .authorize import (
     START_AGAIN,

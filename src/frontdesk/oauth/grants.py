@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from .core import Frontdesk
-from .errors import (
+from ..core import Frontdesk
+from ..errors import (
     AccessDenied,
     AuthorizationPending,
     ExpiredToken,
@@ -26,15 +26,15 @@ from .errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from .protocol import rfc7636
-from .protocol.forms import Params
-from .protocol.rfc8707 import check_resource
-from .protocol.scope import OIDC_SCOPES, parse_scope
-from .storage import audit
-from .storage.clients import ClientRecord
-from .storage.db import Raw, now, raw_transaction, transaction
-from .storage.device import consume_device, device_for, poll_device
-from .storage.grants import (
+from ..protocol import rfc7636
+from ..protocol.forms import Params
+from ..protocol.rfc8707 import check_resource
+from ..protocol.scope import OIDC_SCOPES, parse_scope
+from ..storage import audit
+from ..storage.clients import ClientRecord
+from ..storage.db import Raw, now, raw_transaction, transaction
+from ..storage.device import consume_device, device_for, poll_device
+from ..storage.grants import (
     GrantRow,
     code_for,
     consume_code,

@@ -20,15 +20,15 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from .core import Frontdesk
-from .errors import InvalidClient, InvalidRequest
-from .protocol.forms import Params
-from .protocol.rfc7523 import ASSERTION_TYPE, unverified_subject, verify_assertion
-from .secret import Secret, digest, same
-from .storage.clients import ClientRecord
-from .storage.db import now, transaction
-from .storage.schema import UsedJti
-from .wire import loads
+from ..core import Frontdesk
+from ..errors import InvalidClient, InvalidRequest
+from ..protocol.forms import Params
+from ..protocol.rfc7523 import ASSERTION_TYPE, unverified_subject, verify_assertion
+from ..secret import Secret, digest, same
+from ..storage.clients import ClientRecord
+from ..storage.db import now, transaction
+from ..storage.schema import UsedJti
+from ..wire import loads
 
 __all__ = [
     "ClientKeys",

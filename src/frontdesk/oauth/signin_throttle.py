@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import SigninThrottle
-from .core import Frontdesk
-from .storage import audit
-from .storage.db import transaction
-from .storage.throttle import Failures, add_failure, clear_failures, failures_of
+from ..config import SigninThrottle
+from ..core import Frontdesk
+from ..storage import audit
+from ..storage.db import transaction
+from ..storage.throttle import Failures, add_failure, clear_failures, failures_of
 
 __all__ = ["Refusal", "delay_after", "record_failure", "record_success", "refusal", "wait_for"]
 

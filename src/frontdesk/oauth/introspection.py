@@ -12,11 +12,11 @@ from typing import Any
 
 from joserfc.errors import JoseError
 
-from .core import Frontdesk
-from .secret import PREFIXES
-from .storage import audit
-from .storage.db import now, transaction
-from .storage.grants import (
+from ..core import Frontdesk
+from ..secret import PREFIXES
+from ..storage import audit
+from ..storage.db import now, transaction
+from ..storage.grants import (
     refresh_for,
     revoke_access_token,
     revoke_grant,

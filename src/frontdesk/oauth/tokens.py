@@ -6,10 +6,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from .core import Frontdesk
-from .protocol.oidc import at_hash
-from .storage.clients import ClientRecord
-from .storage.grants import GrantRow
+from ..core import Frontdesk
+from ..protocol.oidc import at_hash
+from ..storage.clients import ClientRecord
+from ..storage.grants import GrantRow
 
 __all__ = ["ACR_MFA", "ACR_PASSWORD", "ACR_VALUES", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
 

@@ -37,9 +37,9 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .core import Frontdesk
-from .protocol.rfc8176 import HWK, MFA, SWK
-from .storage.passkeys import (
+from ..core import Frontdesk
+from ..protocol.rfc8176 import HWK, MFA, SWK
+from ..storage.passkeys import (
     add_passkey,
     passkey_by_credential,
     passkeys_of,
@@ -47,7 +47,7 @@ from .storage.passkeys import (
     take_challenge,
     used_passkey,
 )
-from .storage.people import UserRecord
+from ..storage.people import UserRecord
 
 __all__ = [
     "PasskeyError",

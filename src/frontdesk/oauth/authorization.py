@@ -11,25 +11,25 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import Connection
 
-from .core import Frontdesk
-from .errors import (
+from ..core import Frontdesk
+from ..errors import (
     InvalidRequest,
     RequestNotSupported,
     RequestUriNotSupported,
     UnauthorizedClient,
     UnsupportedResponseType,
 )
-from .grant_types import check_scope
+from ..protocol import rfc7636
+from ..protocol.forms import Params
+from ..protocol.rfc8707 import check_resource
+from ..protocol.scope import parse_scope
+from ..storage import audit
+from ..storage.clients import ClientRecord
+from ..storage.grants import insert_code, insert_grant
+from ..storage.logout import record_session_grant
+from ..storage.people import consented_scope
+from .grants import check_scope
 from .logout import check_id_token_hint
-from .protocol import rfc7636
-from .protocol.forms import Params
-from .protocol.rfc8707 import check_resource
-from .protocol.scope import parse_scope
-from .storage import audit
-from .storage.clients import ClientRecord
-from .storage.grants import insert_code, insert_grant
-from .storage.logout import record_session_grant
-from .storage.people import consented_scope
 
 __all__ = [
     "AuthorizationRequest",

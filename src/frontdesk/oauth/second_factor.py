@@ -18,13 +18,12 @@ import segno
 from markupsafe import Markup
 from sqlalchemy import Connection
 
-from .config import SecondFactorPolicy
-from .core import Frontdesk
-from .limits import Limit
-from .protocol import rfc6238
-from .secret import Secret
-from .storage.people import UserRecord
-from .storage.second_factor import (
+from ..config import SecondFactorPolicy
+from ..core import Frontdesk
+from ..protocol import rfc6238
+from ..secret import Secret
+from ..storage.people import UserRecord
+from ..storage.second_factor import (
     confirm_totp,
     replace_recovery_codes,
     start_totp,
@@ -32,6 +31,7 @@ from .storage.second_factor import (
     use_recovery_code,
     use_totp_step,
 )
+from .rate_limits import Limit
 from .tokens import ACR_MFA
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A limit is checked before the guessable step (a secret comparison, a code lookup) and an attempt is counted when it
 fails; a limit that is reached answers 429 with Retry-After until its window ends. Wrong passwords are not limited
-here: ``frontdesk.throttle`` answers them with growing delays.
+here: ``frontdesk.oauth.signin_throttle`` answers them with growing delays.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .core import Frontdesk
-from .errors import RateLimited
-from .storage.db import now, transaction
-from .storage.ratelimit import counts, hit
+from ..core import Frontdesk
+from ..errors import RateLimited
+from ..storage.db import now, transaction
+from ..storage.ratelimit import counts, hit
 
 __all__ = [
     "Limit",

@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from .config import SecondFactorPolicy
-from .core import Frontdesk
-from .protocol.rfc8176 import is_multi_factor
+from ..config import SecondFactorPolicy
+from ..core import Frontdesk
+from ..protocol.rfc8176 import is_multi_factor
+from ..storage import audit
+from ..storage.interactions import InteractionRow, attach_user, hold_for_second_factor, open_interaction
+from ..storage.people import SessionRow, close_session, open_session, session_for
 from .second_factor import has_second_factor, mfa_required
-from .storage import audit
-from .storage.interactions import InteractionRow, attach_user, hold_for_second_factor, open_interaction
-from .storage.people import SessionRow, close_session, open_session, session_for
 
 __all__ = [
     "Asked",

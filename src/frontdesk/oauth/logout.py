@@ -19,14 +19,14 @@ import httpx
 from joserfc.errors import JoseError
 from sqlalchemy import delete
 
-from .core import Frontdesk
-from .errors import InvalidRequest
-from .protocol.forms import Params
-from .storage import audit
-from .storage.clients import ClientRecord
-from .storage.db import now, transaction
-from .storage.grants import revoke_grant
-from .storage.logout import (
+from ..core import Frontdesk
+from ..errors import InvalidRequest
+from ..protocol.forms import Params
+from ..storage import audit
+from ..storage.clients import ClientRecord
+from ..storage.db import now, transaction
+from ..storage.grants import revoke_grant
+from ..storage.logout import (
     DeliveryRow,
     claim_delivery,
     drop_delivery,
@@ -36,7 +36,7 @@ from .storage.logout import (
     queue_delivery,
     session_uses,
 )
-from .storage.schema import Session
+from ..storage.schema import Session
 
 __all__ = [
     "BACKCHANNEL_EVENT",
