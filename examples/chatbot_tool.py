@@ -25,14 +25,15 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from frontdesk.vault.agent import (
+from frontdesk_sdk import (
     AsyncApi,
     AsyncToolContext,
+    AsyncVaultClient,
     AuthorizationRequiredResult,
+    VaultAPIError,
     is_authorization_required,
     needs_connection,
 )
-from frontdesk.vault.sdk import AsyncVaultClient, VaultAPIError
 
 # The integrations' names in the vault (`frontdesk vault integration add NAME --provider …`): the platform's names,
 # whatever provider the operator put behind them.

@@ -30,10 +30,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, MetaData, Table, create_engine, select, text
 
-from frontdesk.asgi import served
+from frontdesk.asgi import open_frontdesk, served
 from frontdesk.config import Lifetimes, PasswordHashing, RateLimits, Settings
-from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.core import Frontdesk
 from frontdesk.logs import JsonFormatter
+from frontdesk.oauth.registration import register
 from frontdesk.storage import db
 
 ISSUER = "https://as.example"
@@ -431,7 +432,8 @@ def person(fd: Frontdesk, secrets_seen: set[str]) -> tuple[str, str]:
 @pytest.fixture
 def confidential(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
     """Client C: confidential, client_secret_basic, all grants."""
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Calendar Helper",
         client_id="conf-client",
         redirect_uris=["https://app.example/cb"],
@@ -445,7 +447,8 @@ def confidential(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
 @pytest.fixture
 def second(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
     """Client C2: another confidential client."""
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Other App",
         client_id="other-client",
         redirect_uris=["https://other.example/cb"],
@@ -459,7 +462,8 @@ def second(fd: Frontdesk, secrets_seen: set[str]) -> Registered:
 @pytest.fixture
 def public(fd: Frontdesk) -> Registered:
     """Client P: public, PKCE, loopback and https redirect URIs."""
-    client, _ = fd.clients.create(
+    client, _ = register(
+        fd,
         name="Desktop App",
         client_id="public-client",
         auth_method="none",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import ISSUER, Browser, Registered, code_for, csrf_of, pkce, query
+from frontdesk.oauth.registration import register
 
 CONSENTED = "openid profile offline_access"  # what code_for consents to
 STATE = "xyz"
@@ -105,7 +106,8 @@ async def consent_page(browser: Browser, client: Registered, **overrides: str | 
 @pytest.fixture
 def two_uris(fd: Any) -> Registered:
     """A confidential client with two registered redirect URIs."""
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Two Doors",
         client_id="two-uris",
         redirect_uris=["https://app.example/cb", "https://app.example/cb2"],

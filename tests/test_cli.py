@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from conftest import ISSUER, Browser, Registered, code_for
-from frontdesk.cli import _settings
+from frontdesk.asgi import open_frontdesk
+from frontdesk.cli.context import settings_of
 from frontdesk.config import load_settings
-from frontdesk.core import open_frontdesk
 from frontdesk.web import create_app
 
 # Each command is a `python -m frontdesk` of its own: the full matrix runs these, the quick loop does not.
@@ -440,10 +440,10 @@ def test_serve_port_keeps_the_issuer_from_the_config_file(tmp_path, monkeypatch)
     monkeypatch.delenv("FRONTDESK_CONFIG", raising=False)
     config = tmp_path / "frontdesk.toml"
     config.write_text(f'issuer = "https://login.example"\nhome = "{tmp_path / "home"}"\n')
-    chosen = _settings(argparse.Namespace(config=str(config), port=9000, host=None, issuer=None))
+    chosen = settings_of(argparse.Namespace(config=str(config), port=9000, host=None, issuer=None))
     assert chosen.issuer == "https://login.example"
     assert chosen.port == 9000
     bare = tmp_path / "bare.toml"
     bare.write_text(f'home = "{tmp_path / "home"}"\n')
-    made = _settings(argparse.Namespace(config=str(bare), port=9000, host=None, issuer=None))
+    made = settings_of(argparse.Namespace(config=str(bare), port=9000, host=None, issuer=None))
     assert made.issuer == "http://127.0.0.1:9000"

@@ -15,8 +15,9 @@ from joserfc.jwk import ECKey
 
 from conftest import ISSUER, remember
 from frontdesk.core import Frontdesk
+from frontdesk.oauth import registration
+from frontdesk.oauth.registration import ClientError
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
-from frontdesk.storage.clients import ClientError
 
 TOKEN_ENDPOINT = ISSUER + "/token"
 
@@ -27,7 +28,8 @@ def key() -> ECKey:
 
 
 def register(fd: Frontdesk, key: ECKey, client_id: str, **extra: Any) -> None:
-    fd.clients.create(
+    registration.register(
+        fd,
         name="Key-holding service",
         client_id=client_id,
         auth_method="private_key_jwt",
@@ -139,7 +141,8 @@ def test_the_relaxation_is_recorded_and_shown_in_metadata(fd, key, strict, relax
 def test_the_relaxation_is_only_for_private_key_jwt_and_only_named_values(fd, key, auth_method, audience):
     """An assertion audience for a client that makes no assertions, or one not named, is refused at registration."""
     with pytest.raises(ClientError, match="assertion audience"):
-        fd.clients.create(
+        registration.register(
+            fd,
             name="App",
             redirect_uris=[],
             grant_types=["client_credentials"],

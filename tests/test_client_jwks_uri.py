@@ -14,9 +14,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from frontdesk.oauth import client_auth
+from frontdesk.oauth import client_auth, registration
+from frontdesk.oauth.registration import ClientError
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
-from frontdesk.storage.clients import ClientError
 
 JWKS_URI = "https://client.example/jwks.json"
 
@@ -55,7 +55,8 @@ def fetches(jwks_host, key) -> list[str]:
 
 
 def register(fd, client_id: str) -> None:
-    fd.clients.create(
+    registration.register(
+        fd,
         name="Agent",
         client_id=client_id,
         redirect_uris=[],
@@ -92,7 +93,8 @@ async def token(http, key: ECKey, client_id: str) -> httpx.Response:
 
 async def test_keys_at_jwks_uri_authenticate_and_are_cached(http, fd, key, fetches):
     """Assertions verify against the keys at jwks_uri, which are fetched once and then served from the cache."""
-    fd.clients.create(
+    registration.register(
+        fd,
         name="Agent",
         client_id="agent",
         redirect_uris=[],
@@ -203,7 +205,8 @@ async def test_a_slow_jwks_host_does_not_hold_up_other_requests(http, fd, key, j
 async def test_jwks_uri_must_be_https(fd):
     """A jwks_uri that is not https is refused at registration."""
     with pytest.raises(ClientError, match="https"):
-        fd.clients.create(
+        registration.register(
+            fd,
             name="Agent",
             client_id="agent3",
             redirect_uris=[],

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conftest import MASTER_KEY, Browser, Registered, code_for
+from frontdesk.asgi import open_frontdesk
 from frontdesk.config import Settings
-from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.core import Frontdesk
 from frontdesk.web import cookies
 from test_authorize import params_for
 

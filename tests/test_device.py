@@ -11,6 +11,7 @@ import pytest
 from conftest import ISSUER, Browser, Registered, basic, csrf_of, query
 from frontdesk.config import Lifetimes
 from frontdesk.oauth.grants import DEVICE_CODE
+from frontdesk.oauth.registration import register
 from frontdesk.protocol.rfc8628 import ALPHABET
 from frontdesk.storage.db import transaction
 from frontdesk.storage.device import device_for
@@ -161,7 +162,8 @@ async def test_device_code_used_twice_is_invalid_grant(http, browser, public):
 
 async def test_device_code_of_another_client_is_invalid_grant(http, fd, browser, public):
     """A device code polled by another client is refused with invalid_grant."""
-    other, _ = fd.clients.create(
+    other, _ = register(
+        fd,
         name="Other TV",
         client_id="other-tv",
         auth_method="none",

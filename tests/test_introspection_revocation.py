@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ISSUER, Browser, Registered, basic, code_for
 from frontdesk.config import Lifetimes
+from frontdesk.oauth.registration import register
 
 SCOPE = "openid profile offline_access calendar.read"
 
@@ -103,7 +104,8 @@ async def test_other_client_sees_refresh_token_inactive(http, browser, confident
 @pytest.fixture
 def server(fd) -> Registered:
     """A resource server: a confidential client registered as serving https://rs1.example."""
-    rs, secret = fd.clients.create(
+    rs, secret = register(
+        fd,
         name="Resource server 1",
         client_id="rs1",
         redirect_uris=[],

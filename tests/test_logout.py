@@ -18,10 +18,10 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 
 from conftest import ISSUER, Browser, Registered, basic, code_for, csrf_of, query
-from frontdesk.core import open_frontdesk
+from frontdesk.asgi import open_frontdesk
 from frontdesk.oauth.logout import BACKCHANNEL_EVENT, Ended, deliver_due, end_sessions
+from frontdesk.oauth.registration import ClientError, update_logout
 from frontdesk.storage import audit
-from frontdesk.storage.clients import ClientError
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.logout import claim_delivery, due_deliveries
 from frontdesk.storage.schema import Base, LogoutDelivery, Session
@@ -35,7 +35,8 @@ BACKCHANNEL = "https://app.example/backchannel-logout"
 @pytest.fixture
 def rp(fd, confidential: Registered) -> Registered:
     """The confidential client, registered for RP-Initiated and Back-Channel Logout."""
-    fd.clients.set_logout(
+    update_logout(
+        fd,
         confidential.client_id,
         post_logout_redirect_uris=[BYE],
         backchannel_logout_uri=BACKCHANNEL,
@@ -363,7 +364,8 @@ async def test_logout_token_is_delivered_with_the_spec_claims(http, browser, rp,
 
 async def test_only_clients_used_in_the_session_are_told(http, browser, rp, second, fd):
     """A client the person never used in this session, or without a back-channel URI, gets nothing."""
-    fd.clients.set_logout(
+    update_logout(
+        fd,
         second.client_id,
         post_logout_redirect_uris=[],
         backchannel_logout_uri="https://other.example/bcl",
@@ -513,7 +515,8 @@ def test_client_metadata_names_logout_fields(fd, rp):
 def test_bad_logout_metadata_is_refused(fd, confidential, post_logout, backchannel):
     """Post-logout URIs follow the redirect URI rules; the back-channel URI is https without a fragment."""
     with pytest.raises(ClientError):
-        fd.clients.set_logout(
+        update_logout(
+            fd,
             confidential.client_id,
             post_logout_redirect_uris=post_logout,
             backchannel_logout_uri=backchannel,

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from conftest import ISSUER, Browser, basic, csrf_of
+from frontdesk.asgi import open_frontdesk
 from frontdesk.config import RateLimits
-from frontdesk.core import open_frontdesk
 from frontdesk.storage import audit
 from frontdesk.web import create_app
 

@@ -13,17 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from conftest import ISSUER, Registered
-from frontdesk.asgi import Served, served
+from frontdesk.asgi import Served, _direct_routes, served
 from frontdesk.core import Frontdesk
 from frontdesk.errors import TemporarilyUnavailable
+from frontdesk.oauth import writes
 from frontdesk.server import CoalescingTransport
 from frontdesk.storage import wal
 from frontdesk.storage.db import Busy, _checkout, fetch, no_wait, raw_transaction, run
 from frontdesk.web import create_app
-from frontdesk.web import http as http_module
-from frontdesk.web.http import run_write
+from frontdesk.web.app import HotRoute
 
 
 class Lifespan:
@@ -107,6 +111,68 @@ async def test_the_direct_path_sets_the_security_headers(running: Served, confid
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def _hot(app: Starlette) -> set[tuple[str, str]]:
+    return {(method, route.path) for route in app.routes if isinstance(route, HotRoute) for method in route.hot_methods}
+
+
+async def test_every_hot_route_is_served_directly_and_answers_as_the_router(
+    running: Served, fd: Frontdesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The routes the table marks hot, and only those, take the direct path; each answers a bare request with the
+    same status, headers and body as the full Starlette stack."""
+    hot = _hot(running.app)
+    assert hot == {
+        ("POST", "/token"),
+        ("POST", "/introspect"),
+        ("GET", "/jwks"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/.well-known/oauth-authorization-server"),
+    }
+    assert set(running.direct) == hot
+    taken: list[tuple[str, str]] = []
+    direct_call = Served._direct
+
+    async def spy(self: Served, endpoint: Any, scope: Any, receive: Any, send: Any) -> None:
+        taken.append((scope["method"], scope["path"]))
+        await direct_call(self, endpoint, scope, receive, send)
+
+    monkeypatch.setattr(Served, "_direct", spy)
+    for method, path in sorted(hot):
+        answers = []
+        for app in (running, create_app(fd)):
+            async with _client(app) as client:
+                answers.append(await client.request(method, path))
+        direct, full = answers
+        assert direct.status_code == full.status_code, path
+        assert direct.headers.multi_items() == full.headers.multi_items(), path
+        assert direct.content == full.content, path
+    assert sorted(taken) == sorted(hot)
+
+
+async def test_head_of_a_hot_get_goes_through_the_router(running: Served) -> None:
+    """Only the methods a hot route declares are direct: the HEAD Starlette adds to a GET route takes the stack."""
+    assert ("HEAD", "/jwks") not in running.direct
+
+
+async def _elsewhere(request: Request) -> Response:
+    return Response("elsewhere")
+
+
+def test_a_hot_route_the_router_never_reaches_is_not_called_directly(fd: Frontdesk) -> None:
+    """An earlier route for the same method and path is the one the router picks, so the hot one is not direct."""
+    app = create_app(fd)
+    app.router.routes.insert(0, Route("/jwks", _elsewhere, methods=["GET"]))
+    direct = _direct_routes(app)
+    assert ("GET", "/jwks") not in direct
+    assert ("POST", "/token") in direct
+
+
+def test_a_hot_route_needs_a_fixed_path() -> None:
+    """The direct path looks requests up by method and path alone: a templated path cannot be hot."""
+    with pytest.raises(ValueError, match="fixed path"):
+        HotRoute("/interaction/{ix}", _elsewhere, methods=["GET"])
 
 
 def _autocheckpoint(driver: Any) -> int:
@@ -285,7 +351,7 @@ async def test_a_write_waits_for_the_lock_without_holding_up_the_loop(fd: Frontd
             ticks += 1
             await asyncio.sleep(0.01)
 
-    written, _ = await asyncio.gather(run_write(fd.engine, _write, fd.engine), other_requests())
+    written, _ = await asyncio.gather(writes.run_write(fd.engine, _write, fd.engine), other_requests())
     holder.join()
     assert written == "written"
     assert ticks >= 10  # the loop ran other work through the 0.3 s the lock was held
@@ -295,9 +361,9 @@ async def test_a_write_waits_for_the_lock_without_holding_up_the_loop(fd: Frontd
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_write_gives_up_as_sqlite_would(fd: Frontdesk, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the busy timeout the answer is temporarily_unavailable (a 503), and nothing was written."""
-    monkeypatch.setattr(http_module, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(writes, "BUSY_TIMEOUT_MS", 100)
     holder = _holding_the_write_lock(fd.engine, 0.5)
     with pytest.raises(TemporarilyUnavailable):
-        await run_write(fd.engine, _write, fd.engine)
+        await writes.run_write(fd.engine, _write, fd.engine)
     holder.join()
     assert fetch(fd.engine, "SELECT COUNT(*) FROM lock_probe")[0][0] == 0

@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frontdesk.cli import _parser, _settings
+from frontdesk.cli import _parser
+from frontdesk.cli.context import settings_of as _settings
 from frontdesk.config import ConfigError, ServerLimits, load_settings
 from servers import START_ATTEMPTS, STOP_TIMEOUT, _environment, _free_port, _stop, _wait_until_ready
 

@@ -16,8 +16,11 @@ from joserfc.jwk import import_key
 from conftest import ISSUER, Browser, Registered, basic, code_for, pkce
 from frontdesk.config import Lifetimes
 from frontdesk.core import Frontdesk
+from frontdesk.oauth.registration import register
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import insert_grant, insert_refresh
+from frontdesk.web.resource import INTROSPECTION, REVOCATION
+from frontdesk.web.token import CLIENT_AUTHENTICATION, TOKEN
 
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -307,7 +310,8 @@ async def test_wrong_basic_secret_is_invalid_client_with_challenge(http, confide
 
 async def test_wrong_post_secret_is_invalid_client(http, fd):
     """A wrong client_secret in the body of a client_secret_post client gives 401 invalid_client."""
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Poster",
         client_id="post-client",
         auth_method="client_secret_post",
@@ -483,3 +487,21 @@ async def test_refresh_tokens_are_unique(fd: Frontdesk, confidential):
         assert token.startswith("fd_rt_")
         assert URL_SAFE.fullmatch(token)
         assert len(token) - len("fd_rt_") >= 43
+
+
+def _names(steps) -> list[str]:
+    return [step.__name__ for step in steps]
+
+
+def test_the_token_endpoint_is_a_table_of_named_steps():
+    """The token endpoint parses the body, reads the client's credential (and its published keys), then
+    authenticates the client and dispatches the grant in one step, as node-oidc-provider's token action reads."""
+    assert _names(TOKEN) == ["parse_body", "present_credentials", "fetch_published_keys", "issue_tokens"]
+
+
+def test_every_client_endpoint_starts_with_the_same_client_authentication_steps():
+    """Token, introspection and revocation share their first steps: a client is authenticated alike at each."""
+    first = _names(CLIENT_AUTHENTICATION)[:3]
+    for steps in (TOKEN, INTROSPECTION, REVOCATION):
+        assert _names(steps)[:3] == first
+    assert _names(REVOCATION) == [*_names(CLIENT_AUTHENTICATION), "require_token"]

@@ -64,7 +64,7 @@ def upstream_tokens(monkeypatch: pytest.MonkeyPatch, secrets_seen: set[str]) -> 
     def client(*args: Any, **kwargs: Any) -> httpx.Client:
         return real(*args, event_hooks={"response": [hook]}, **kwargs)
 
-    monkeypatch.setattr("frontdesk.web.upstream.httpx.Client", client)
+    monkeypatch.setattr("frontdesk.upstream.arrival.httpx.Client", client)
     return bodies
 
 

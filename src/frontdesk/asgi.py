@@ -1,13 +1,17 @@
 """The ASGI application as ``frontdesk serve`` runs it; ``app`` is the factory each worker of ``--workers N`` calls.
 
+This is the composition root (DESIGN §2): :func:`open_frontdesk` opens the core and attaches the token vault to it,
+for the workers, the CLI and the tests alike.
+
 Migrations and key creation already ran in the parent process, so workers start without racing on them. Around
 the Starlette app (web/app.py) sit two things that only a served process needs:
 
 - the audit writer (storage/audit.py) runs from start-up to shutdown, and writes every queued event once the
   last request has been answered; on SQLite, so does the WAL checkpointer (storage/wal.py);
-- the protocol endpoints that carry the load (token, introspection, JWKS, discovery) are called straight from
-  here rather than through the router and middleware stack: the same endpoint functions, the same exception
-  handlers, the same security headers, less a dozen layers of wrapping per request (see BENCHMARKS.md).
+- the protocol endpoints that carry the load (token, introspection, JWKS, discovery; marked ``HotRoute`` in
+  web/app.py's route table) are called straight from here rather than through the router and middleware stack:
+  the same endpoint functions, the same exception handlers, the same security headers, less a dozen layers of
+  wrapping per request (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -15,54 +19,52 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .config import load_settings
-from .core import Frontdesk, open_frontdesk
+from .config import Settings, load_settings
+from .core import Frontdesk, open_core
 from .logs import configure_logging
 from .storage import audit, wal
-from .web import create_app, discovery, resource, token
+from .vault.service import open_vault
+from .web import create_app
+from .web.app import Endpoint, HotRoute
 from .web.demo import DemoClient
 from .web.http import JSONAnswer, SecurityHeaders, with_page_headers
 
-__all__ = ["app", "served"]
+__all__ = ["app", "open_frontdesk", "served"]
 
 log = logging.getLogger("frontdesk")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-_HOT: dict[tuple[str, str], Endpoint] = {
-    ("POST", "/token"): token.token,
-    ("POST", "/introspect"): resource.introspect,
-    ("GET", "/jwks"): discovery.jwks,
-    ("GET", "/.well-known/openid-configuration"): discovery.openid_configuration,
-    ("GET", "/.well-known/oauth-authorization-server"): discovery.oauth_authorization_server,
-}
-
 
 def _direct_routes(app: Starlette) -> dict[tuple[str, str], Endpoint]:
-    """The hot endpoints that the router would reach for exactly this method and path, and only while the stack
-    around them is the one ``create_app`` builds: otherwise every request takes the full stack."""
+    """The routes marked hot in the route table, for each method they declare that the router would send to them,
+    and only while the stack around them is the one ``create_app`` builds: otherwise every request takes the full
+    stack."""
     if [m.cls for m in app.user_middleware] != [SecurityHeaders]:  # type: ignore[comparison-overlap]
         return {}
     if getattr(app, "max_body_size", None) is not None:
         return {}
     direct: dict[tuple[str, str], Endpoint] = {}
     for route in app.routes:
-        if not isinstance(route, Route):
+        if not isinstance(route, HotRoute):
             continue
-        for method in route.methods or ():
-            endpoint = _HOT.get((method, route.path))
-            # The first route for a path is the one the router picks; a later duplicate never runs.
-            if endpoint is not None and route.endpoint is endpoint and (method, route.path) not in direct:
-                direct[(method, route.path)] = endpoint
+        for method in route.hot_methods:
+            if _routed_to(app.routes, method, route.path) is route:
+                direct[(method, route.path)] = route.hot_endpoint
     return direct
+
+
+def _routed_to(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:
+    """The route Starlette's router picks for this method and path: the first that matches both (an earlier route
+    for the same path wins, and a later duplicate never runs)."""
+    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+    return next((route for route in routes if route.matches(scope)[0] is Match.FULL), None)
 
 
 class Served:
@@ -148,6 +150,19 @@ class Served:
             await send(message)
 
         return send_and_batch
+
+
+def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
+    """frontdesk as every process runs it (each worker, the CLI, the tests): the core, and the token vault opened on
+    it and attached (DESIGN §2: the vault builds on the core, and neither imports the other). ``close()`` on the
+    result closes both."""
+    fd = open_core(settings, run_migrations=run_migrations, ensure_keys=ensure_keys)
+    try:
+        fd.vault = open_vault(fd)
+    except BaseException:  # refusing to start (no vault key): leave no connection behind
+        fd.close()
+        raise
+    return fd
 
 
 def served(fd: Frontdesk, demo: DemoClient | None = None) -> Served:

@@ -10,25 +10,23 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .config import ConfigError, Settings
 from .crypto.aead import MasterKey, load_master_key
-from .crypto.keys import KeyRing
+from .crypto.key_ring import KeyRing
 from .crypto.passwords import use_cost
 from .protocol.scope import OIDC_SCOPES, parse_scope
 from .storage.clients import ClientStore
 from .storage.db import migrate, open_engine, transaction
 from .storage.people import UserStore
 from .storage.schema import Scope
+from .storage.signing_keys import SigningKeyStore
 
-if TYPE_CHECKING:
-    from .vault.service import Vault
-
-__all__ = ["Frontdesk", "ScopeError", "open_frontdesk", "prepare_home"]
+__all__ = ["Attached", "Frontdesk", "ScopeError", "open_core", "prepare_home"]
 
 log = logging.getLogger("frontdesk")
 SCOPE_CACHE_SECONDS = 5.0
@@ -36,6 +34,14 @@ SCOPE_CACHE_SECONDS = 5.0
 
 class ScopeError(ValueError):
     pass
+
+
+class Attached(Protocol):
+    """A service the composition root opens on the core and attaches to it: the token vault (DESIGN §2, §6). The
+    core knows it only as something it closes with itself, so it imports no service; a service's users narrow it
+    (``vault.service.vault_of``)."""
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -49,8 +55,9 @@ class Frontdesk:
     csrf_key: bytes = field(repr=False)
     # (monotonic time, scopes): like the client cache, safe to be stale for a few seconds across processes.
     _scopes: tuple[float, dict[str, str]] | None = field(default=None, repr=False)
-    # The token vault on the same store (DESIGN §6); opened with the server, refusing to start without its keys.
-    vault: Vault | None = field(default=None, repr=False)
+    # The token vault on the same store (DESIGN §6), attached by the composition root (asgi.open_frontdesk), which
+    # refuses to start without its keys.
+    vault: Attached | None = field(default=None, repr=False)
 
     @property
     def issuer(self) -> str:
@@ -91,7 +98,7 @@ class Frontdesk:
     def close(self) -> None:
         """Release the pools: the vault's connections to providers, then the database's."""
         if self.vault is not None:
-            self.vault.http.close()
+            self.vault.close()
         self.engine.dispose()
 
     def csrf_token(self, binding: str) -> str:
@@ -169,7 +176,9 @@ def _warn_if_open(path: Path, what: str) -> None:
         log.warning("%s %s is mode %04o: others on this host may read or change it; chmod go-rwx", what, path, mode)
 
 
-def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
+def open_core(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
+    """The authorization server's core, without the services the composition root attaches to it: callers open
+    frontdesk with ``asgi.open_frontdesk``."""
     prepare_home(settings)
     cost = settings.passwords
     use_cost(cost.time_cost, cost.memory_cost, cost.parallelism)
@@ -180,17 +189,10 @@ def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_ke
     csrf_key = hmac.new(master.key, b"frontdesk csrf", hashlib.sha256).digest()
     clients = ClientStore(engine)
     fd: Frontdesk
-    keys = KeyRing(engine, master, retire_for=lambda: fd.longest_token_life())
+    keys = KeyRing(SigningKeyStore(engine), master, retire_for=lambda: fd.longest_token_life())
     fd = Frontdesk(settings, engine, master, keys, clients, UserStore(engine), csrf_key)
     if ensure_keys:
         created = keys.ensure()
         if created:
             log.info("created signing keys", extra={"kids": created})
-    from .vault.service import open_vault  # the vault builds on the core, not the other way round
-
-    try:
-        fd.vault = open_vault(fd)
-    except BaseException:  # refusing to start (no vault key): leave no connection behind
-        engine.dispose()
-        raise
     return fd

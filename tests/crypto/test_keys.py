@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from frontdesk.crypto.keys import SIGNING_ALGS, KeyRing
+from frontdesk.config import SIGNING_ALGS
+from frontdesk.crypto.key_ring import KeyRing
 from frontdesk.storage.db import open_engine
+from frontdesk.storage.signing_keys import SigningKeyStore
 
 
 def test_concurrent_rotations_take_turns_and_keep_one_active_key_per_algorithm(fd):
@@ -16,7 +18,7 @@ def test_concurrent_rotations_take_turns_and_keep_one_active_key_per_algorithm(f
     def rotate() -> None:
         engine = open_engine(fd.settings.db_url)
         try:
-            KeyRing(engine, fd.master, retire_for=lambda: 600).rotate()
+            KeyRing(SigningKeyStore(engine), fd.master, retire_for=lambda: 600).rotate()
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
         finally:
@@ -33,3 +35,15 @@ def test_concurrent_rotations_take_turns_and_keep_one_active_key_per_algorithm(f
         assert states[(alg, "active")] == 1
         assert states[(alg, "next")] == 1
         assert states[(alg, "retired")] == 2
+
+
+def test_a_retired_key_leaves_the_published_keys_when_its_time_is_up(fd, clock):
+    """A retired key stays in the JWKS for ``retire_for`` seconds after the rotation, then the store stops
+    publishing it."""
+    store = SigningKeyStore(fd.engine)
+    ring = KeyRing(store, fd.master, retire_for=lambda: 600)
+    ring.rotate()
+    retired = {k.kid for k in ring.list() if k.state == "retired"}
+    assert retired <= {k.kid for k in store.published()}
+    clock.advance(601)
+    assert retired.isdisjoint(k.kid for k in store.published())

@@ -11,8 +11,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from conftest import FAST_PASSWORDS, ISSUER, MASTER_KEY
+from frontdesk.asgi import open_frontdesk
 from frontdesk.config import ConfigError, PasswordHashing, Settings, load_settings
-from frontdesk.core import open_frontdesk
 from frontdesk.crypto.passwords import hash_password, use_cost, verify_password
 from frontdesk.storage.schema import User
 

@@ -22,7 +22,8 @@ JWKS = {"keys": [KEY.as_dict(private=False)]}
 AUDIENCES = ("https://as.example", "https://as.example/token")
 
 
-NO_NUL = st.characters(exclude_characters="\x00")
+# Text a client can send: any UTF-8-encodable character (no lone surrogates) but NUL.
+NO_NUL = st.characters(codec="utf-8", exclude_characters="\x00")
 
 
 @given(

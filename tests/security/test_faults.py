@@ -36,8 +36,10 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from conftest import PG_ENV, SECRET_FIELDS, _drop_pg_database, _pg_database, csrf_of, pkce, query, remember
+from frontdesk.asgi import open_frontdesk
 from frontdesk.config import Settings
-from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.core import Frontdesk
+from frontdesk.oauth.registration import register
 from frontdesk.web import create_app
 from servers import STOP_TIMEOUT, Server, _environment, _free_port, _stop, _wait_until_ready
 
@@ -785,7 +787,8 @@ def full_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullDisk]:
     ).validated()
     fd = open_frontdesk(settings)
     fd.users.create("alice", PASSWORD, email="alice@example.com")
-    registered, secret = fd.clients.create(
+    registered, secret = register(
+        fd,
         name="Calendar Helper",
         client_id="full-disk-client",
         redirect_uris=[REDIRECT_URI],

@@ -23,7 +23,7 @@ from accounts import account_page
 from conftest import ISSUER, Registered, basic, csrf_of, pkce, query, remember
 from frontdesk.asgi import served
 from frontdesk.core import Frontdesk
-from frontdesk.storage.clients import ClientError
+from frontdesk.oauth.registration import ClientError, register
 from frontdesk.vault import store
 from frontdesk.web import create_app
 
@@ -124,7 +124,7 @@ async def test_device_authorization_resource_with_a_broken_ip_literal_is_invalid
 def test_registration_refuses_a_redirect_uri_with_a_broken_ip_literal(fd, uri):
     """Registration answers invalid_redirect_uri (RFC 7591 §3.2.2), not urllib's ValueError."""
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="App", redirect_uris=[uri], auth_method="none")
+        register(fd, name="App", redirect_uris=[uri], auth_method="none")
     assert refused.value.error == "invalid_redirect_uri"
 
 
@@ -132,10 +132,10 @@ def test_registration_refuses_a_redirect_uri_with_a_broken_ip_literal(fd, uri):
 def test_registration_refuses_a_post_logout_or_backchannel_uri_with_a_broken_ip_literal(fd, uri):
     """Sign-out URIs are registered like redirect URIs: invalid_client_metadata, not a ValueError."""
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="App", redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[uri])
+        register(fd, name="App", redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[uri])
     assert refused.value.error == "invalid_client_metadata"
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="App", redirect_uris=["https://app.example/cb"], backchannel_logout_uri=uri)
+        register(fd, name="App", redirect_uris=["https://app.example/cb"], backchannel_logout_uri=uri)
     assert refused.value.error == "invalid_client_metadata"
 
 
@@ -147,7 +147,8 @@ def test_registration_refuses_a_jwks_uri_that_is_no_https_url(fd, uri):
     """A jwks_uri that urllib cannot split, with a port out of range or user information is refused at once, rather
     than failing every token request later."""
     with pytest.raises(ClientError, match="jwks_uri"):
-        fd.clients.create(
+        register(
+            fd,
             name="Agent",
             redirect_uris=[],
             grant_types=["client_credentials"],

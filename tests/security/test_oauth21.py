@@ -13,7 +13,7 @@ import base64
 import pytest
 
 from conftest import ISSUER, Registered, basic, code_for, pkce, remember
-from frontdesk.storage.clients import ClientError
+from frontdesk.oauth.registration import ClientError, register
 from test_authorize import (
     assert_code_redirect,
     assert_error_redirect,
@@ -73,17 +73,18 @@ def test_O21_02_redirect_uri_registration_rules_2_3_1(fd, uri, public_client_, a
     """Registration takes complete absolute URIs only: no fragment, no relative URI, no dot-less private scheme."""
     kwargs = {"auth_method": "none"} if public_client_ else {}
     if accepted:
-        client, _ = fd.clients.create(name="App", redirect_uris=[uri], grant_types=["authorization_code"], **kwargs)
+        client, _ = register(fd, name="App", redirect_uris=[uri], grant_types=["authorization_code"], **kwargs)
         assert client.redirect_uris == (uri,)
         return
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="App", redirect_uris=[uri], grant_types=["authorization_code"], **kwargs)
+        register(fd, name="App", redirect_uris=[uri], grant_types=["authorization_code"], **kwargs)
     assert refused.value.error == "invalid_redirect_uri"
 
 
 async def test_O21_02_registered_uri_is_not_a_pattern_2_3_1(http, fd):
     """A registered URI that looks like a pattern is compared as a plain string: it matches nothing else."""
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Patterned",
         client_id="patterned",
         redirect_uris=["https://app.example/*"],
@@ -220,7 +221,8 @@ async def test_O21_07_client_secret_basic_and_post_accepted_2_4_1(http, fd, conf
     assert {"client_secret_basic", "client_secret_post"} <= set(metadata["token_endpoint_auth_methods_supported"])
     via_header = await http.post("/token", auth=basic(confidential), data={"grant_type": "client_credentials"})
     assert via_header.status_code == 200, via_header.text
-    poster, secret = fd.clients.create(
+    poster, secret = register(
+        fd,
         name="Poster",
         client_id="post-client",
         auth_method="client_secret_post",
@@ -260,7 +262,8 @@ async def test_O21_08_basic_failure_is_401_with_challenge_3_2_4(http, confidenti
 
 async def test_O21_08_body_credentials_failure_is_invalid_client_3_2_4(http, fd, confidential, secrets_seen):
     """A wrong secret in the body, or none at all for a confidential client, is 401 invalid_client as JSON."""
-    poster, secret = fd.clients.create(
+    poster, secret = register(
+        fd,
         name="Poster",
         client_id="post-client",
         auth_method="client_secret_post",
@@ -317,7 +320,7 @@ async def test_O21_11_client_credentials_only_for_confidential_clients_4_2(http,
     assert_error(response, 400, "unauthorized_client")
     assert "access_token" not in response.json()
     with pytest.raises(ClientError):
-        fd.clients.create(name="Public", auth_method="none", redirect_uris=[], grant_types=["client_credentials"])
+        register(fd, name="Public", auth_method="none", redirect_uris=[], grant_types=["client_credentials"])
 
 
 # --- O21-12 refresh rules --------------------------------------------------------------------------------------
@@ -392,7 +395,7 @@ async def test_O21_15_https_urls_except_loopback_1_5(http, fd):
     native = public_client(fd, "native-app", redirect_uri="http://[::1]/cb")
     assert native.redirect_uri.startswith("http://")
     with pytest.raises(ClientError):
-        fd.clients.create(name="Plain", redirect_uris=["http://app.example/cb"], grant_types=["authorization_code"])
+        register(fd, name="Plain", redirect_uris=["http://app.example/cb"], grant_types=["authorization_code"])
 
 
 # --- O21-16 consent phishing (editor's copy -16, §7.9) ---------------------------------------------------------

@@ -28,8 +28,8 @@ from starlette.routing import Mount, Route
 from conftest import ISSUER, Browser, Registered, basic, code_for, csrf_of, pkce, query, remember
 from frontdesk.config import ConfigError, Lifetimes, Settings
 from frontdesk.core import Frontdesk
+from frontdesk.oauth.registration import ClientError, register
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
-from frontdesk.storage.clients import ClientError
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import insert_code, insert_grant
 from frontdesk.web import create_app
@@ -93,7 +93,8 @@ def user_id(fd: Frontdesk, username: str) -> str:
 
 
 def public_client(fd: Frontdesk, client_id: str, redirect_uri: str = "http://127.0.0.1/cb") -> Registered:
-    client, _ = fd.clients.create(
+    client, _ = register(
+        fd,
         name="Another Desktop App",
         client_id=client_id,
         auth_method="none",
@@ -203,11 +204,11 @@ async def test_BCP_02_only_loopback_port_varies_4_1_3(http, public, redirect_uri
 async def test_BCP_03_no_plain_http_redirect_uri_2_6(http, fd, confidential):
     """Registering a plain-http non-loopback redirect URI is invalid_redirect_uri, and using one gets no redirect."""
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="Plain", redirect_uris=["http://app.example/cb"], grant_types=["authorization_code"])
+        register(fd, name="Plain", redirect_uris=["http://app.example/cb"], grant_types=["authorization_code"])
     assert refused.value.error == "invalid_redirect_uri"
     with pytest.raises(ClientError) as loopback:
         # A loopback http redirect is for native (public) clients only.
-        fd.clients.create(name="Web", redirect_uris=["http://127.0.0.1/cb"], grant_types=["authorization_code"])
+        register(fd, name="Web", redirect_uris=["http://127.0.0.1/cb"], grant_types=["authorization_code"])
     assert loopback.value.error == "invalid_redirect_uri"
     response = await http.get("/authorize", params=params_for(confidential, redirect_uri="http://app.example/cb"))
     assert_no_redirect(response)
@@ -216,7 +217,8 @@ async def test_BCP_03_no_plain_http_redirect_uri_2_6(http, fd, confidential):
 @pytest.mark.parametrize("case", ["unknown-client", "missing-client", "two-uris-none-named", "unknown-uri"])
 async def test_BCP_04_no_redirect_without_trusted_client_and_uri_4_11_2(browser, fd, confidential, case):
     """A missing, unknown or mismatched client_id or redirect_uri gets an error page, even for a signed-in person."""
-    two, _ = fd.clients.create(
+    two, _ = register(
+        fd,
         name="Two Doors",
         client_id="two-uris",
         redirect_uris=["https://app.example/cb", "https://app.example/cb2"],
@@ -429,7 +431,7 @@ async def test_BCP_18_no_password_grant_2_4(http, fd, confidential, person):
     for path in metadata_paths():
         assert "password" not in (await http.get(path)).json()["grant_types_supported"]
     with pytest.raises(ClientError) as refused:
-        fd.clients.create(name="Legacy", redirect_uris=[], grant_types=["password"])
+        register(fd, name="Legacy", redirect_uris=[], grant_types=["password"])
     assert refused.value.error == "invalid_client_metadata"
 
 
@@ -1068,7 +1070,8 @@ def key_client(fd: Frontdesk) -> KeyHolder:
     """Client K: confidential, private_key_jwt with one registered P-256 public key."""
     key = ECKey.generate_key("P-256", parameters={"kid": "k-" + secrets.token_hex(4), "alg": "ES256"})
     public = {**key.as_dict(private=False), "use": "sig", "alg": "ES256"}
-    client, secret = fd.clients.create(
+    client, secret = register(
+        fd,
         name="Key-holding service",
         client_id="key-client",
         auth_method="private_key_jwt",

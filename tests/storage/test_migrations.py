@@ -15,8 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event, inspect
 
 from frontdesk.storage.db import MIGRATIONS, now, open_engine, transaction
+from frontdesk.storage.people import recent_events
 from frontdesk.storage.schema import Base
-from frontdesk.web.account import recent_events
 
 PERSON_INDEX = "ix_audit_events_user_id_at"
 

@@ -22,9 +22,9 @@ from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
 def reopen(fd: Frontdesk) -> Vault:
     """Open the vault again (after its settings or provider files changed), closing the old one's connections."""
     if fd.vault is not None:
-        fd.vault.http.close()
-    fd.vault = open_vault(fd)
-    return fd.vault
+        fd.vault.close()
+    vault = fd.vault = open_vault(fd)
+    return vault
 
 
 @pytest.fixture

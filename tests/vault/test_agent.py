@@ -19,8 +19,10 @@ import pytest
 
 from conftest import ISSUER
 from frontdesk.core import Frontdesk
-from frontdesk.vault import agent
-from frontdesk.vault.agent import (
+from frontdesk.vault.service import Vault
+from frontdesk.web import create_app
+from frontdesk_sdk import AsyncVaultClient, VaultClient, agent
+from frontdesk_sdk.agent import (
     Api,
     AsyncApi,
     AsyncToolContext,
@@ -28,9 +30,6 @@ from frontdesk.vault.agent import (
     is_authorization_required,
     needs_connection,
 )
-from frontdesk.vault.sdk import AsyncVaultClient, VaultClient
-from frontdesk.vault.service import Vault
-from frontdesk.web import create_app
 
 from .conftest import connected, remember_tokens, through_provider
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake

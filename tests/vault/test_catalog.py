@@ -7,6 +7,7 @@ import copy
 import inspect
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frontdesk.vault import catalog
-from frontdesk.vault.catalog import CatalogError, allowed_hosts, fill, load_catalog, resolve_discovery
+from frontdesk.vault.catalog import (
+    CatalogError,
+    allowed_hosts,
+    discovery,
+    fill,
+    load_catalog,
+    loader,
+    model,
+    resolve_discovery,
+    templates,
+)
 
 SHIPPED = {
     "atlassian",
@@ -114,16 +125,29 @@ def test_catalog_iterates_in_name_order_and_refuses_unknown_names():
         CATALOG.get("nope")
 
 
-def test_all_names_every_public_definition():
-    """__all__ lists every public class and function the module defines, and nothing else."""
+@pytest.mark.parametrize("module", [model, loader, templates, discovery], ids=lambda m: m.__name__)
+def test_all_names_every_public_definition(module):
+    """Each module's __all__ lists every public class and function it defines, and nothing else."""
     public = {
         name
-        for name, value in vars(catalog).items()
+        for name, value in vars(module).items()
         if not name.startswith("_")
         and (inspect.isclass(value) or inspect.isfunction(value))
-        and value.__module__ == catalog.__name__
+        and value.__module__ == module.__name__
     }
-    assert set(catalog.__all__) == public
+    assert set(module.__all__) == public
+
+
+def test_the_package_offers_the_catalogs_public_names():
+    """``frontdesk.vault.catalog`` exports the catalog's API, each name one its modules define."""
+    assert set(catalog.__all__) == {
+        *("Api", "Catalog", "CatalogError", "Provider", "Variable"),
+        *("allowed_hosts", "fill", "load_catalog", "resolve_discovery", "scope_problem"),
+    }
+    for name in catalog.__all__:
+        value = getattr(catalog, name)
+        assert value.__module__.startswith(catalog.__name__ + ".")
+        assert name in vars(sys.modules[value.__module__])["__all__"]
 
 
 # Quirks parsed as data

@@ -16,7 +16,7 @@ from frontdesk.storage import audit
 from frontdesk.storage.schema import VaultConnection, VaultConnectSession
 from frontdesk.vault.service import Vault
 
-from .conftest import bearer, connect_link, connected, open_link, remember_tokens, through_provider
+from .conftest import bearer, connect_link, connected, open_link, remember_tokens, reopen, through_provider
 from .fake_provider import Fake
 
 pytestmark = pytest.mark.usefixtures("vault")
@@ -392,7 +392,7 @@ async def test_an_answer_larger_than_the_proxy_holds_is_a_502(
     connection = await connected(http, api_key)
     remember_tokens(fake, secrets_seen)
     fd.settings = dataclasses.replace(fd.settings, max_proxy_body=64)
-    fd.vault.settings = fd.settings
+    reopen(fd)
     response = await http.get(f"/vault/proxy/{connection['id']}/me", headers=bearer(api_key))
     assert response.status_code == 502
     assert response.json()["error"] == "bad_gateway"

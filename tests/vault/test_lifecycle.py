@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import remember
+from frontdesk.asgi import open_frontdesk
 from frontdesk.config import ConfigError
-from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.core import Frontdesk
 from frontdesk.storage.schema import VaultConnection, VaultIntegration
 from frontdesk.vault.cli import _prepend_key
 from frontdesk.vault.keys import generate_key

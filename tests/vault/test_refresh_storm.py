@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conftest import ISSUER
-from frontdesk.core import Frontdesk, open_frontdesk
+from frontdesk.asgi import open_frontdesk
+from frontdesk.core import Frontdesk
 from frontdesk.storage import audit
 from frontdesk.storage.schema import VaultConnection
 from frontdesk.vault import store

@@ -9,13 +9,17 @@ in a thread (an anyio blocking portal, the mechanism TestClient uses). The app i
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import logging
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anyio.from_thread
@@ -23,13 +27,26 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+import frontdesk_sdk
+import frontdesk_sdk.agent
+import frontdesk_sdk.client
+import frontdesk_sdk.flow
+import frontdesk_sdk.models
+import frontdesk_sdk.secret
 from conftest import ISSUER
 from frontdesk.core import Frontdesk
 from frontdesk.storage.schema import VaultConnection
-from frontdesk.vault import sdk, store
-from frontdesk.vault.sdk import AsyncVaultClient, AuthorizationRequired, Connection, VaultAPIError, VaultClient
+from frontdesk.vault import store
 from frontdesk.vault.service import Vault
 from frontdesk.web import create_app
+from frontdesk_sdk import (
+    AsyncVaultClient,
+    AuthorizationRequired,
+    Connection,
+    VaultAPIError,
+    VaultClient,
+    VaultUnreachable,
+)
 
 from .conftest import bearer, connected, remember_tokens, through_provider
 from .fake_provider import Fake
@@ -376,11 +393,11 @@ async def test_an_unreachable_vault_raises_without_the_key(kind: str) -> None:
 
     if kind == "sync":
         blocking = VaultClient("http://127.0.0.1:9", key, transport=httpx.MockTransport(refuse))
-        with blocking, pytest.raises(sdk.VaultUnreachable) as raised:
+        with blocking, pytest.raises(VaultUnreachable) as raised:
             blocking.check("u", "cal")
     else:
         async with AsyncVaultClient("http://127.0.0.1:9", key, transport=httpx.MockTransport(refuse)) as client:
-            with pytest.raises(sdk.VaultUnreachable) as raised:
+            with pytest.raises(VaultUnreachable) as raised:
                 await client.check("u", "cal")
     assert str(raised.value) == "unreachable: could not reach the vault at http://127.0.0.1:9 (ConnectError)"
     assert raised.value.__suppress_context__
@@ -403,25 +420,87 @@ def test_a_providers_own_424_is_passed_on() -> None:
     assert response.status_code == 424
 
 
-def test_the_sdk_and_agent_need_nothing_of_the_server() -> None:
-    """A platform's backend imports them without a database, a web framework or the vault's service."""
+SDK = Path(frontdesk_sdk.__file__).parent
+# Everything the SDK may import: the standard library it uses and httpx, its one dependency (sdk/pyproject.toml).
+SDK_IMPORTS = {
+    *("__future__", "collections", "dataclasses", "functools", "inspect", "json", "time", "types", "typing"),
+    *("urllib", "httpx"),
+}
+
+
+def sdk_imports() -> set[str]:
+    """The top-level name of every module an import statement of ``frontdesk_sdk`` names, its own left out."""
+    names: set[str] = set()
+    for path in SDK.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names.add(node.module or "")
+    return {name.partition(".")[0] for name in names} - {"frontdesk_sdk"}
+
+
+def test_the_sdk_imports_only_httpx_and_the_standard_library() -> None:
+    """Every import in the SDK, lazy or type-checking-only ones too, is of httpx or the standard library: nothing
+    of the server, so a platform's backend installs and imports it without frontdesk."""
+    found = sdk_imports()
+    assert "frontdesk" not in found
+    assert found == SDK_IMPORTS
+
+
+def test_the_sdk_distribution_depends_on_httpx_only() -> None:
+    """``pip install frontdesk-sdk`` brings httpx and nothing of the server."""
+    project = tomllib.loads((SDK.parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "frontdesk-sdk"
+    assert project["dependencies"] == ["httpx>=0.27"]
+
+
+def test_the_sdk_and_agent_import_where_frontdesk_cannot_be_imported() -> None:
+    """A platform's backend imports them without the server: no frontdesk, no database, no web framework."""
     code = (
-        "import sys, frontdesk.vault.agent, frontdesk.vault.sdk; "
-        "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'starlette', 'frontdesk.'))))"
+        "import json, sys; sys.modules['frontdesk'] = None; "
+        "import frontdesk_sdk, frontdesk_sdk.agent, frontdesk_sdk.client; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'starlette', 'frontdesk')))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert (
-        done.stdout.strip() == "['frontdesk.secret', 'frontdesk.vault', 'frontdesk.vault.agent', 'frontdesk.vault.sdk']"
-    )
+    # "frontdesk" itself is the None that makes any import of the server fail.
+    loaded = [name for name in json.loads(done.stdout) if name != "frontdesk"]
+    assert loaded == [
+        "frontdesk_sdk",
+        "frontdesk_sdk.agent",
+        "frontdesk_sdk.client",
+        "frontdesk_sdk.flow",
+        "frontdesk_sdk.models",
+        "frontdesk_sdk.secret",
+    ]
 
 
-def test_all_names_every_public_definition() -> None:
+@pytest.mark.parametrize(
+    "module",
+    [frontdesk_sdk.agent, frontdesk_sdk.client, frontdesk_sdk.flow, frontdesk_sdk.models, frontdesk_sdk.secret],
+    ids=lambda m: m.__name__,
+)
+def test_all_names_every_public_definition(module: ModuleType) -> None:
+    """Each module's __all__ lists every public class and function it defines, and nothing else."""
     public = {
         name
-        for name, value in vars(sdk).items()
-        if not name.startswith("_") and inspect.isclass(value) and value.__module__ == sdk.__name__
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
     }
-    assert set(sdk.__all__) == public
+    assert set(module.__all__) == public
+
+
+def test_the_package_exports_the_public_api() -> None:
+    """``frontdesk_sdk`` offers the clients, the vault's answers and the agent helpers under one name."""
+    assert set(frontdesk_sdk.__all__) == {
+        *frontdesk_sdk.agent.__all__,
+        *frontdesk_sdk.client.__all__,
+        *frontdesk_sdk.models.__all__,
+        *frontdesk_sdk.secret.__all__,
+    }
+    assert all(getattr(frontdesk_sdk, name) is not None for name in frontdesk_sdk.__all__)
 
 
 @pytest.mark.usefixtures("person")

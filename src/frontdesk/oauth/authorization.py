@@ -1,6 +1,7 @@
 """The authorization request (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, OpenID Connect Core §3.1.2.1) as a value, its
-validation once the client and redirect URI are trusted, and the decisions that follow: sign in, consent, or
-answer at once.
+validation once the client and redirect URI are trusted, and the authorization response: the code it issues and the
+redirect that carries it or an error (RFC 6749 §4.1.2, RFC 9207). What the request gets next — sign in, consent,
+or an answer at once — is ``decision``'s to say.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from ..storage import audit
 from ..storage.clients import ClientRecord
 from ..storage.grants import insert_code, insert_grant
 from ..storage.logout import record_session_grant
-from ..storage.people import consented_scope
 from .grants import check_scope
 from .logout import check_id_token_hint
 
@@ -36,7 +36,7 @@ __all__ = [
     "error_redirect",
     "hinted_subject",
     "issue_code",
-    "needs_consent",
+    "parse_prompt",
     "success_redirect",
     "validate",
 ]
@@ -159,12 +159,6 @@ def success_redirect(fd: Frontdesk, req: AuthorizationRequest, code: str) -> str
 
 def error_redirect(fd: Frontdesk, redirect_uri: str, state: str | None, error: str, description: str = "") -> str:
     return _redirect(fd, redirect_uri, {"error": error, "error_description": description or None, "state": state})
-
-
-def needs_consent(conn: Connection, req: AuthorizationRequest, user_id: str) -> bool:
-    if "consent" in req.prompt:
-        return True
-    return not set(req.scope) <= set(consented_scope(conn, user_id, req.client_id))
 
 
 def issue_code(

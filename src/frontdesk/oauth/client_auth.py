@@ -29,16 +29,28 @@ from ..storage.clients import ClientRecord
 from ..storage.db import now, transaction
 from ..storage.schema import UsedJti
 from ..wire import loads
+from .rate_limits import Limit, check, count_failure
 
 __all__ = [
+    "AUTH_METHODS",
+    "AuthenticatedClient",
     "ClientKeys",
     "Presented",
+    "authenticate",
     "authenticate_client",
     "client_keys",
     "fetch_client_keys",
     "needs_published_keys",
     "presented_credentials",
 ]
+
+# RFC 7591 §2 token_endpoint_auth_method: the one way each client authenticates here, declared once for registration,
+# discovery and the command line (RFC 6749 §2.3.1, RFC 7523 §2.2, OpenID Connect Core §9); "none" is a public client.
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+
+# What authentication answers: the registered client. The endpoints name it by this name, as this module's result;
+# where it is stored is storage's business (DESIGN §2: web calls services, never storage).
+AuthenticatedClient = ClientRecord
 
 
 class ClientKeys:
@@ -272,6 +284,17 @@ def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
         )
         _spend_jti(fd, client.client_id, assertion.jti, assertion.exp)
     return client
+
+
+def authenticate(fd: Frontdesk, presented: Presented, limits: list[Limit]) -> AuthenticatedClient:
+    """The client authentication step, under its abuse limits; blocking (it reads the store)."""
+    check(fd, limits)
+    try:
+        return authenticate_client(fd, presented)
+    except InvalidClient:
+        # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
+        count_failure(fd, limits)
+        raise
 
 
 def _spend_jti(fd: Frontdesk, client_id: str, jti: str, exp: int) -> None:

@@ -8,6 +8,7 @@ token) is written in its own transaction before the error goes out, so the revoc
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -47,7 +48,7 @@ from ..storage.grants import (
 )
 from .tokens import mint_access_token, mint_id_token
 
-__all__ = ["DEVICE_CODE", "GRANT_TYPES", "check_scope", "exchange"]
+__all__ = ["DEVICE_CODE", "GRANT_TYPES", "GrantType", "check_scope", "exchange"]
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 Response = dict[str, Any]
@@ -272,11 +273,32 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
 
 
 Handler = Callable[[Frontdesk, ClientRecord, Params, "str | None"], Response]
-GRANT_TYPES: dict[str, Handler] = {
-    "authorization_code": authorization_code,
-    "refresh_token": refresh_token,
-    "client_credentials": client_credentials,
-    DEVICE_CODE: device_code,
+
+
+@dataclass(frozen=True, slots=True)
+class GrantType:
+    """A grant type this server serves, declared once: the token endpoint dispatches on it, discovery lists it
+    (RFC 8414 §2 ``grant_types_supported``) and registration judges a client's ``grant_types`` by it (RFC 7591 §2)."""
+
+    name: str
+    handle: Handler
+    # RFC 6749 §2.1: whether a public client (no credentials) may be registered for it. client_credentials has
+    # nothing but the client's credentials to go on (RFC 6749 §4.4), so a public client cannot use it.
+    public: bool
+    # Whether it goes through the authorization endpoint, so the client needs a redirect URI (RFC 6749 §3.1.2).
+    redirect: bool = False
+    # Registered for a client that names no grant types.
+    default: bool = False
+
+
+GRANT_TYPES: dict[str, GrantType] = {
+    grant.name: grant
+    for grant in (
+        GrantType("authorization_code", authorization_code, public=True, redirect=True, default=True),
+        GrantType("refresh_token", refresh_token, public=True, default=True),
+        GrantType("client_credentials", client_credentials, public=False),
+        GrantType(DEVICE_CODE, device_code, public=True),
+    )
 }
 
 
@@ -284,10 +306,10 @@ def exchange(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
-    handler = GRANT_TYPES.get(grant_type)
-    if handler is None:
+    grant = GRANT_TYPES.get(grant_type)
+    if grant is None:
         # RFC 9700 §2.4 and OAuth 2.1 §10: password and implicit are gone.
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"the client is not allowed the {grant_type} grant")
-    return handler(fd, client, params, ip)
+    return grant.handle(fd, client, params, ip)

@@ -13,8 +13,11 @@ from typing import Any
 from joserfc.errors import JoseError
 
 from ..core import Frontdesk
+from ..errors import InsufficientScope, InvalidToken
+from ..protocol.oidc import userinfo_claims
 from ..secret import PREFIXES
 from ..storage import audit
+from ..storage.clients import ClientRecord
 from ..storage.db import now, transaction
 from ..storage.grants import (
     refresh_for,
@@ -24,7 +27,18 @@ from ..storage.grants import (
 )
 from .tokens import split_jti
 
-__all__ = ["LiveAccessToken", "LiveRefreshToken", "live_access_token", "live_refresh_token", "revoke"]
+__all__ = [
+    "INACTIVE",
+    "LiveAccessToken",
+    "LiveRefreshToken",
+    "introspect",
+    "live_access_token",
+    "live_refresh_token",
+    "revoke",
+    "userinfo",
+]
+
+INACTIVE: dict[str, Any] = {"active": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,52 @@ def live_refresh_token(fd: Frontdesk, token: str) -> LiveRefreshToken | None:
     if row is None or row.consumed_at is not None or row.grant.revoked_at is not None or row.expires_at <= now():
         return None
     return LiveRefreshToken(row.client_id, row.grant.user_id, row.grant.scope, row.expires_at, row.grant.id)
+
+
+def introspect(fd: Frontdesk, client: ClientRecord, token: str) -> dict[str, Any]:
+    """RFC 7662 §2.2: the introspection response about ``token``, for the authenticated ``client``."""
+    refresh = live_refresh_token(fd, token)
+    if refresh is not None:
+        if refresh.client_id != client.client_id:
+            return INACTIVE
+        out: dict[str, Any] = {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": refresh.client_id,
+            "scope": " ".join(refresh.scope),
+            "exp": refresh.expires_at,
+            "iss": fd.issuer,
+        }
+        if refresh.user_id:
+            out["sub"] = refresh.user_id
+        return out
+    access = live_access_token(fd, token)
+    if access is None:
+        return INACTIVE
+    # RFC 7662 §4: tell a client only about tokens issued to it or addressed to a resource it serves.
+    if access.claims.get("client_id") != client.client_id and not set(access.audiences) & set(client.resources):
+        return INACTIVE
+    claims = access.claims
+    out = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time"):
+        if name in claims:
+            out[name] = claims[name]
+    return out
+
+
+def userinfo(fd: Frontdesk, token: str) -> dict[str, Any]:
+    """OpenID Connect Core §5.3.2: the claims about the person behind the access token ``token``."""
+    access = live_access_token(fd, token)
+    # RFC 8707: a token addressed to another resource is not for UserInfo.
+    if access is None or fd.issuer not in access.audiences:
+        raise InvalidToken("the access token is invalid, expired or not meant for UserInfo")
+    if "openid" not in access.scope:
+        raise InsufficientScope("the access token lacks the openid scope")
+    with transaction(fd.engine, readonly=True) as conn:
+        user = fd.users.by_id(conn, str(access.claims.get("sub")))
+    if user is None:
+        raise InvalidToken("the person behind this token no longer exists")
+    return userinfo_claims(user.id, access.scope, user.username, user.name, user.email)
 
 
 def revoke(fd: Frontdesk, client_id: str, token: str, ip: str | None) -> None:

@@ -17,7 +17,6 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from joserfc.errors import JoseError
-from sqlalchemy import delete
 
 from ..core import Frontdesk
 from ..errors import InvalidRequest
@@ -29,6 +28,7 @@ from ..storage.grants import revoke_grant
 from ..storage.logout import (
     DeliveryRow,
     claim_delivery,
+    close_browser_sessions,
     drop_delivery,
     due_deliveries,
     forget_sessions,
@@ -36,7 +36,6 @@ from ..storage.logout import (
     queue_delivery,
     session_uses,
 )
-from ..storage.schema import Session
 
 __all__ = [
     "BACKCHANNEL_EVENT",
@@ -156,10 +155,7 @@ def end_sessions(
     sessions' public ids (``Session.id``), which ID tokens carry as ``sid``."""
     at = now()
     with transaction(fd.engine) as conn:
-        closing = delete(Session).where(Session.user_id == user_id)
-        if session_ids is not None:
-            closing = closing.where(Session.id.in_(list(session_ids)))
-        closed = conn.execute(closing).rowcount
+        closed = close_browser_sessions(conn, user_id, session_ids)
         uses = session_uses(conn, user_id, session_ids)
         told: set[tuple[str, str]] = set()
         for use in uses:
@@ -244,8 +240,12 @@ def _settle(fd: Frontdesk, delivery: DeliveryRow, outcome: str, detail: str, at:
     return outcome
 
 
-def deliver_due(fd: Frontdesk, http: httpx.Client, at: int, batch: int = DELIVERY_BATCH) -> dict[str, int]:
-    """Attempt every delivery that is due at ``at`` (up to ``batch``); returns how many ended in each outcome."""
+def deliver_due(
+    fd: Frontdesk, http: httpx.Client, at: int | None = None, batch: int = DELIVERY_BATCH
+) -> dict[str, int]:
+    """Attempt every delivery that is due at ``at`` (now, when not given; up to ``batch``); returns how many ended
+    in each outcome."""
+    at = now() if at is None else at
     settings = fd.settings.backchannel_logout
     with transaction(fd.engine, readonly=True) as conn:
         due = due_deliveries(conn, at, batch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
@@ -39,10 +39,14 @@ from webauthn.helpers.structs import (
 
 from ..core import Frontdesk
 from ..protocol.rfc8176 import HWK, MFA, SWK
+from ..storage import audit
+from ..storage.db import now, transaction
 from ..storage.passkeys import (
     add_passkey,
     passkey_by_credential,
     passkeys_of,
+    remove_passkey,
+    rename_passkey,
     store_challenge,
     take_challenge,
     used_passkey,
@@ -52,15 +56,21 @@ from ..storage.people import UserRecord
 __all__ = [
     "PasskeyError",
     "PasskeySignIn",
+    "Renamed",
     "authentication_options",
     "register",
     "registration_options",
+    "remove",
+    "rename",
     "sign_in",
 ]
 
 REGISTER = "register"
 AUTHENTICATE = "authenticate"
 NAME_MAX = 100
+
+
+Renamed = Literal["renamed", "unknown", "no_name"]
 
 
 class PasskeyError(Exception):
@@ -86,8 +96,14 @@ def _challenge(fd: Frontdesk, conn: Connection, purpose: str, subject: str, at: 
     return challenge
 
 
-def registration_options(fd: Frontdesk, conn: Connection, user: UserRecord, at: int) -> str:
-    """``PublicKeyCredentialCreationOptions`` as JSON, excluding the passkeys the person already has."""
+def registration_options(fd: Frontdesk, user: UserRecord) -> str:
+    """``PublicKeyCredentialCreationOptions`` as JSON, excluding the passkeys the person already has; its challenge
+    is kept for ``register``."""
+    with transaction(fd.engine) as conn:
+        return _registration_options(fd, conn, user, now())
+
+
+def _registration_options(fd: Frontdesk, conn: Connection, user: UserRecord, at: int) -> str:
     rp_id, _ = _rp(fd)
     existing = [PublicKeyCredentialDescriptor(id=p.credential_id) for p in passkeys_of(conn, user.id)]
     options = generate_registration_options(
@@ -138,8 +154,19 @@ def _name(name: str, existing: int) -> str:
     return name or f"Passkey {existing + 1}"
 
 
-def register(fd: Frontdesk, conn: Connection, user: UserRecord, credential: str, name: str, at: int) -> str:
-    """Verify ``navigator.credentials.create()``'s answer and keep the passkey; returns its id."""
+def register(fd: Frontdesk, user: UserRecord, credential: str, name: str, ip: str | None) -> str:
+    """Verify ``navigator.credentials.create()``'s answer and keep the passkey under the name the person chose (or
+    a numbered one), audited as ``passkey.added``; returns its id. Raises PasskeyError, and then nothing is kept:
+    the challenge stays usable until it expires."""
+    with transaction(fd.engine) as conn:
+        passkey_id, kept_name = _register(fd, conn, user, credential, name, now())
+        audit.record(conn, "passkey.added", "success", user_id=user.id, ip=ip, name=kept_name)
+    return passkey_id
+
+
+def _register(
+    fd: Frontdesk, conn: Connection, user: UserRecord, credential: str, name: str, at: int
+) -> tuple[str, str]:
     parsed, challenge = _parsed(credential, REGISTER)
     if not take_challenge(conn, challenge, REGISTER, user.id, at):
         raise PasskeyError("This request to add a passkey has expired. Try again.")
@@ -153,7 +180,8 @@ def register(fd: Frontdesk, conn: Connection, user: UserRecord, credential: str,
     if passkey_by_credential(conn, verified.credential_id) is not None:
         raise PasskeyError("This passkey is already registered.")
     transports = tuple(str(t.value) for t in parsed.response.transports or ())
-    return add_passkey(
+    kept_name = _name(name, len(passkeys_of(conn, user.id)))
+    passkey_id = add_passkey(
         conn,
         user_id=user.id,
         credential_id=verified.credential_id,
@@ -161,9 +189,35 @@ def register(fd: Frontdesk, conn: Connection, user: UserRecord, credential: str,
         sign_count=verified.sign_count,
         backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
         transports=transports,
-        name=_name(name, len(passkeys_of(conn, user.id))),
+        name=kept_name,
         at=at,
     )
+    return passkey_id, kept_name
+
+
+def rename(fd: Frontdesk, user_id: str, passkey_id: str, name: str, ip: str | None) -> Renamed:
+    """A new name for one of the person's passkeys, audited as ``passkey.renamed``; "unknown" for a passkey that
+    is not theirs (or gone), "no_name" for a name of only spaces."""
+    with transaction(fd.engine) as conn:
+        if not any(p.id == passkey_id for p in passkeys_of(conn, user_id)):
+            return "unknown"
+        name = " ".join(name.split())[:NAME_MAX]
+        if not name:
+            return "no_name"
+        rename_passkey(conn, user_id, passkey_id, name)
+        audit.record(conn, "passkey.renamed", "success", user_id=user_id, ip=ip, name=name)
+    return "renamed"
+
+
+def remove(fd: Frontdesk, user_id: str, passkey_id: str, ip: str | None) -> bool:
+    """Remove one of the person's passkeys, audited as ``passkey.removed``; False for a passkey not theirs."""
+    with transaction(fd.engine) as conn:
+        old = next((p for p in passkeys_of(conn, user_id) if p.id == passkey_id), None)
+        if old is None:
+            return False
+        remove_passkey(conn, user_id, passkey_id)
+        audit.record(conn, "passkey.removed", "success", user_id=user_id, ip=ip, name=old.name)
+    return True
 
 
 def sign_in(fd: Frontdesk, conn: Connection, ix_id: str, credential: str, at: int) -> PasskeySignIn:

@@ -22,16 +22,19 @@ from ..config import SecondFactorPolicy
 from ..core import Frontdesk
 from ..protocol import rfc6238
 from ..secret import Secret
+from ..storage import audit
+from ..storage.db import now, transaction
 from ..storage.people import UserRecord
 from ..storage.second_factor import (
     confirm_totp,
+    remove_second_factor,
     replace_recovery_codes,
     start_totp,
     totp_for,
     use_recovery_code,
     use_totp_step,
 )
-from .rate_limits import Limit
+from .rate_limits import Limit, check, count_failure
 from .tokens import ACR_MFA
 
 __all__ = [
@@ -41,9 +44,13 @@ __all__ = [
     "begin_enrolment",
     "check_code",
     "confirm_enrolment",
+    "enrol",
     "has_second_factor",
     "mfa_required",
     "new_recovery_codes",
+    "renew_recovery_codes",
+    "start_enrolment",
+    "turn_off",
 ]
 
 RECOVERY_CODES = 10
@@ -174,3 +181,48 @@ def check_code(fd: Frontdesk, conn: Connection, user_id: str, code: str, at: int
     ):
         return "recovery_code"
     return None
+
+
+# --- the account's changes: one transaction and one audit event each ---------------------------------------------
+
+
+def start_enrolment(fd: Frontdesk, user: UserRecord) -> Enrolment | None:
+    """``begin_enrolment`` on its own: the secret to show, or None when the second step is on already."""
+    with transaction(fd.engine) as conn:
+        return begin_enrolment(fd, conn, user, now())
+
+
+def enrol(fd: Frontdesk, user_id: str, code: str, ip: str | None) -> list[str] | None:
+    """The first code from the app turns the second step on, audited as ``second_factor.enrolled``; the answer is the
+    person's recovery codes, shown once. None for a wrong code, counted in ``attempt_limits``; raises RateLimited
+    when they are used up."""
+    limits = attempt_limits(fd, user_id)
+    check(fd, limits)
+    with transaction(fd.engine) as conn:
+        codes = confirm_enrolment(fd, conn, user_id, code, now())
+        if codes is not None:
+            audit.record(conn, "second_factor.enrolled", "success", user_id=user_id, ip=ip)
+    if codes is None:
+        count_failure(fd, limits)
+    return codes
+
+
+def turn_off(fd: Frontdesk, user_id: str, ip: str | None) -> bool:
+    """Remove the person's second factor and recovery codes, audited as ``second_factor.removed``; False if there
+    was none."""
+    with transaction(fd.engine) as conn:
+        removed = remove_second_factor(conn, user_id)
+        if removed:
+            audit.record(conn, "second_factor.removed", "success", user_id=user_id, ip=ip)
+    return removed
+
+
+def renew_recovery_codes(fd: Frontdesk, user_id: str, ip: str | None) -> list[str] | None:
+    """A new set of recovery codes (the old set stops working), audited as ``recovery_codes.created``; None when the
+    person has no second factor."""
+    with transaction(fd.engine) as conn:
+        if not has_second_factor(conn, user_id):
+            return None
+        codes = new_recovery_codes(fd, conn, user_id, now())
+        audit.record(conn, "recovery_codes.created", "success", user_id=user_id, ip=ip)
+    return codes

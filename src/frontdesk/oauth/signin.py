@@ -23,23 +23,31 @@ from ..config import SecondFactorPolicy
 from ..core import Frontdesk
 from ..protocol.rfc8176 import is_multi_factor
 from ..storage import audit
+from ..storage.db import now, transaction
 from ..storage.interactions import InteractionRow, attach_user, hold_for_second_factor, open_interaction
 from ..storage.people import SessionRow, close_session, open_session, session_for
+from .outcomes import Redirect, SignedIn
 from .second_factor import has_second_factor, mfa_required
+from .signin_throttle import Refusal, record_failure, record_success, refusal
 
 __all__ = [
     "Asked",
     "Detour",
     "Next",
+    "SessionRow",
     "SignInFacts",
     "Visit",
+    "after_first_factor",
     "asked_by",
     "bound_session",
+    "browser_session",
     "facts_of",
     "first_factor_passed",
     "next_step",
     "open_for",
+    "password_signin",
     "signed_in",
+    "username_of",
 ]
 
 
@@ -202,3 +210,48 @@ def signed_in(
     attach_user(conn, ix_id, user_id, at, session.id)
     audit.record(conn, "signin", "success", user_id=user_id, ip=visit.ip, amr=" ".join(amr))
     return token
+
+
+def after_first_factor(
+    fd: Frontdesk, ix_id: str, params: dict[str, Any], user_id: str, amr: tuple[str, ...], visit: Visit
+) -> Redirect | SignedIn:
+    """On to the second-factor step when one is owed; otherwise signed in, with a new session."""
+    at = now()
+    with transaction(fd.engine) as conn:
+        if first_factor_passed(fd, conn, ix_id, params, user_id, amr, at):
+            return Redirect(f"/interaction/{ix_id}/second-factor")
+        token = signed_in(fd, conn, ix_id, user_id, amr, visit, at)
+    return SignedIn(f"/interaction/{ix_id}", token)
+
+
+def password_signin(fd: Frontdesk, username: str, password: str, ip: str | None) -> str | Refusal | None:
+    """A username and password tried: the person's id; a ``Refusal`` when the throttle says wait (audited there,
+    and the password is not checked); or None when they are wrong, remembered by the throttle and audited."""
+    refused = refusal(fd, username, ip, now())
+    if refused is not None:
+        return refused
+    user = fd.users.authenticate(username, password)
+    if user is None:
+        record_failure(fd, username, ip, now())
+        with transaction(fd.engine) as conn:
+            # A known account's owner sees the failed attempt among their own activity.
+            user_id = fd.users.id_of(conn, username)
+            audit.record(conn, "signin", "failure", user_id=user_id, ip=ip, username=username[:64])
+        return None
+    record_success(fd, username, ip)
+    return user.id
+
+
+def browser_session(fd: Frontdesk, token: str | None) -> SessionRow | None:
+    """The browser's session for its cookie ``token``, if it is still live (not expired, not idle too long)."""
+    if not token:
+        return None
+    with transaction(fd.engine, readonly=True) as conn:
+        return session_for(conn, token, now(), fd.settings.lifetimes.session_idle)
+
+
+def username_of(fd: Frontdesk, user_id: str) -> str | None:
+    """The username of the person ``user_id``, for a page that names them; None when the account is gone."""
+    with transaction(fd.engine, readonly=True) as conn:
+        user = fd.users.by_id(conn, user_id)
+    return user.username if user is not None else None

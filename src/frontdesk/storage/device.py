@@ -1,4 +1,7 @@
-"""RFC 8628 device codes: the device code is stored as a digest, the user code as typed by people."""
+"""RFC 8628 device codes: the device code is stored as a digest, the user code as typed by people.
+
+The user code is drawn by the service (``oauth.device_flow``, from ``protocol.rfc8628``) and handed in: storage keeps
+no protocol rules, it only reports a collision."""
 
 from __future__ import annotations
 
@@ -9,11 +12,18 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..protocol.rfc8628 import new_user_code
 from ..secret import digest, new_token
 from .schema import DeviceCode
 
-__all__ = ["DeviceRow", "decide_device", "device_by_user_code", "device_for", "insert_device", "poll_device"]
+__all__ = [
+    "DeviceRow",
+    "consume_device",
+    "decide_device",
+    "device_by_user_code",
+    "device_for",
+    "insert_device",
+    "poll_device",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,41 +62,40 @@ def _row(r: Any) -> DeviceRow:
 def insert_device(
     conn: Connection,
     *,
+    user_code: str,
     client_id: str,
     scope: tuple[str, ...],
     resource: tuple[str, ...],
     interval: int,
     at: int,
     ttl: int,
-) -> tuple[str, str]:
-    """Returns (device_code, user_code)."""
-    for _ in range(5):
-        device_code = new_token("device_code")
-        user_code = new_user_code()
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(DeviceCode),
-                    {
-                        "digest": digest(device_code),
-                        "user_code": user_code,
-                        "client_id": client_id,
-                        "scope": " ".join(scope),
-                        "resource": json.dumps(list(resource)),
-                        "status": "pending",
-                        "interval": interval,
-                        "last_polled_at": None,
-                        "user_id": None,
-                        "auth_time": None,
-                        "amr": None,
-                        "created_at": at,
-                        "expires_at": at + ttl,
-                    },
-                )
-            return device_code, user_code
-        except IntegrityError:
-            continue  # a user code collision: draw again
-    raise RuntimeError("could not draw a free user code")
+) -> str | None:
+    """A new pending device code under ``user_code``; returns the device code, or None when ``user_code`` is
+    already taken (the caller draws another)."""
+    device_code = new_token("device_code")
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(DeviceCode),
+                {
+                    "digest": digest(device_code),
+                    "user_code": user_code,
+                    "client_id": client_id,
+                    "scope": " ".join(scope),
+                    "resource": json.dumps(list(resource)),
+                    "status": "pending",
+                    "interval": interval,
+                    "last_polled_at": None,
+                    "user_id": None,
+                    "auth_time": None,
+                    "amr": None,
+                    "created_at": at,
+                    "expires_at": at + ttl,
+                },
+            )
+    except IntegrityError:
+        return None
+    return device_code
 
 
 def device_for(conn: Connection, device_code: str) -> DeviceRow | None:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from .schema import Grant, LogoutDelivery, SessionGrant
+from .schema import Grant, LogoutDelivery, Session, SessionGrant
 
 __all__ = [
     "DeliveryRow",
     "SessionUse",
     "claim_delivery",
+    "close_browser_sessions",
     "drop_delivery",
     "due_deliveries",
     "forget_sessions",
@@ -82,6 +83,14 @@ def session_uses(conn: Connection, user_id: str, sids: Collection[str] | None) -
     if sids is not None:
         query = query.where(SessionGrant.sid.in_(list(sids)))
     return [SessionUse(r.sid, r.client_id, r.grant_id, tuple(r.scope.split())) for r in conn.execute(query)]
+
+
+def close_browser_sessions(conn: Connection, user_id: str, sids: Collection[str] | None) -> int:
+    """Close those browser sessions of the person (every one when ``sids`` is None); how many there were."""
+    query = delete(Session).where(Session.user_id == user_id)
+    if sids is not None:
+        query = query.where(Session.id.in_(list(sids)))
+    return conn.execute(query).rowcount
 
 
 def forget_sessions(conn: Connection, user_id: str, sids: Collection[str] | None) -> None:

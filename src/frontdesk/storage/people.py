@@ -18,10 +18,23 @@ from sqlalchemy.exc import IntegrityError
 from ..crypto.passwords import hash_password, verify_password
 from ..secret import digest, new_token
 from .db import now, transaction
-from .schema import Consent, Grant, Passkey, RecoveryCode, Session, SessionGrant, TotpSecret, UpstreamIdentity, User
+from .schema import (
+    AuditEvent,
+    Consent,
+    Grant,
+    Passkey,
+    RecoveryCode,
+    Session,
+    SessionGrant,
+    TotpSecret,
+    UpstreamIdentity,
+    User,
+)
 
 __all__ = [
+    "ACCOUNT_EVENTS",
     "SEEN_EVERY",
+    "AccountEvent",
     "BrowserSession",
     "SessionRow",
     "UserError",
@@ -35,6 +48,7 @@ __all__ = [
     "consented_scope",
     "live_sessions",
     "open_session",
+    "recent_events",
     "record_consent",
     "session_for",
 ]
@@ -276,3 +290,53 @@ def record_consent(conn: Connection, user_id: str, client_id: str, scope: tuple[
                 .where(Consent.user_id == user_id, Consent.client_id == client_id)
                 .values(scope=" ".join(merged), updated_at=at)
             )
+
+
+# --- a person's activity ----------------------------------------------------------------------------------------
+
+# The audit events about a person's own account, as the account's activity page lists them.
+ACCOUNT_EVENTS = (
+    "signin",
+    "second_factor",
+    "recovery_code.used",
+    "consent",
+    "app.revoked",
+    "token.revoked",
+    "code.replayed",
+    "refresh.reused",
+    "logout",
+    "password.changed",
+    "passkey.added",
+    "passkey.renamed",
+    "passkey.removed",
+    "second_factor.enrolled",
+    "second_factor.removed",
+    "recovery_codes.created",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """One audit event of ``ACCOUNT_EVENTS`` about the person (never a secret: audit details hold none)."""
+
+    at: int
+    event: str
+    outcome: str
+    client_id: str | None
+    ip: str | None
+    detail: dict[str, Any]
+
+
+def recent_events(conn: Connection, user_id: str, since: int, limit: int = 50) -> list[AccountEvent]:
+    """The person's own ``ACCOUNT_EVENTS`` since ``since``, newest first, at most ``limit``."""
+    # Through the (user_id, at) index (migration 0006): only the person's own events are read, newest first, so the
+    # page costs the same on a busy server.
+    e = AuditEvent
+    query = (
+        select(e.at, e.event, e.outcome, e.client_id, e.ip, e.detail)
+        .where(e.at >= since, e.user_id == user_id, e.event.in_(ACCOUNT_EVENTS))
+        .order_by(e.at.desc(), e.id.desc())
+        .limit(limit)
+    )
+    rows = conn.execute(query)
+    return [AccountEvent(r.at, r.event, r.outcome, r.client_id, r.ip, json.loads(r.detail)) for r in rows]

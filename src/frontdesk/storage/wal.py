@@ -11,7 +11,7 @@ pages arrive while it copies, the log is never all copied, and SQLite starts it 
 it is (a first version of this module let the log grow to 400 MB in a benchmark, and every read slowed as it grew).
 So once the log is past ``RESTART_PAGES``, the thread runs a RESTART checkpoint, which takes the write lock for the
 little a PASSIVE pass left, waits for readers to leave the log, and lets the next write start it over. Meanwhile the
-event loop's writes find the lock taken and try again a moment later (web/http.py ``run_write``).
+event loop's writes find the lock taken and try again a moment later (oauth/writes.py ``run_write``).
 Every other connection keeps SQLite's automatic checkpoint.
 """
 

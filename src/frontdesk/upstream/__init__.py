@@ -1,5 +1,6 @@
 """Signing in with another provider: operators add upstream OpenID Connect (or plain OAuth 2.0) providers, and
-people sign in through them (``flow``), their accounts there linked to accounts here."""
+people sign in through them (``flow``; the browser's side of the trip: ``arrival``), their accounts there linked to
+accounts here."""
 
 from .flow import FED, Person, Refused, Returned, begin, come_back, confirm_link
 from .jwks import ProviderKeys

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..config import ConfigError
 from ..core import Frontdesk
-from . import store
+from . import integration_store, store
 from .keys import generate_key, key_file
-from .service import Vault
+from .service import vault_of
 
 __all__ = ["add_commands", "add_key_commands"]
 
@@ -25,11 +25,6 @@ Opener = Callable[[argparse.Namespace], Frontdesk]
 # (args, frontdesk, URL under the issuer) -> the redirect URI to register, or None when no issuer is set, and the
 # line that tells the operator which (frontdesk.cli.redirect_uri).
 RedirectUri = Callable[[argparse.Namespace, Frontdesk, str], tuple[str | None, str]]
-
-
-def _vault(fd: Frontdesk) -> Vault:
-    assert fd.vault is not None
-    return fd.vault
 
 
 def _params(pairs: list[str] | None) -> dict[str, str]:
@@ -46,7 +41,7 @@ def add_commands(
     sub: Any, command: Callable[..., argparse.ArgumentParser], opener: Opener, show: Printer, redirect: RedirectUri
 ) -> None:
     def providers(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        vault = vault_of(opener(args))
         rows = [
             {
                 "name": p.name,
@@ -62,7 +57,7 @@ def add_commands(
 
     def integration_add(args: argparse.Namespace) -> None:
         fd = opener(args)
-        vault = _vault(fd)
+        vault = vault_of(fd)
         if args.client_secret_stdin:
             secret: str | None = sys.stdin.readline().strip()
             if not secret:
@@ -85,10 +80,11 @@ def add_commands(
         )
 
     def integration_list(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        vault = vault_of(opener(args))
         # What each asks for, an integration made before revision 0008 included (its defaults on top).
         rows = [
-            {**i.public(), "scopes": list(vault.scopes_of(i))} for i in store.integrations(vault.engine, vault.keys)
+            {**i.public(), "scopes": list(vault.scopes_of(i))}
+            for i in integration_store.integrations(vault.engine, vault.keys)
         ]
         show(
             args,
@@ -99,13 +95,13 @@ def add_commands(
         )
 
     def integration_delete(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
-        if not store.delete_integration(vault.engine, args.name, with_connections=args.with_connections):
+        vault = vault_of(opener(args))
+        if not integration_store.delete_integration(vault.engine, args.name, with_connections=args.with_connections):
             raise ValueError(f"no integration named {args.name!r}")
         show(args, {"deleted": args.name}, f"deleted integration {args.name}")
 
     def apikey_create(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        vault = vault_of(opener(args))
         record, key = store.create_api_key(vault.engine, args.name, export=args.export)
         show(
             args,
@@ -114,7 +110,7 @@ def add_commands(
         )
 
     def apikey_list(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        vault = vault_of(opener(args))
         keys = store.api_keys(vault.engine)
         rows = [
             {"id": k.id, "name": k.name, "scope": list(k.scope), "created_at": k.created_at,
@@ -124,7 +120,7 @@ def add_commands(
         show(args, rows, "\n".join(f"{k.id}\t{k.name}\t{' '.join(k.scope)}" for k in keys))
 
     def apikey_revoke(args: argparse.Namespace) -> None:
-        vault = _vault(opener(args))
+        vault = vault_of(opener(args))
         if not store.revoke_api_key(vault.engine, args.id):
             raise ValueError(f"no active API key {args.id!r}")
         show(args, {"revoked": args.id}, f"revoked API key {args.id}")
@@ -175,7 +171,7 @@ def add_key_commands(keys: Any, command: Callable[..., argparse.ArgumentParser],
                 )
             _prepend_key(path)
             fd = opener(args)
-        vault = _vault(fd)
+        vault = vault_of(fd)
         count = vault.rotate_keys(batch=args.batch)
         show(
             args,

@@ -19,7 +19,8 @@ import httpx
 
 from ..protocol.rfc7636 import s256
 from .catalog import Provider, fill
-from .store import Credentials, Integration
+from .integration_store import Integration
+from .store import Credentials
 
 __all__ = [
     "GrantDead",

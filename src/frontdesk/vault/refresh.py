@@ -40,8 +40,9 @@ from ..storage.db import now, transaction
 from ..storage.schema import VaultConnection
 from . import oauth, store
 from .catalog import Provider
+from .integration_store import Integration
 from .keys import VaultKeys
-from .store import ConnectionRecord, Credentials, Integration, record_of
+from .store import ConnectionRecord, Credentials, record_of
 
 __all__ = ["BackingOff", "Flight", "Fresh", "Refresher", "due", "margin", "serves"]
 
@@ -55,6 +56,10 @@ class BackingOff(Exception):
         super().__init__(reason)
         self.retry_at = retry_at
         self.reason = reason
+
+    def retry_after(self) -> int:
+        """Whole seconds until ``retry_at``, at least one: a ``Retry-After`` (RFC 9110 §10.2.3)."""
+        return max(self.retry_at - now(), 1)
 
 
 def margin(row: Any, provider: Provider) -> int:

@@ -1,25 +1,24 @@
-"""The vault's records: integrations, API keys, connections and connect sessions, as purpose-named operations.
+"""The vault's records: connections and API keys, as purpose-named operations (integrations and connect sessions
+have their own: integration_store.py, session_store.py).
 
-Tokens and client secrets are sealed with the vault keys (AES-256-GCM, a fresh nonce each time, the row's id as
-associated data, the key id in a column so rotation can find what is left). API keys and link tokens are kept only
-as digests. Nothing here returns a token except :func:`credentials_of`, which the refresher and the proxy use.
+Tokens are sealed with the vault keys (AES-256-GCM, a fresh nonce each time, the row's id as associated data, the key
+id in a column so rotation can find what is left). API keys are kept only as digests. Nothing here returns a token
+except :func:`credentials_of`, which the refresher and the proxy use.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from ..secret import Secret, digest, new_token
 from ..storage.db import fetch, now, transaction
-from ..storage.schema import ApiKey, VaultConnection, VaultConnectSession, VaultIntegration
+from ..storage.schema import ApiKey, VaultConnection
 from .keys import VaultKeys
 
 __all__ = [
@@ -28,25 +27,26 @@ __all__ = [
     "ConnectionRecord",
     "ConnectionRow",
     "Credentials",
-    "Integration",
     "VaultError",
-    "add_integration",
     "api_key_and_connection",
+    "api_keys",
     "authenticate_api_key",
     "connection",
     "connections_of",
     "create_api_key",
     "credentials_of",
-    "delete_integration",
-    "integration",
-    "integrations",
+    "delete_connection",
+    "idle_connections",
     "last_used_due",
+    "record_of",
+    "reseal_connections",
+    "revoke_api_key",
     "save_connection",
     "storable",
+    "touch",
 ]
 
 Status = Literal["active", "needs_reauth", "revoked"]
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # ``last_used_at`` of keys and connections is bookkeeping for the operator: written at most once a minute each, so
 # that a busy key or connection does not turn every read into a write.
 LAST_USED_EVERY = 60
@@ -65,30 +65,6 @@ def last_used_due(last_used_at: int | None, at: int) -> bool:
 
 class VaultError(ValueError):
     """A request the vault cannot carry out; the message is safe to show the operator or the platform."""
-
-
-@dataclass(frozen=True, slots=True)
-class Integration:
-    name: str
-    provider: str
-    client_id: str
-    client_secret: Secret | None
-    scopes: tuple[str, ...]
-    params: Mapping[str, str]
-    created_at: int
-    # Made before revision 0008: ``scopes`` are asked for on top of the provider's default scopes.
-    adds_default_scopes: bool = False
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "client_id": self.client_id,
-            "has_client_secret": self.client_secret is not None,
-            "scopes": list(self.scopes),
-            "params": dict(self.params),
-            "created_at": self.created_at,
-        }
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -167,87 +143,6 @@ def record_of(row: Any) -> ConnectionRecord:
         row.created_at,
         row.updated_at,
     )
-
-
-# --- integrations ----------------------------------------------------------------------------------------------
-
-
-def _secret_aad(name: str) -> bytes:
-    return b"vault integration:" + name.encode()
-
-
-def add_integration(
-    engine: Engine,
-    keys: VaultKeys,
-    *,
-    name: str,
-    provider: str,
-    client_id: str,
-    client_secret: str | None,
-    scopes: Sequence[str],
-    params: Mapping[str, str],
-) -> Integration:
-    if not _NAME.fullmatch(name):
-        raise VaultError("an integration name is 1-63 lowercase letters, digits, '-' or '_'")
-    if not client_id.strip():
-        raise VaultError("the client id must not be empty")
-    sealed, kid = keys.seal(client_secret.encode(), _secret_aad(name)) if client_secret else (None, None)
-    at = now()
-    try:
-        with transaction(engine) as conn:
-            conn.execute(
-                insert(VaultIntegration),
-                {
-                    "name": name,
-                    "provider": provider,
-                    "client_id": client_id.strip(),
-                    "client_secret": sealed,
-                    "key_id": kid,
-                    "scopes": json.dumps(list(scopes)),
-                    "params": json.dumps(dict(params), sort_keys=True),
-                    "created_at": at,
-                    "adds_default_scopes": False,
-                },
-            )
-    except IntegrityError:
-        raise VaultError(f"integration {name!r} already exists") from None
-    return Integration(
-        name, provider, client_id.strip(), Secret(client_secret) if client_secret else None, tuple(scopes), params, at
-    )
-
-
-def _integration(keys: VaultKeys, row: Any) -> Integration:
-    secret = Secret(keys.open(row.client_secret, _secret_aad(row.name)).decode()) if row.client_secret else None
-    return Integration(
-        row.name, row.provider, row.client_id, secret, tuple(json.loads(row.scopes)), json.loads(row.params),
-        row.created_at, row.adds_default_scopes,
-    )  # fmt: skip
-
-
-def integration(engine: Engine, keys: VaultKeys, name: str) -> Integration | None:
-    if not storable(name):
-        return None
-    with transaction(engine, readonly=True) as conn:
-        row = conn.execute(select(VaultIntegration).where(VaultIntegration.name == name)).one_or_none()
-    return _integration(keys, row) if row else None
-
-
-def integrations(engine: Engine, keys: VaultKeys) -> list[Integration]:
-    with transaction(engine, readonly=True) as conn:
-        rows = conn.execute(select(VaultIntegration).order_by(VaultIntegration.name)).all()
-    return [_integration(keys, r) for r in rows]
-
-
-def delete_integration(engine: Engine, name: str, *, with_connections: bool = False) -> bool:
-    with transaction(engine) as conn:
-        count = len(conn.execute(select(VaultConnection.id).where(VaultConnection.integration == name)).all())
-        if count and not with_connections:
-            raise VaultError(
-                f"integration {name!r} has {count} connection(s); delete them first, or pass --with-connections"
-            )
-        conn.execute(delete(VaultConnection).where(VaultConnection.integration == name))
-        conn.execute(delete(VaultConnectSession).where(VaultConnectSession.integration == name))
-        return conn.execute(delete(VaultIntegration).where(VaultIntegration.name == name)).rowcount > 0
 
 
 # --- API keys --------------------------------------------------------------------------------------------------
@@ -473,3 +368,33 @@ def delete_connection(conn: Connection, connection_id: str) -> None:
 
 def touch(conn: Connection, connection_id: str, at: int) -> None:
     conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(last_used_at=at))
+
+
+def idle_connections(
+    conn: Connection, integration_name: str, idle_for: int, at: int, limit: int
+) -> list[ConnectionRecord]:
+    """Active connections of ``integration_name`` neither made nor refreshed in the last ``idle_for`` seconds, and
+    not backing off: the keep-alive sweep's work, at most ``limit`` of them."""
+    rows = conn.execute(
+        select(VaultConnection)
+        .where(
+            VaultConnection.integration == integration_name,
+            VaultConnection.status == "active",
+            func.coalesce(VaultConnection.refreshed_at, VaultConnection.created_at) <= at - idle_for,
+            func.coalesce(VaultConnection.retry_at, 0) <= at,
+        )
+        .limit(limit)
+    ).all()
+    return [record_of(r) for r in rows]
+
+
+def reseal_connections(conn: Connection, keys: VaultKeys, batch: int) -> int:
+    """Re-seal up to ``batch`` connections' credentials sealed under another key than the active one, their rows
+    held to the end of the caller's transaction. Returns how many."""
+    rows = conn.execute(
+        select(VaultConnection).where(VaultConnection.key_id != keys.active_id).limit(batch).with_for_update()
+    ).all()
+    for row in rows:
+        sealed, kid = credentials_of(keys, row).seal(keys, row.id)
+        conn.execute(update(VaultConnection).where(VaultConnection.id == row.id).values(credentials=sealed, key_id=kid))
+    return len(rows)

@@ -7,43 +7,28 @@ with a page of its own). The Security page (password, passkeys, second factor) l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core import Frontdesk
+from ..oauth import account
+from ..oauth.account import ACTIVITY_DAYS, Visitor, app_name
 from ..oauth.logout import end_sessions
-from ..oauth.second_factor import has_second_factor
 from ..protocol.forms import Params
 from ..protocol.rfc8176 import HWK, OTP, PWD, SWK
-from ..storage import audit
-from ..storage.connected_apps import connected_apps, disconnect_app
-from ..storage.db import now, transaction
-from ..storage.interactions import open_interaction
-from ..storage.passkeys import passkeys_of
-from ..storage.people import (
-    SessionRow,
-    UserRecord,
-    live_sessions,
-    session_for,
-)
-from ..storage.schema import AuditEvent
-from .authorize import posted_form, scope_words, see_other
-from .cookies import clear_session, session_token, set_interaction
+from .authorize import detour, posted_form, scope_words, see_other
+from .cookies import clear_session, session_token
 from .http import client_ip, json_response
 from .pages import page
 from .user_agents import summarize
 
 __all__ = [
     "SECTIONS",
-    "Visitor",
     "activity",
     "apps",
     "back_to",
@@ -69,51 +54,19 @@ SECTIONS = (
     ("/account/security", "Security"),
     ("/account/activity", "Activity"),
 )
-ACTIVITY_DAYS = 30
-ACTIVITY_LIMIT = 50
 _RELOAD = "Reload the page and try again."
-
-
-@dataclass(frozen=True, slots=True)
-class Visitor:
-    """The signed-in person on an account page, and the session they came with."""
-
-    token: str
-    session: SessionRow
-    person: UserRecord
-
-    def csrf(self, fd: Frontdesk) -> str:
-        return fd.csrf_token(self.token)
-
-    def recently_signed_in(self, fd: Frontdesk) -> bool:
-        return now() - self.session.auth_time <= fd.settings.lifetimes.recent_sign_in
-
-
-def _visitor(fd: Frontdesk, token: str | None) -> Visitor | None:
-    if not token:
-        return None
-    with transaction(fd.engine) as conn:  # a write transaction: the visit counts as the session's last use
-        session = session_for(conn, token, now(), fd.settings.lifetimes.session_idle)
-        person = fd.users.by_id(conn, session.user_id) if session else None
-    return Visitor(token, session, person) if session and person else None
 
 
 def visitor_of(fd: Frontdesk, token: str | None) -> Visitor | None:
     """The signed-in person behind a session cookie, for a page outside the account pages (a vault connect link)
     that decides itself what to do when there is none."""
-    return _visitor(fd, token)
+    return account.visitor(fd, token)
 
 
-def to_sign_in(fd: Frontdesk, return_to: str, reauth: UserRecord | None = None) -> Response:
+def to_sign_in(fd: Frontdesk, return_to: str, reauth: Visitor | None = None) -> Response:
     """Sign in (or, for a security change, sign in again as ``reauth``), then come back to ``return_to``."""
-    data: dict[str, Any] = {"kind": "account", "return_to": return_to}
-    if reauth is not None:
-        data.update(reauth=True, login_hint=reauth.username)
-    with transaction(fd.engine) as conn:
-        ix_id, binding = open_interaction(conn, data, now(), fd.settings.lifetimes.interaction)
-    response = see_other(f"/interaction/{ix_id}/login")
-    set_interaction(response, fd, ix_id, binding)
-    return response
+    again_as = reauth.person.username if reauth is not None else None
+    return detour(fd, account.sign_in_first(fd, return_to, again_as))
 
 
 def _section_of(path: str) -> str:
@@ -124,7 +77,7 @@ def _section_of(path: str) -> str:
 async def signed_in_visitor(request: Request) -> Visitor | Response:
     """The visitor, or the way to sign in and come back."""
     fd: Frontdesk = request.app.state.fd
-    visitor = await run_in_threadpool(_visitor, fd, session_token(request, fd))
+    visitor = await run_in_threadpool(account.visitor, fd, session_token(request, fd))
     if visitor is not None:
         return visitor
     # Back to the page asked for; after a form, to the page the form was on.
@@ -137,7 +90,7 @@ async def reauthenticated(request: Request, visitor: Visitor, back: str, *, json
     fd: Frontdesk = request.app.state.fd
     if visitor.recently_signed_in(fd):
         return None
-    response = await run_in_threadpool(to_sign_in, fd, back, visitor.person)
+    response = await run_in_threadpool(to_sign_in, fd, back, visitor)
     if json:
         answer = json_response({"redirect": response.headers["location"]}, 401)
         answer.raw_headers += [h for h in response.raw_headers if h[0] == b"set-cookie"]
@@ -179,7 +132,7 @@ def render(fd: Frontdesk, visitor: Visitor, template: str, here: str, status: in
         sections=SECTIONS,
         here=here,
         csrf=visitor.csrf(fd),
-        now=now(),
+        now=visitor.at,
         **context,
     )
 
@@ -192,16 +145,7 @@ def back_to(path: str, **notice: str) -> Response:
 
 
 def _profile(fd: Frontdesk, visitor: Visitor) -> Response:
-    at = now()
-    user_id = visitor.person.id
-    with transaction(fd.engine, readonly=True) as conn:
-        counts = {
-            "apps": len(connected_apps(conn, user_id, at)),
-            "sessions": len(live_sessions(conn, user_id, at, fd.settings.lifetimes.session_idle, None)),
-            "passkeys": len(passkeys_of(conn, user_id)),
-            "second_factor": has_second_factor(conn, user_id),
-        }
-    return render(fd, visitor, "account.html", "/account", counts=counts)
+    return render(fd, visitor, "account.html", "/account", counts=account.overview(fd, visitor))
 
 
 async def profile(request: Request) -> Response:
@@ -214,30 +158,19 @@ async def profile(request: Request) -> Response:
 # --- connected apps ---------------------------------------------------------------------------------------------
 
 
-def _app_name(fd: Frontdesk, client_id: str) -> str:
-    client = fd.clients.get(client_id)
-    return client.name if client else client_id
-
-
 def _apps(fd: Frontdesk, visitor: Visitor, revoked: str | None) -> Response:
-    at = now()
-    with transaction(fd.engine, readonly=True) as conn:
-        found = connected_apps(conn, visitor.person.id, at)
-    shown = []
-    for app in found:
-        client = fd.clients.get(app.client_id)
-        hosts = list(dict.fromkeys(urlsplit(u).netloc for u in client.redirect_uris)) if client else []
-        shown.append(
-            {
-                "client_id": app.client_id,
-                "name": client.name if client else app.client_id,
-                "hosts": hosts,
-                "scopes": scope_words(fd, app.scope),
-                "granted_at": app.granted_at,
-                "last_used_at": app.last_used_at,
-            }
-        )
-    notice = f"{_app_name(fd, revoked)} can no longer use your account." if revoked else None
+    shown = [
+        {
+            "client_id": app.client_id,
+            "name": app.name,
+            "hosts": list(app.hosts),
+            "scopes": scope_words(fd, app.scope),
+            "granted_at": app.granted_at,
+            "last_used_at": app.last_used_at,
+        }
+        for app in account.apps(fd, visitor)
+    ]
+    notice = f"{app_name(fd, revoked)} can no longer use your account." if revoked else None
     return render(fd, visitor, "account_apps.html", "/account/apps", apps=shown, notice=notice)
 
 
@@ -250,12 +183,7 @@ async def apps(request: Request) -> Response:
 
 
 def _revoke(fd: Frontdesk, visitor: Visitor, client_id: str, ip: str | None) -> Response:
-    at = now()
-    with transaction(fd.engine) as conn:
-        grants = disconnect_app(conn, visitor.person.id, client_id, at)
-        audit.record(
-            conn, "app.revoked", "success", client_id=client_id, user_id=visitor.person.id, ip=ip, grants=grants
-        )
+    account.revoke_app(fd, visitor.person.id, client_id, ip)
     return back_to("/account/apps", revoked=client_id)
 
 
@@ -274,9 +202,7 @@ def method_words(amr: tuple[str, ...]) -> str:
 
 
 def _sessions(fd: Frontdesk, visitor: Visitor, signed_out: bool) -> Response:
-    at = now()
-    with transaction(fd.engine, readonly=True) as conn:
-        found = live_sessions(conn, visitor.person.id, at, fd.settings.lifetimes.session_idle, visitor.session.id)
+    found = account.browser_sessions(fd, visitor)
     shown = [
         {
             "id": s.id,
@@ -334,7 +260,7 @@ async def sign_out_everywhere(request: Request) -> Response:
 def _activity_text(
     fd: Frontdesk, event: str, outcome: str, client_id: str | None, detail: dict[str, Any]
 ) -> str | None:
-    app = _app_name(fd, client_id) if client_id else "An app"
+    app = app_name(fd, client_id) if client_id else "An app"
     texts = {
         ("signin", "success"): f"Signed in with {method_words(tuple(str(detail.get('amr', 'pwd')).split()))}",
         ("signin", "failure"): "Someone typed a wrong password for your account",
@@ -361,47 +287,14 @@ def _activity_text(
 
 
 _WARNINGS = {"failure", "throttled", "revoked"}
-_EVENTS = (
-    "signin",
-    "second_factor",
-    "recovery_code.used",
-    "consent",
-    "app.revoked",
-    "token.revoked",
-    "code.replayed",
-    "refresh.reused",
-    "logout",
-    "password.changed",
-    "passkey.added",
-    "passkey.renamed",
-    "passkey.removed",
-    "second_factor.enrolled",
-    "second_factor.removed",
-    "recovery_codes.created",
-)
-
-
-def recent_events(conn: Connection, user_id: str, since: int) -> list[Any]:
-    # Through the (user_id, at) index (migration 0006): only the person's own events are read, newest first, so the
-    # page costs the same on a busy server.
-    e = AuditEvent
-    query = (
-        select(e.at, e.event, e.outcome, e.client_id, e.ip, e.detail)
-        .where(e.at >= since, e.user_id == user_id, e.event.in_(_EVENTS))
-        .order_by(e.at.desc(), e.id.desc())
-        .limit(ACTIVITY_LIMIT)
-    )
-    return list(conn.execute(query))
 
 
 def _activity(fd: Frontdesk, visitor: Visitor) -> Response:
-    with transaction(fd.engine, readonly=True) as conn:
-        rows = recent_events(conn, visitor.person.id, now() - ACTIVITY_DAYS * 86400)
     events = []
-    for r in rows:
-        text = _activity_text(fd, r.event, r.outcome, r.client_id, json.loads(r.detail))
+    for e in account.activity(fd, visitor):
+        text = _activity_text(fd, e.event, e.outcome, e.client_id, e.detail)
         if text:
-            events.append({"at": r.at, "text": text, "ip": r.ip, "warning": r.outcome in _WARNINGS})
+            events.append({"at": e.at, "text": text, "ip": e.ip, "warning": e.outcome in _WARNINGS})
     return render(fd, visitor, "account_activity.html", "/account/activity", events=events, days=ACTIVITY_DAYS)
 
 

@@ -15,25 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core import Frontdesk
-from ..crypto.passwords import hash_password
 from ..errors import RateLimited
-from ..oauth.passkeys import PasskeyError, register, registration_options
-from ..oauth.rate_limits import check, count_failure
-from ..oauth.second_factor import (
-    attempt_limits,
-    begin_enrolment,
-    confirm_enrolment,
-    has_second_factor,
-    new_recovery_codes,
-)
-from ..oauth.signin_throttle import record_failure, refusal
+from ..oauth import account, passkeys, password, second_factor
+from ..oauth.account import Visitor
+from ..oauth.passkeys import PasskeyError
+from ..oauth.password import PasswordProblem
+from ..oauth.signin_throttle import Refusal
 from ..protocol.forms import Params
-from ..storage import audit
-from ..storage.db import now, transaction
-from ..storage.passkeys import passkeys_of, remove_passkey, rename_passkey
-from ..storage.people import UserError, check_new_password, close_other_sessions
-from ..storage.second_factor import recovery_codes_left, remove_second_factor
-from .account import Visitor, back_to, posted, reauthenticated, render, signed_in_visitor, visitor_form
+from .account import back_to, posted, reauthenticated, render, signed_in_visitor, visitor_form
 from .authorize import too_many
 from .http import client_ip, json_response
 from .throttle import too_many_attempts
@@ -60,25 +49,27 @@ _NOTICES = {
     "passkey-removed": "The passkey is removed. It can no longer sign you in.",
     "second-factor-off": "The second step is off. Only your password (and your passkeys) protect your account now.",
 }
+_PASSWORD_PROBLEMS = {
+    PasswordProblem.WRONG_CURRENT: "Your current password is not right.",
+    PasswordProblem.NOT_REPEATED: "The two new passwords are not the same. Type them again.",
+    PasswordProblem.TOO_SHORT: "Choose a new password of at least 8 characters.",
+    PasswordProblem.UNCHANGED: "The new password is the same as the current one. Choose another.",
+}
 
 
 def security_page(
     fd: Frontdesk, visitor: Visitor, status: int = 200, *, message: str | None = None, done: str | None = None
 ) -> Response:
-    user_id = visitor.person.id
-    with transaction(fd.engine, readonly=True) as conn:
-        passkeys = passkeys_of(conn, user_id)
-        enrolled = has_second_factor(conn, user_id)
-        left = recovery_codes_left(conn, user_id) if enrolled else 0
+    shown = account.security(fd, visitor.person.id)
     return render(
         fd,
         visitor,
         "account_security.html",
         HERE,
         status,
-        passkeys=passkeys,
-        second_factor=enrolled,
-        recovery_left=left,
+        passkeys=shown.passkeys,
+        second_factor=shown.second_factor,
+        recovery_left=shown.recovery_left,
         message=message,
         notice=_NOTICES.get(done or ""),
         scripts=True,
@@ -96,38 +87,20 @@ async def security(request: Request) -> Response:
 # --- password ---------------------------------------------------------------------------------------------------
 
 
-def _new_password_problem(form: Params) -> str | None:
-    new, again = form.get("new_password", ""), form.get("repeat_password", "")
-    if new != again:
-        return "The two new passwords are not the same. Type them again."
-    try:
-        check_new_password(new)
-    except UserError:
-        return "Choose a new password of at least 8 characters."
-    if new == form.get("current_password"):
-        return "The new password is the same as the current one. Choose another."
-    return None
-
-
 def _change_password(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | None) -> Response:
-    person = visitor.person
-    # A wrong current password is a wrong password like any other: the sign-in throttle counts it.
-    refused = refusal(fd, person.username, ip, now())
-    if refused is not None:
-        return too_many_attempts(refused)
-    if not fd.users.password_matches(person.id, form.get("current_password", "")):
-        record_failure(fd, person.username, ip, now())
-        with transaction(fd.engine) as conn:
-            audit.record(conn, "password.changed", "failure", user_id=person.id, ip=ip)
-        return security_page(fd, visitor, 400, message="Your current password is not right.")
-    problem_text = _new_password_problem(form)
-    if problem_text:
-        return security_page(fd, visitor, 400, message=problem_text)
-    password_hash = hash_password(form.get("new_password", ""))
-    with transaction(fd.engine) as conn:
-        fd.users.set_password(conn, person.id, password_hash)
-        others = close_other_sessions(conn, person.id, visitor.session.id)
-        audit.record(conn, "password.changed", "success", user_id=person.id, ip=ip, sessions_signed_out=others)
+    outcome = password.change_password(
+        fd,
+        visitor.person,
+        visitor.session.id,
+        form.get("current_password", ""),
+        form.get("new_password", ""),
+        form.get("repeat_password", ""),
+        ip,
+    )
+    if isinstance(outcome, Refusal):
+        return too_many_attempts(outcome)
+    if isinstance(outcome, PasswordProblem):
+        return security_page(fd, visitor, 400, message=_PASSWORD_PROBLEMS[outcome])
     return back_to(HERE, done="password")
 
 
@@ -140,9 +113,7 @@ async def change_password(request: Request) -> Response:
 
 
 def _registration_options(fd: Frontdesk, visitor: Visitor) -> Response:
-    with transaction(fd.engine) as conn:
-        options = registration_options(fd, conn, visitor.person, now())
-    return json_response(json.loads(options))
+    return json_response(json.loads(passkeys.registration_options(fd, visitor.person)))
 
 
 async def passkey_options(request: Request) -> Response:
@@ -165,12 +136,8 @@ def _cookies(response: Response) -> dict[str, str]:
 
 
 def _add_passkey(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | None) -> Response:
-    at = now()
     try:
-        with transaction(fd.engine) as conn:
-            passkey_id = register(fd, conn, visitor.person, form.get("credential", ""), form.get("name", ""), at)
-            name = next(p.name for p in passkeys_of(conn, visitor.person.id) if p.id == passkey_id)
-            audit.record(conn, "passkey.added", "success", user_id=visitor.person.id, ip=ip, name=name)
+        passkeys.register(fd, visitor.person, form.get("credential", ""), form.get("name", ""), ip)
     except PasskeyError as exc:
         return security_page(fd, visitor, 400, message=str(exc))
     return back_to(HERE, done="passkey-added")
@@ -181,43 +148,36 @@ async def add_passkey(request: Request) -> Response:
     return await posted(request, _add_passkey, fresh_sign_in=HERE)
 
 
-def _change_passkey(fd: Frontdesk, visitor: Visitor, form: Params, remove: bool, ip: str | None) -> Response:
-    passkey_id = form.get("passkey", "")
-    user_id = visitor.person.id
-    with transaction(fd.engine) as conn:
-        old = next((p for p in passkeys_of(conn, user_id) if p.id == passkey_id), None)
-        if old is None:
-            return back_to(HERE)
-        if remove:
-            remove_passkey(conn, user_id, passkey_id)
-            audit.record(conn, "passkey.removed", "success", user_id=user_id, ip=ip, name=old.name)
-            return back_to(HERE, done="passkey-removed")
-        name = " ".join(form.get("name", "").split())[:100]
-        if not name:
-            return security_page(fd, visitor, 400, message="Give the passkey a name, so you can tell it apart.")
-        rename_passkey(conn, user_id, passkey_id, name)
-        audit.record(conn, "passkey.renamed", "success", user_id=user_id, ip=ip, name=name)
+def _rename_passkey(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | None) -> Response:
+    renamed = passkeys.rename(fd, visitor.person.id, form.get("passkey", ""), form.get("name", ""), ip)
+    if renamed == "unknown":
+        return back_to(HERE)
+    if renamed == "no_name":
+        return security_page(fd, visitor, 400, message="Give the passkey a name, so you can tell it apart.")
     return back_to(HERE, done="passkey-renamed")
 
 
+def _remove_passkey(fd: Frontdesk, visitor: Visitor, form: Params, ip: str | None) -> Response:
+    if not passkeys.remove(fd, visitor.person.id, form.get("passkey", ""), ip):
+        return back_to(HERE)
+    return back_to(HERE, done="passkey-removed")
+
+
 async def rename_passkey_form(request: Request) -> Response:
-    return await posted(request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, False, ip))
+    return await posted(request, _rename_passkey)
 
 
 async def remove_passkey_form(request: Request) -> Response:
     """Removing a passkey is a security change like adding one: a stolen session cookie alone must not take away
     the owner's way in (or clear the way for an attacker's own), so it needs a recent sign-in first."""
-    return await posted(
-        request, lambda fd, visitor, form, ip: _change_passkey(fd, visitor, form, True, ip), fresh_sign_in=HERE
-    )
+    return await posted(request, _remove_passkey, fresh_sign_in=HERE)
 
 
 # --- the second factor ------------------------------------------------------------------------------------------
 
 
 def _enrol_page(fd: Frontdesk, visitor: Visitor, status: int = 200, message: str | None = None) -> Response:
-    with transaction(fd.engine) as conn:
-        enrolment = begin_enrolment(fd, conn, visitor.person, now())
+    enrolment = second_factor.start_enrolment(fd, visitor.person)
     if enrolment is None:
         return back_to(HERE)  # already on
     return render(
@@ -249,18 +209,11 @@ def _codes_page(fd: Frontdesk, visitor: Visitor, codes: list[str], replaced: boo
 
 
 def _confirm(fd: Frontdesk, visitor: Visitor, code: str, ip: str | None) -> Response:
-    user_id = visitor.person.id
-    limits = attempt_limits(fd, user_id)
     try:
-        check(fd, limits)
+        codes = second_factor.enrol(fd, visitor.person.id, code, ip)
     except RateLimited as exc:
         return too_many(exc)
-    with transaction(fd.engine) as conn:
-        codes = confirm_enrolment(fd, conn, user_id, code, now())
-        if codes is not None:
-            audit.record(conn, "second_factor.enrolled", "success", user_id=user_id, ip=ip)
     if codes is None:
-        count_failure(fd, limits)
         wrong = "That code is not right. Type the 6-digit code the app shows now; it changes every 30 seconds."
         return _enrol_page(fd, visitor, 400, wrong)
     return _codes_page(fd, visitor, codes, replaced=False)
@@ -287,9 +240,7 @@ async def enrol_second_factor(request: Request) -> Response:
 
 
 def _turn_off(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
-    with transaction(fd.engine) as conn:
-        if remove_second_factor(conn, visitor.person.id):
-            audit.record(conn, "second_factor.removed", "success", user_id=visitor.person.id, ip=ip)
+    second_factor.turn_off(fd, visitor.person.id, ip)
     return back_to(HERE, done="second-factor-off")
 
 
@@ -298,12 +249,9 @@ async def turn_off_second_factor(request: Request) -> Response:
 
 
 def _new_codes(fd: Frontdesk, visitor: Visitor, ip: str | None) -> Response:
-    user_id = visitor.person.id
-    with transaction(fd.engine) as conn:
-        if not has_second_factor(conn, user_id):
-            return back_to(HERE)
-        codes = new_recovery_codes(fd, conn, user_id, now())
-        audit.record(conn, "recovery_codes.created", "success", user_id=user_id, ip=ip)
+    codes = second_factor.renew_recovery_codes(fd, visitor.person.id, ip)
+    if codes is None:
+        return back_to(HERE)
     return _codes_page(fd, visitor, codes, replaced=True)
 
 

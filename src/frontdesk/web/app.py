@@ -1,10 +1,13 @@
-"""The ASGI application: routes, the error handlers that keep stack traces off the wire, security headers."""
+"""The ASGI application: routes, the error handlers that keep stack traces off the wire, security headers.
+
+The route table marks the protocol endpoints that carry the load as hot (``HotRoute``); ``frontdesk serve`` calls
+those straight from asgi.py, and reads which they are from this table alone."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
@@ -21,9 +24,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
-from ..storage.db import now
-from ..storage.purge import purge_expired, saturated
+from ..oauth.housekeeping import purge
 from ..upstream import ProviderKeys
+from ..vault.service import vault_of
 from . import (
     account,
     account_security,
@@ -37,10 +40,11 @@ from . import (
     token,
     upstream,
     vault,
+    vault_connect,
 )
 from .http import SecurityHeaders, error_response
 
-__all__ = ["create_app"]
+__all__ = ["Endpoint", "HotRoute", "create_app"]
 
 log = logging.getLogger("frontdesk.web")
 
@@ -69,6 +73,23 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(ServerError("the server could not complete the request"))
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HotRoute(Route):
+    """A protocol endpoint that carries the load (token, introspection, JWKS, discovery): ``frontdesk serve`` calls
+    it straight from asgi.py rather than through the router and middleware stack, for exactly the methods declared
+    here (not the HEAD Starlette adds to a GET). Its path is fixed, since the direct path looks requests up by
+    method and path alone, and its endpoint answers a plain response (BENCHMARKS.md)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, *, methods: list[str]) -> None:
+        if "{" in path:
+            raise ValueError(f"a hot route needs a fixed path, not {path!r}")
+        super().__init__(path, endpoint, methods=methods)
+        self.hot_endpoint = endpoint  # as declared: Route.endpoint is typed Callable[..., Any]
+        self.hot_methods = tuple(methods)
+
+
 PURGE_EVERY = 600.0
 PURGE_BEHIND = 1.0
 KEEPALIVE_EVERY = 900.0
@@ -85,9 +106,9 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             await anyio.sleep(delay)
             delay = PURGE_EVERY
             try:
-                counts = await run_in_threadpool(purge_expired, fd.engine, now())
-                log.info("purged expired artefacts", extra={"deleted": counts})
-                if saturated(counts):
+                purged = await run_in_threadpool(purge, fd)
+                log.info("purged expired artefacts", extra={"deleted": purged.deleted})
+                if purged.behind:
                     delay = PURGE_BEHIND  # more expired rows than one pass deletes: keep going, a pass at a time
             except Exception:  # the purge must never take the server down; the next round retries
                 log.exception("purge failed")
@@ -99,7 +120,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             if fd.vault is None:
                 continue
             try:
-                refreshed = await run_in_threadpool(fd.vault.keepalive)
+                refreshed = await run_in_threadpool(vault_of(fd).keepalive)
                 if refreshed:
                     log.info("kept vault connections alive", extra={"refreshed": refreshed})
             except Exception:  # like the purge: never fatal, the next round retries
@@ -118,9 +139,9 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
     routes = [
-        Route("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
-        Route("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"]),
-        Route("/jwks", discovery.jwks, methods=["GET"]),
+        HotRoute("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
+        HotRoute("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"]),
+        HotRoute("/jwks", discovery.jwks, methods=["GET"]),
         Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
         Route("/interaction/{ix}", authorize.resume, methods=["GET"]),
         Route("/interaction/{ix}/login", authorize.login, methods=["GET", "POST"]),
@@ -149,8 +170,8 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/interaction/{ix}/upstream", upstream.finish, methods=["GET", "POST"]),
         Route("/interaction/{ix}/upstream/{name}", upstream.start, methods=["POST"]),
         Route("/upstream/{name}/callback", upstream.callback, methods=["GET"]),
-        Route("/token", token.token, methods=["POST"]),
-        Route("/introspect", resource.introspect, methods=["POST"]),
+        HotRoute("/token", token.token, methods=["POST"]),
+        HotRoute("/introspect", resource.introspect, methods=["POST"]),
         Route("/revoke", resource.revocation, methods=["POST"]),
         Route("/userinfo", resource.userinfo, methods=["GET", "POST"]),
         Route("/device_authorization", device.device_authorization, methods=["POST"]),
@@ -166,10 +187,10 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
             vault.proxy,
             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         ),
-        Route("/vault/connect", vault.connect_resumed, methods=["GET"]),
-        Route("/vault/connect/{token}", vault.connect, methods=["GET"]),
-        Route("/vault/connect/{token}", vault.connect_confirmed, methods=["POST"]),
-        Route("/vault/callback", vault.callback, methods=["GET"]),
+        Route("/vault/connect", vault_connect.connect_resumed, methods=["GET"]),
+        Route("/vault/connect/{token}", vault_connect.connect, methods=["GET"]),
+        Route("/vault/connect/{token}", vault_connect.connect_confirmed, methods=["POST"]),
+        Route("/vault/callback", vault_connect.callback, methods=["GET"]),
         *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
@@ -190,7 +211,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     app.state.fd = fd
     # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put). It is
     # shared by every person's calls, so it keeps no cookie: one person's provider session must never ride along
-    # with another's call (the proxy also sends without the jar: vault/service.py).
+    # with another's call (the proxy also sends without the jar: vault/proxy.py).
     app.state.vault_http = httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=5.0),
         follow_redirects=False,

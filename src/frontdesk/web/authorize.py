@@ -1,53 +1,45 @@
 """The authorization endpoint and the interaction pages (sign-in, consent) it hands the person to.
 
 authorize: parseParams → checkClient → checkRedirectUri (until here, errors are an HTML page, never a redirect:
-RFC 9700 §4.11.2) → validate → decide (answer, or open an interaction for sign-in and consent).
-Errors found after the redirect URI is trusted are sent back only once the person is signed in (OAuth 2.1
-§7.12.2), except under ``prompt=none``.
+RFC 9700 §4.11.2) → ``interactions.authorize`` (validate, then ``decision.decide``: answer, or open an interaction
+for sign-in and consent) → render. Errors found after the redirect URI is trusted are sent back only once the
+person is signed in (OAuth 2.1 §7.12.2), except under ``prompt=none``.
+
+The decisions and their transactions are the services' (``frontdesk.oauth.interactions``, ``signin``); these
+handlers parse HTTP, check CSRF and the binding cookie, and render what was decided (``render``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..core import Frontdesk
-from ..errors import AccessDenied, ConsentRequired, InteractionRequired, LoginRequired, OAuthError, RateLimited
-from ..oauth.authorization import (
-    AuthorizationRequest,
-    error_redirect,
-    issue_code,
-    needs_consent,
-    parse_prompt,
-    success_redirect,
-    validate,
+from ..errors import OAuthError, RateLimited
+from ..oauth.interactions import (
+    ConsentView,
+    InteractionRow,
+    answer_consent,
+    consent_view,
+    load_interaction,
+    login_hint,
 )
+from ..oauth.interactions import authorize as answer_request
+from ..oauth.interactions import (
+    resume as resume_interaction,
+)
+from ..oauth.outcomes import Expired, Redirect, SignedIn
 from ..oauth.rate_limits import authorize_limits, count_and_check
-from ..oauth.signin import (
-    Next,
-    Visit,
-    asked_of_request,
-    bound_session,
-    facts_of,
-    first_factor_passed,
-    next_step,
-    open_for,
-    signed_in,
-)
-from ..oauth.signin_throttle import record_failure, record_success, refusal
+from ..oauth.signin import Detour, Visit, after_first_factor, password_signin
+from ..oauth.signin_throttle import Refusal
 from ..protocol.forms import Params
 from ..protocol.redirect_uri import check_redirect_uri
 from ..protocol.rfc8176 import PWD
 from ..protocol.scope import OIDC_SCOPES
 from ..secret import same
-from ..storage import audit
-from ..storage.db import now, transaction
-from ..storage.interactions import InteractionRow, finish_interaction, interaction_for
-from ..storage.people import SessionRow, record_consent, session_for
 from ..upstream import sign_in_buttons
 from .cookies import interaction_binding, session_token, set_interaction, set_session
 from .http import client_ip, read_form, read_params
@@ -57,13 +49,13 @@ from .throttle import too_many_attempts
 __all__ = [
     "EXPIRED",
     "START_AGAIN",
-    "after_first_factor",
     "authorize",
     "bound_interaction",
     "consent",
     "detour",
     "login",
     "login_page",
+    "render",
     "resume",
     "scope_words",
     "visit_of",
@@ -79,14 +71,26 @@ def problem(title: str, message: str, status: int = 400) -> Response:
     return page("error.html", status, title=title, message=message)
 
 
-def detour(
-    fd: Frontdesk, conn: Connection, data: dict[str, Any], step: Next, session: SessionRow | None, at: int
-) -> Response:
-    """To an interaction for what the person still has to do (``signin.open_for``), holding its binding cookie."""
-    opened = open_for(fd, conn, data, step, session, at)
+def detour(fd: Frontdesk, opened: Detour) -> Response:
+    """To the interaction opened for what the person still has to do (``signin.open_for``), holding its binding
+    cookie."""
     response = see_other(opened.path)
     set_interaction(response, fd, opened.interaction_id, opened.binding)
     return response
+
+
+def render(fd: Frontdesk, outcome: Redirect | Detour | Expired | SignedIn) -> Response:
+    """The response for what a service decided: a redirect (to the client or the next page), an interaction with
+    its binding cookie, a new session cookie, or the page that says the sign-in expired."""
+    if isinstance(outcome, Redirect):
+        return see_other(outcome.url)
+    if isinstance(outcome, Detour):
+        return detour(fd, outcome)
+    if isinstance(outcome, SignedIn):
+        response = see_other(outcome.path)
+        set_session(response, fd, outcome.token)
+        return response
+    return problem(*EXPIRED)
 
 
 def too_many(exc: RateLimited) -> Response:
@@ -94,47 +98,6 @@ def too_many(exc: RateLimited) -> Response:
     response = problem("Too many attempts", f"Wait {minutes} minute{'s' if minutes > 1 else ''} and try again.", 429)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
-
-
-# prompt=none cannot show a page: what the sign-in still owes becomes the error OIDC Core §3.1.2.6 names for it.
-_SILENT = {
-    Next.SIGN_IN: (LoginRequired.error, "sign-in is required"),
-    # A code to type is sign-in; enrolling a second factor is a page of its own.
-    Next.SECOND_FACTOR: (LoginRequired.error, "a second factor is required"),
-    Next.ENROL: (InteractionRequired.error, "enrolling a second factor is required"),
-    Next.OTHER_PERSON: (LoginRequired.error, "the person id_token_hint names is not signed in"),
-}
-
-
-def _issue(
-    fd: Frontdesk, conn: Connection, req: AuthorizationRequest, session: SessionRow, at: int, ip: str | None
-) -> Response:
-    # Who, when, how and in which session all come from one session row: a code never mixes two sign-ins' facts.
-    code = issue_code(fd, conn, req, session.user_id, session.auth_time, session.amr, at, ip, sid=session.id)
-    return see_other(success_redirect(fd, req, code))
-
-
-def _answer(
-    fd: Frontdesk, conn: Connection, req: AuthorizationRequest, session: SessionRow | None, at: int, ip: str | None
-) -> Response:
-    """A valid request answered for the browser's session (or none), as the sign-in policy says: a code at once,
-    an error under ``prompt=none``, or an interaction for sign-in, a second factor or consent. Both /authorize and
-    a request started over come here."""
-    facts = facts_of(conn, session, for_this_request=False) if session is not None else None
-    step = next_step(fd.settings.second_factor, asked_of_request(req.as_json()), facts, at)
-    if "none" in req.prompt:
-        if step is not Next.PROCEED:
-            return see_other(error_redirect(fd, req.redirect_uri, req.state, *_SILENT[step]))
-        assert session is not None
-        if needs_consent(conn, req, session.user_id):
-            return see_other(
-                error_redirect(fd, req.redirect_uri, req.state, ConsentRequired.error, "consent is required")
-            )
-    if step is Next.PROCEED:
-        assert session is not None
-        if not needs_consent(conn, req, session.user_id):
-            return _issue(fd, conn, req, session, at, ip)
-    return detour(fd, conn, {"kind": "authorize", "request": req.as_json()}, step, session, at)
 
 
 def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None) -> Response:
@@ -152,33 +115,7 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
             "Invalid return address",
             "The application asked to send you back to an address it has not registered.",
         )
-    state = params.get("state")
-    at = now()
-    try:
-        req: AuthorizationRequest | None = validate(fd, client, redirect_uri, params)
-        error: OAuthError | None = None
-    except OAuthError as exc:
-        req, error = None, exc
-    try:
-        silent = "none" in parse_prompt(params.get("prompt"))
-    except OAuthError:
-        silent = False
-    with transaction(fd.engine) as conn:
-        session = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
-        if error is not None:
-            if silent or session is not None:
-                return see_other(error_redirect(fd, redirect_uri, state, error.error, error.description))
-            data = {
-                "kind": "error",
-                "redirect_uri": redirect_uri,
-                "state": state,
-                "error": error.error,
-                "error_description": error.description,
-                "client_id": client.client_id,
-            }
-            return detour(fd, conn, data, Next.SIGN_IN, None, at)
-        assert req is not None
-        return _answer(fd, conn, req, session, at, ip)
+    return render(fd, answer_request(fd, client, redirect_uri, params, token, ip))
 
 
 async def authorize(request: Request) -> Response:
@@ -197,72 +134,13 @@ EXPIRED = (
 )
 
 
-def _resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, ip: str | None) -> Response:
-    """Where an interaction goes next: sign-in, consent, or the answer to the client."""
-    at = now()
-    with transaction(fd.engine) as conn:
-        ix = interaction_for(conn, ix_id, binding, at)
-        if ix is None:
-            return problem(*EXPIRED)
-        if ix.user_id is None:
-            return see_other(f"/interaction/{ix_id}/{'second-factor' if ix.pending_user_id else 'login'}")
-        kind = ix.params["kind"]
-        if kind == "account":
-            finish_interaction(conn, ix_id, at)
-            back = str(ix.params.get("return_to") or "")
-            # An account page, or a vault connect link waiting for its person (web/vault.py RESUME_PATH).
-            return see_other(back if back.startswith("/account") or back == "/vault/connect" else "/account")
-        if kind == "device":
-            finish_interaction(conn, ix_id, at)
-            code = ix.params.get("user_code")
-            return see_other("/device" + (f"?user_code={code}" if code else ""))
-        if kind == "error":
-            finish_interaction(conn, ix_id, at)
-            p = ix.params
-            return see_other(error_redirect(fd, p["redirect_uri"], p["state"], p["error"], p["error_description"]))
-        req = AuthorizationRequest.from_json(ix.params["request"])
-        bound = _bound(fd, conn, ix, req, token, at, ip)
-        if isinstance(bound, Response):
-            return bound
-        if needs_consent(conn, req, bound.user_id):
-            return see_other(f"/interaction/{ix_id}/consent")
-        if not finish_interaction(conn, ix_id, at):
-            return problem(*EXPIRED)
-        return _issue(fd, conn, req, bound, at, ip)
-
-
-def _bound(
-    fd: Frontdesk,
-    conn: Connection,
-    ix: InteractionRow,
-    req: AuthorizationRequest,
-    token: str | None,
-    at: int,
-    ip: str | None,
-) -> SessionRow | Response:
-    """The session the interaction's sign-in lives in, still this browser's and still enough for the request; or,
-    when it is not, the request started over for whoever is signed in now (another tab may have signed someone
-    else in: the code must never mix that session's facts with this interaction's), or ``login_required`` when the
-    person who signed in for this request is not the one its id_token_hint names (OIDC Core §3.1.2.1)."""
-    session = bound_session(fd, conn, ix, token, at)
-    asked = asked_of_request(ix.params["request"])
-    facts = facts_of(conn, session, for_this_request=True) if session is not None else None
-    step = next_step(fd.settings.second_factor, asked, facts, at)
-    if session is not None and step is Next.PROCEED:
-        return session
-    finish_interaction(conn, ix.id, at)
-    if step is Next.OTHER_PERSON:
-        return see_other(error_redirect(fd, req.redirect_uri, req.state, *_SILENT[step]))
-    current = session_for(conn, token, at, fd.settings.lifetimes.session_idle) if token else None
-    return _answer(fd, conn, req, current, at, ip)
-
-
 async def resume(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
     ix_id = request.path_params["ix"]
-    return await run_in_threadpool(
-        _resume, fd, ix_id, interaction_binding(request), session_token(request, fd), client_ip(request)
+    outcome = await run_in_threadpool(
+        resume_interaction, fd, ix_id, interaction_binding(request), session_token(request, fd), client_ip(request)
     )
+    return render(fd, outcome)
 
 
 def _client_name(fd: Frontdesk, params: dict[str, Any]) -> str | None:
@@ -285,7 +163,7 @@ async def posted_form(request: Request, fd: Frontdesk, csrf: str, start_again: s
 async def bound_interaction(request: Request, fd: Frontdesk) -> tuple[InteractionRow, str] | Response:
     """The interaction in the path, if this browser holds its binding cookie; with the binding."""
     binding = interaction_binding(request)
-    ix = await run_in_threadpool(_load, fd, request.path_params["ix"], binding)
+    ix = await run_in_threadpool(load_interaction, fd, request.path_params["ix"], binding)
     if ix is None or binding is None:
         return problem(*EXPIRED)
     return ix, binding
@@ -328,64 +206,22 @@ async def login(request: Request) -> Response:
     ix, binding = bound
     csrf = fd.csrf_token(binding)
     if request.method == "GET":
-        return login_page(fd, ix, binding, username=await run_in_threadpool(_login_hint, fd, ix.params))
+        return login_page(fd, ix, binding, username=await run_in_threadpool(login_hint, fd, ix.params))
     form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form
-    username, password = form.get("username", ""), form.get("password", "")
-    ip = client_ip(request)
-    refused = await run_in_threadpool(refusal, fd, username, ip, now())  # audited when refused
-    if refused is not None:
-        return too_many_attempts(refused)
-    user = await run_in_threadpool(fd.users.authenticate, username, password)
-    if user is None:
-        await run_in_threadpool(record_failure, fd, username, ip, now())
-        await run_in_threadpool(_audit_signin, fd, ip, username, "failure")
+    username = form.get("username", "")
+    signed = await run_in_threadpool(password_signin, fd, username, form.get("password", ""), client_ip(request))
+    if isinstance(signed, Refusal):
+        return too_many_attempts(signed)
+    if signed is None:
         return login_page(fd, ix, binding, 401, username=username, message="Wrong username or password.")
-    await run_in_threadpool(record_success, fd, username, ip)
-    return await run_in_threadpool(after_first_factor, fd, ix, user.id, (PWD,), visit_of(request, fd))
-
-
-def _login_hint(fd: Frontdesk, params: dict[str, Any]) -> str | None:
-    """The username to fill in: the person a verified id_token_hint names (OIDC Core §3.1.2.1: sign in again as
-    them), else the client's login_hint."""
-    request = params.get("request") or {}
-    subject = request.get("hinted_subject")
-    if subject:
-        with transaction(fd.engine, readonly=True) as conn:
-            person = fd.users.by_id(conn, subject)
-        if person is not None:
-            return person.username
-    hint = request.get("login_hint") or params.get("login_hint")
-    return str(hint) if hint else None
+    outcome = await run_in_threadpool(after_first_factor, fd, ix.id, ix.params, signed, (PWD,), visit_of(request, fd))
+    return render(fd, outcome)
 
 
 def visit_of(request: Request, fd: Frontdesk) -> Visit:
     return Visit(session_token(request, fd), client_ip(request), request.headers.get("user-agent"))
-
-
-def after_first_factor(fd: Frontdesk, ix: InteractionRow, user_id: str, amr: tuple[str, ...], visit: Visit) -> Response:
-    """On to the second-factor step when one is owed; otherwise signed in, with a new session."""
-    at = now()
-    with transaction(fd.engine) as conn:
-        if first_factor_passed(fd, conn, ix.id, ix.params, user_id, amr, at):
-            return see_other(f"/interaction/{ix.id}/second-factor")
-        token = signed_in(fd, conn, ix.id, user_id, amr, visit, at)
-    response = see_other(f"/interaction/{ix.id}")
-    set_session(response, fd, token)
-    return response
-
-
-def _load(fd: Frontdesk, ix_id: str, binding: str | None) -> InteractionRow | None:
-    with transaction(fd.engine, readonly=True) as conn:
-        return interaction_for(conn, ix_id, binding, now())
-
-
-def _audit_signin(fd: Frontdesk, ip: str | None, username: str, outcome: str) -> None:
-    with transaction(fd.engine) as conn:
-        # A known account's owner sees the failed attempt among their own activity.
-        user_id = fd.users.id_of(conn, username)
-        audit.record(conn, "signin", outcome, user_id=user_id, ip=ip, username=username[:64])
 
 
 def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
@@ -394,18 +230,8 @@ def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
     return [known.get(s, s) for s in scope if s != "openid"] or [OIDC_SCOPES["openid"]]
 
 
-def _consent_page(fd: Frontdesk, ix_id: str, binding: str, csrf: str, token: str | None, ip: str | None) -> Response:
-    at = now()
-    with transaction(fd.engine) as conn:
-        ix = interaction_for(conn, ix_id, binding, at)
-        if ix is None or ix.params.get("kind") != "authorize":
-            return problem(*EXPIRED)
-        req = AuthorizationRequest.from_json(ix.params["request"])
-        # The page names the person whose sign-in the code will carry: never one whose session has gone.
-        bound = _bound(fd, conn, ix, req, token, at, ip)
-        if isinstance(bound, Response):
-            return bound
-        user = fd.users.by_id(conn, bound.user_id)
+def _consent_page(fd: Frontdesk, ix_id: str, csrf: str, view: ConsentView) -> Response:
+    req = view.request
     client = fd.clients.get(req.client_id)
     descriptions = scope_words(fd, req.scope)
     return page(
@@ -417,44 +243,9 @@ def _consent_page(fd: Frontdesk, ix_id: str, binding: str, csrf: str, token: str
         scopes=descriptions,
         resources=req.resource,
         redirect_host=req.redirect_host,
-        username=user.username if user else "",
+        username=view.username,
         hidden=[],
     )
-
-
-def _decide(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | None, ip: str | None) -> Response:
-    at = now()
-    with transaction(fd.engine) as conn:
-        ix = interaction_for(conn, ix_id, binding, at)
-        if ix is None or ix.user_id is None or ix.params.get("kind") != "authorize":
-            return problem(*EXPIRED)
-        req = AuthorizationRequest.from_json(ix.params["request"])
-        user_id = ix.user_id
-        session: SessionRow | None = None
-        if allow:
-            # Allow issues a code on the interaction's sign-in, so that sign-in must still be this browser's. Deny
-            # issues nothing and carries no sign-in facts: it stands whoever holds the browser now.
-            bound = _bound(fd, conn, ix, req, token, at, ip)
-            if isinstance(bound, Response):
-                return bound
-            session, user_id = bound, bound.user_id
-        if not finish_interaction(conn, ix_id, at):
-            return problem(*EXPIRED)
-        audit.record(
-            conn,
-            "consent",
-            "granted" if allow else "denied",
-            client_id=req.client_id,
-            user_id=user_id,
-            ip=ip,
-            scope=" ".join(req.scope),
-        )
-        if session is None:
-            return see_other(
-                error_redirect(fd, req.redirect_uri, req.state, AccessDenied.error, "the person denied the request")
-            )
-        record_consent(conn, user_id, req.client_id, req.scope, at)
-        return _issue(fd, conn, req, session, at, ip)
 
 
 async def consent(request: Request) -> Response:
@@ -468,15 +259,15 @@ async def consent(request: Request) -> Response:
         return see_other(f"/interaction/{ix_id}")
     csrf = fd.csrf_token(binding)
     if request.method == "GET":
-        return await run_in_threadpool(
-            _consent_page, fd, ix_id, binding, csrf, session_token(request, fd), client_ip(request)
-        )
+        view = await run_in_threadpool(consent_view, fd, ix_id, binding, session_token(request, fd), client_ip(request))
+        return _consent_page(fd, ix_id, csrf, view) if isinstance(view, ConsentView) else render(fd, view)
     form = await posted_form(request, fd, csrf, START_AGAIN)
     if isinstance(form, Response):
         return form
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         return problem("Invalid request", "Choose Allow or Deny.")
-    return await run_in_threadpool(
-        _decide, fd, ix_id, binding, decision == "allow", session_token(request, fd), client_ip(request)
+    outcome = await run_in_threadpool(
+        answer_consent, fd, ix_id, binding, decision == "allow", session_token(request, fd), client_ip(request)
     )
+    return render(fd, outcome)

@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from ..config import SIGNING_ALGS
 from ..core import Frontdesk
+from ..oauth.client_auth import AUTH_METHODS
 from ..oauth.grants import GRANT_TYPES
 from ..oauth.tokens import ACR_VALUES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
-from ..storage.clients import AUTH_METHODS
 from .http import run_sync
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
@@ -113,7 +113,7 @@ async def oauth_authorization_server(request: Request) -> Response:
 
 async def jwks(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    # The ring is read once at start-up and re-read in the background (crypto/keys.py): this never waits.
+    # The ring is read once at start-up and re-read in the background (crypto/key_ring.py): this never waits.
     body = fd.keys.jwks
     return Response(
         body,

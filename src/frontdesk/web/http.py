@@ -3,9 +3,7 @@ and the headers every response carries."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -17,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
 from ..protocol.forms import Params, parse_form, parse_query
-from ..storage.db import BUSY_TIMEOUT_MS, Busy, no_wait
 from ..wire import dumps, loads
 
 __all__ = [
@@ -31,7 +28,6 @@ __all__ = [
     "read_json",
     "read_params",
     "run_sync",
-    "run_write",
     "with_page_headers",
 ]
 
@@ -157,38 +153,10 @@ async def run_sync(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: 
 
     On SQLite such a read takes microseconds and never waits for a writer (WAL), so it runs here on the event loop:
     a trip to the thread pool would cost more than the work. Elsewhere a read is a network round trip, and goes to
-    the thread pool, where a slow database holds up one request, not the server."""
+    the thread pool, where a slow database holds up one request, not the server. (Writes: oauth/writes.py.)"""
     if engine.dialect.name == "sqlite":
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
-
-
-async def run_write(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """The blocking part of a hot endpoint that writes (a refresh, a code redemption) in a ``raw_transaction``.
-
-    On SQLite it runs right here on the event loop, on the condition that it need not wait for the write lock
-    (``no_wait``). While another process, or the WAL checkpointer (storage/wal.py), holds the lock, the loop tries
-    again after a short sleep that lets other requests through, for as long as SQLite itself would wait. Not in a
-    thread sleeping in SQLite's busy handler: its waits grow to 100 ms, and with dozens of writes queued behind a
-    10 ms checkpoint they made answers of half a second (BENCHMARKS.md). Nothing is written before the lock is taken,
-    so every try starts from the same state. Elsewhere: the thread pool.
-    """
-    if engine.dialect.name != "sqlite":
-        return await run_in_threadpool(fn, *args, **kwargs)
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = _FIRST_PAUSE
-    while True:
-        try:
-            with no_wait():
-                return fn(*args, **kwargs)
-        except Busy:
-            if time.monotonic() > deadline:
-                raise TemporarilyUnavailable("the service is temporarily unavailable", detail="locked") from None
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, _LAST_PAUSE)
-
-
-_FIRST_PAUSE, _LAST_PAUSE = 0.0005, 0.005  # seconds between tries for SQLite's write lock
 
 
 def client_ip(request: Request) -> str | None:

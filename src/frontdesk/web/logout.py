@@ -19,10 +19,9 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..errors import OAuthError
 from ..oauth.logout import LogoutRequest, deliver_due, end_sessions, parse_logout_request
+from ..oauth.signin import SessionRow, browser_session, username_of
 from ..protocol.forms import Params
 from ..secret import same
-from ..storage.db import now, transaction
-from ..storage.people import SessionRow, session_for
 from .authorize import problem, see_other
 from .cookies import clear_session, session_token
 from .http import client_ip, read_form, read_params
@@ -40,13 +39,6 @@ def wake_outbox(app: Starlette) -> None:
     wake = getattr(app.state, "logout_wake", None)
     if wake is not None:
         wake.set()
-
-
-def _session(fd: Frontdesk, token: str | None) -> SessionRow | None:
-    if not token:
-        return None
-    with transaction(fd.engine, readonly=True) as conn:
-        return session_for(conn, token, now(), fd.settings.lifetimes.session_idle)
 
 
 def _csrf(fd: Frontdesk, session: SessionRow) -> str:
@@ -71,8 +63,7 @@ def _signed_out(fd: Frontdesk, req: LogoutRequest, session: SessionRow, ip: str 
 
 
 def _ask(fd: Frontdesk, req: LogoutRequest, session: SessionRow) -> Response:
-    with transaction(fd.engine, readonly=True) as conn:
-        user = fd.users.by_id(conn, session.user_id)
+    username = username_of(fd, session.user_id)
     hidden = [
         ("client_id", req.client.client_id if req.client else None),
         ("post_logout_redirect_uri", req.post_logout_redirect_uri),
@@ -82,7 +73,7 @@ def _ask(fd: Frontdesk, req: LogoutRequest, session: SessionRow) -> Response:
         "logout.html",
         title="Sign out?",
         csrf=_csrf(fd, session),
-        username=user.username if user else "",
+        username=username or "",
         client_name=req.client.name if req.client else None,
         hidden=[(name, value) for name, value in hidden if value is not None],
     )
@@ -93,7 +84,7 @@ def _end_session(fd: Frontdesk, params: Params, token: str | None, ip: str | Non
         req = parse_logout_request(fd, params)
     except OAuthError as exc:
         return problem(_BAD, exc.description)
-    session = _session(fd, token)
+    session = browser_session(fd, token)
     if session is None:
         return _answer(req, signed_out=True)
     if req.tied_to(session.user_id, session.id):
@@ -118,7 +109,7 @@ def _confirm(fd: Frontdesk, form: Params, token: str | None, ip: str | None) -> 
         req = parse_logout_request(fd, form)
     except OAuthError as exc:
         return problem(_BAD, exc.description)
-    session = _session(fd, token)
+    session = browser_session(fd, token)
     if session is None:
         return _answer(req, signed_out=True)
     if not same(form.get("csrf", ""), _csrf(fd, session)):
@@ -152,6 +143,6 @@ async def deliver_forever(app: Starlette) -> None:
             with anyio.move_on_after(fd.settings.backchannel_logout.poll):
                 await wake.wait()
             try:
-                await run_in_threadpool(deliver_due, fd, http, now())
+                await run_in_threadpool(deliver_due, fd, http)
             except Exception:  # like the purge: never fatal; undelivered tokens stay in the outbox for the next round
                 log.exception("back-channel logout delivery failed")

@@ -1,6 +1,23 @@
-"""RFC 6749 §3.2 token endpoint: noCache → parseBody → authenticateClient → exchange."""
+"""RFC 6749 §3.2 token endpoint, and the client-authenticating steps it shares with introspection (RFC 7662),
+revocation (RFC 7009) and device authorization (RFC 8628).
+
+In the manner of node-oidc-provider's ``lib/actions/token.js``, an endpoint is a table of small named steps run top
+to bottom over one typed :class:`ClientRequest`; which step runs on which endpoint reads at a glance:
+
+    token           parse_body → present_credentials → fetch_published_keys → issue_tokens
+    introspection   parse_body → present_credentials → fetch_published_keys → introspect_token   (web/resource.py)
+    revocation      parse_body → present_credentials → fetch_published_keys → authenticate_client → require_token
+    device          parse_body → present_credentials → fetch_published_keys → authenticate_client (web/device.py)
+
+The blocking work of the token endpoint (rate limits, client authentication, the grant) is one step, so that it is
+one trip off the event loop (oauth/writes.py), or none on SQLite.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -8,64 +25,111 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..errors import InvalidClient, OAuthError
 from ..oauth.client_auth import (
+    AuthenticatedClient,
     Presented,
-    authenticate_client,
+    authenticate,
     fetch_client_keys,
     needs_published_keys,
     presented_credentials,
 )
 from ..oauth.grants import Response as Body
 from ..oauth.grants import exchange
-from ..oauth.rate_limits import Limit, check, client_auth_limits, count_failure
+from ..oauth.rate_limits import Limit, client_auth_limits
+from ..oauth.writes import run_write
 from ..protocol.forms import Params
-from ..storage.clients import ClientRecord
-from .http import client_ip, error_response, json_response, read_form, run_sync, run_write
+from .http import client_ip, error_response, json_response, read_form, run_sync
 
-__all__ = ["add_challenge", "authenticate", "authenticated_client", "oauth_error", "read_credentials", "token"]
-
-
-def authenticate(fd: Frontdesk, presented: Presented, limits: list[Limit]) -> ClientRecord:
-    """The client authentication step, under its abuse limits; blocking (it reads the store)."""
-    check(fd, limits)
-    try:
-        return authenticate_client(fd, presented)
-    except InvalidClient:
-        # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
-        count_failure(fd, limits)
-        raise
-
-
-async def read_credentials(request: Request, fd: Frontdesk) -> tuple[Presented, list[Limit], Params]:
-    """The body and the credentials it presents; for a client assertion, with the keys its client publishes at a
-    jwks_uri, read here on the event loop without blocking it (client_auth.py)."""
-    params = await read_form(request, fd.settings.max_body_bytes)
-    presented = presented_credentials(request.headers.get("authorization"), params)
-    if needs_published_keys(presented):
-        client = await run_sync(fd.engine, fd.clients.get, presented.client_id)
-        presented = await fetch_client_keys(presented, client)
-    return presented, client_auth_limits(fd, presented.client_id, client_ip(request)), params
+__all__ = [
+    "CLIENT_AUTHENTICATION",
+    "TOKEN",
+    "ClientRequest",
+    "Step",
+    "authenticate_client",
+    "authenticated_client",
+    "fetch_published_keys",
+    "oauth_error",
+    "parse_body",
+    "present_credentials",
+    "run_steps",
+    "token",
+]
 
 
-def add_challenge(request: Request, exc: InvalidClient) -> None:
+@dataclass(slots=True)
+class ClientRequest:
+    """What the steps of an endpoint learn about one request, each field set by the step named beside it."""
+
+    request: Request
+    fd: Frontdesk
+    params: Params = field(init=False)  # parse_body
+    presented: Presented = field(init=False)  # present_credentials; fetch_published_keys adds the client's keys
+    limits: list[Limit] = field(init=False)  # present_credentials
+    client: AuthenticatedClient = field(init=False)  # authenticate_client
+    answer: dict[str, Any] = field(init=False)  # the endpoint's last step
+
+    @classmethod
+    def of(cls, request: Request) -> ClientRequest:
+        return cls(request, request.app.state.fd)
+
+
+Step = Callable[[ClientRequest], Awaitable[None]]
+
+
+async def parse_body(step: ClientRequest) -> None:
+    """RFC 6749 §3.2: a form-encoded POST body, bounded."""
+    step.params = await read_form(step.request, step.fd.settings.max_body_bytes)
+
+
+async def present_credentials(step: ClientRequest) -> None:
+    """RFC 6749 §2.3: the one credential the request presents, and the abuse limits that guard its checking."""
+    step.presented = presented_credentials(step.request.headers.get("authorization"), step.params)
+    step.limits = client_auth_limits(step.fd, step.presented.client_id, client_ip(step.request))
+
+
+async def fetch_published_keys(step: ClientRequest) -> None:
+    """RFC 7523 with a ``jwks_uri`` (RFC 7591 §2): the keys the client publishes, read here on the event loop without
+    blocking it, before the blocking part of authentication (oauth/client_auth.py)."""
+    if needs_published_keys(step.presented):
+        client = await run_sync(step.fd.engine, step.fd.clients.get, step.presented.client_id)
+        step.presented = await fetch_client_keys(step.presented, client)
+
+
+async def authenticate_client(step: ClientRequest) -> None:
+    """The client the credential names, once it checks out, under its abuse limits."""
+    step.client = await run_sync(step.fd.engine, authenticate, step.fd, step.presented, step.limits)
+
+
+def _issue(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params, ip: str | None) -> Body:
+    # One trip to the thread pool for the whole request: authenticate, then exchange.
+    client = authenticate(fd, presented, limits)
+    return exchange(fd, client, params, ip)
+
+
+async def issue_tokens(step: ClientRequest) -> None:
+    """RFC 6749 §3.2.1 then §4.1.3, §6, §4.4, RFC 8628 §3.4: authenticate the client and dispatch its grant."""
+    fd = step.fd
+    step.answer = await run_write(
+        fd.engine, _issue, fd, step.presented, step.limits, step.params, client_ip(step.request)
+    )
+
+
+CLIENT_AUTHENTICATION: tuple[Step, ...] = (parse_body, present_credentials, fetch_published_keys, authenticate_client)
+TOKEN: tuple[Step, ...] = (parse_body, present_credentials, fetch_published_keys, issue_tokens)
+
+
+def _add_challenge(request: Request, exc: InvalidClient) -> None:
+    # RFC 6749 §5.2: a client that authenticated with the Authorization header is answered with a challenge.
     if request.headers.get("authorization"):
         exc.challenge = 'Basic realm="frontdesk"'
 
 
-async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[ClientRecord, Params]:
-    """Parse the body and authenticate the client: the first steps of token, introspection, revocation, device."""
+async def _run(step: ClientRequest, steps: Sequence[Step]) -> None:
     try:
-        presented, limits, params = await read_credentials(request, fd)
-        client = await run_sync(fd.engine, authenticate, fd, presented, limits)
-    except InvalidClient as exc:
-        add_challenge(request, exc)
+        for run in steps:
+            await run(step)
+    except InvalidClient as exc:  # client authentication's: no grant raises one (introspection's refusal: resource.py)
+        _add_challenge(step.request, exc)
         raise
-    return client, params
-
-
-def _exchange(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params, ip: str | None) -> Body:
-    # One trip to the thread pool for the whole request: authenticate, then exchange.
-    client = authenticate(fd, presented, limits)
-    return exchange(fd, client, params, ip)
 
 
 def oauth_error(exc: OAuthError) -> Response:
@@ -74,15 +138,23 @@ def oauth_error(exc: OAuthError) -> Response:
     return error_response(exc)
 
 
-async def token(request: Request) -> Response:
-    fd: Frontdesk = request.app.state.fd
+async def run_steps(step: ClientRequest, steps: Sequence[Step]) -> Response | None:
+    """Run ``steps`` in order; the error answer of the first that refuses the request, or None when all pass."""
     try:
-        try:
-            presented, limits, params = await read_credentials(request, fd)
-            body = await run_write(fd.engine, _exchange, fd, presented, limits, params, client_ip(request))
-        except InvalidClient as exc:  # the grants raise no InvalidClient: this is client authentication's
-            add_challenge(request, exc)
-            raise
+        await _run(step, steps)
     except OAuthError as exc:
         return oauth_error(exc)
-    return json_response(body)
+    return None
+
+
+async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[AuthenticatedClient, Params]:
+    """Parse the body and authenticate the client: the first steps of revocation and device authorization."""
+    step = ClientRequest(request, fd)
+    await _run(step, CLIENT_AUTHENTICATION)
+    return step.client, step.params
+
+
+async def token(request: Request) -> Response:
+    step = ClientRequest.of(request)
+    refused = await run_steps(step, TOKEN)
+    return refused if refused is not None else json_response(step.answer)

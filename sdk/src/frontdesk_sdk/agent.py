@@ -26,7 +26,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypedDict, TypeGuard, T
 
 import httpx
 
-from .sdk import AsyncVaultClient, AuthorizationRequired, VaultClient
+from .client import AsyncVaultClient, VaultClient
+from .models import AuthorizationRequired
 
 __all__ = [
     "Api",

@@ -1,0 +1,46 @@
+"""The ``frontdesk`` command line: a stable, scriptable interface. ``--json`` prints machine-readable output;
+errors go to stderr with a non-zero exit status.
+
+Each group of commands lives in its own module with the parser lines that declare it; this module puts the parser
+together, in the order ``frontdesk --help`` lists the commands, and runs the one asked for."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..config import ConfigError
+from ..vault import cli as vault_cli
+from . import clients, keys, people, scopes, serve, upkeep, upstream
+from .context import CommandError, command, open_for, output, redirect_uri
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description="OAuth 2.1 + OpenID Connect authorization server")
+    parser.add_argument("--config", help="TOML configuration file (or FRONTDESK_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve.add_commands(sub)
+    clients.add_commands(sub)
+    upstream.add_commands(sub)
+    people.add_commands(sub)
+    scopes.add_commands(sub)
+    keys.add_commands(sub)
+    vault_cli.add_commands(sub, command, open_for, output, redirect_uri)
+    upkeep.add_purge_command(sub)
+    upkeep.add_audit_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (CommandError, ConfigError, ValueError) as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,189 @@
+"""``frontdesk client …``: register, list, show, update and delete clients. Registration goes through
+``frontdesk.oauth.registration``, which judges the metadata (RFC 7591 §2) exactly as ``/register`` will."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..oauth.client_auth import AUTH_METHODS
+from ..oauth.grants import GRANT_TYPES
+from ..oauth.registration import (
+    ASSERTION_AUDIENCES,
+    ClientError,
+    ClientRequest,
+    UnknownScope,
+    register,
+    update_logout,
+)
+from ..storage.clients import ClientRecord
+from .context import CommandError, command, open_for, output
+
+__all__ = ["add_commands"]
+
+
+def _client_text(c: ClientRecord) -> str:
+    return "\n".join(
+        [
+            f"client_id:    {c.client_id}",
+            f"name:         {c.name}",
+            f"auth method:  {c.auth_method}",
+            f"grant types:  {' '.join(c.grant_types)}",
+            f"scope:        {' '.join(c.scope)}",
+            f"redirect URIs: {' '.join(c.redirect_uris) or '-'}",
+        ]
+    )
+
+
+def _requested(args: argparse.Namespace) -> ClientRequest:
+    """The metadata ``client create`` asks for, from its flags."""
+    jwks = None
+    if args.jwks:
+        try:
+            jwks = json.loads(Path(args.jwks).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CommandError(f"cannot read a JWK Set from {args.jwks}: {exc}") from None
+    return ClientRequest(
+        name=args.name,
+        client_id=args.client_id,
+        secret=args.secret,
+        auth_method="none" if args.public else args.auth_method,
+        redirect_uris=args.redirect_uri or [],
+        grant_types=args.grant_type,
+        scope=args.scope,
+        jwks=jwks,
+        jwks_uri=args.jwks_uri,
+        resources=args.resource,
+        access_token_ttl=args.access_token_ttl,
+        id_token_alg=args.id_token_alg,
+        post_logout_redirect_uris=args.post_logout_redirect_uri or [],
+        backchannel_logout_uri=args.backchannel_logout_uri,
+        backchannel_logout_session_required=bool(args.backchannel_logout_session_required),
+        assertion_audience=args.assertion_audience,
+    )
+
+
+def cmd_client_create(args: argparse.Namespace) -> None:
+    fd = open_for(args)
+    request = _requested(args)
+    try:
+        # Scopes nobody defined are refused here rather than at every token request, where each one would fail.
+        client, secret = register(fd, known_scopes=fd.scopes(fresh=True), **request)
+    except UnknownScope as exc:
+        first = exc.scopes[0]
+        raise CommandError(
+            f"{exc.error}: {exc}; define {'them' if len(exc.scopes) > 1 else 'it'} first, e.g. "
+            f'frontdesk scope create {first} --description "what {first} lets an app do, in plain words"'
+        ) from None
+    except ClientError as exc:
+        raise CommandError(f"{exc.error}: {exc}") from None
+    data = client.metadata()
+    if secret is not None:
+        data["client_secret"] = secret
+    text = _client_text(client)
+    if secret is not None:
+        text += f"\nclient_secret: {secret}\n(shown once: frontdesk keeps only a digest)"
+    output(args, data, text)
+
+
+def cmd_client_list(args: argparse.Namespace) -> None:
+    clients = open_for(args).clients.list()
+    output(
+        args,
+        [c.metadata() for c in clients],
+        "\n".join(f"{c.client_id}\t{c.auth_method}\t{c.name}" for c in clients) or "no clients",
+    )
+
+
+def cmd_client_show(args: argparse.Namespace) -> None:
+    client = open_for(args).clients.get(args.client_id, cached=False)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    output(args, client.metadata(), _client_text(client))
+
+
+def cmd_client_update(args: argparse.Namespace) -> None:
+    """Change a client's sign-out metadata; what is not given stays as it was."""
+    fd = open_for(args)
+    client = fd.clients.get(args.client_id, cached=False)
+    if client is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    post_logout = list(client.post_logout_redirect_uris)
+    if args.clear_post_logout_redirect_uris:
+        post_logout = []
+    if args.post_logout_redirect_uri:
+        post_logout = args.post_logout_redirect_uri
+    backchannel = None if args.clear_backchannel_logout_uri else client.backchannel_logout_uri
+    session_required = args.backchannel_logout_session_required
+    try:
+        updated = update_logout(
+            fd,
+            client.client_id,
+            post_logout_redirect_uris=post_logout,
+            backchannel_logout_uri=args.backchannel_logout_uri or backchannel,
+            backchannel_logout_session_required=(
+                client.backchannel_logout_session_required if session_required is None else session_required
+            ),
+        )
+    except ClientError as exc:
+        raise CommandError(f"{exc.error}: {exc}") from None
+    if updated is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    output(args, updated.metadata(), _client_text(updated))
+
+
+def cmd_client_delete(args: argparse.Namespace) -> None:
+    if not open_for(args).clients.delete(args.client_id):
+        raise CommandError(f"no client {args.client_id!r}")
+    output(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
+
+
+def _logout_options(parser: argparse.ArgumentParser) -> None:
+    """OpenID Connect RP-Initiated Logout 1.0 §3.1 and Back-Channel Logout 1.0 §2.2 client metadata."""
+    parser.add_argument("--post-logout-redirect-uri", action="append", help="where /logout may send back (repeat)")
+    parser.add_argument("--backchannel-logout-uri", help="where logout tokens are POSTed when a session ends")
+    parser.add_argument(
+        "--backchannel-logout-session-required",
+        action=argparse.BooleanOptionalAction,
+        help="the client needs sid in logout tokens (frontdesk always sends it)",
+    )
+
+
+def add_commands(sub: Any) -> None:
+    clients = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
+    create = command(clients, "create", cmd_client_create, "register a client")
+    create.add_argument("--name", required=True)
+    create.add_argument("--client-id")
+    secret = create.add_mutually_exclusive_group()
+    secret.add_argument("--secret", help="use this secret instead of a generated one")
+    secret.add_argument("--public", action="store_true", help="a public client (PKCE, no secret)")
+    create.add_argument("--redirect-uri", action="append", help="repeat for several")
+    create.add_argument("--grant-type", action="append", help=f"{', '.join(GRANT_TYPES)} (repeat)")
+    create.add_argument("--scope", help='space-separated scopes, e.g. "openid profile"')
+    create.add_argument("--auth-method", choices=AUTH_METHODS, default="client_secret_basic")
+    create.add_argument("--jwks", help="file holding the client's public JWK Set (private_key_jwt)")
+    create.add_argument("--jwks-uri", help="https URL of the client's JWK Set (private_key_jwt)")
+    create.add_argument(
+        "--assertion-audience",
+        choices=ASSERTION_AUDIENCES,
+        default="issuer",
+        help="private_key_jwt: the aud its assertions may carry, always one string; issuer (default) is the issuer "
+        "identifier only; token-endpoint also accepts this server's token endpoint URL, for client libraries that "
+        "send it (a relaxation: draft-ietf-oauth-rfc7523bis)",
+    )
+    create.add_argument("--resource", action="append", help="resource URI this client serves (introspection)")
+    create.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
+    create.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
+    _logout_options(create)
+    command(clients, "list", cmd_client_list, "list clients")
+    show = command(clients, "show", cmd_client_show, "show one client")
+    show.add_argument("client_id")
+    update = command(clients, "update", cmd_client_update, "change a client's sign-out metadata")
+    update.add_argument("client_id")
+    _logout_options(update)
+    update.add_argument("--clear-post-logout-redirect-uris", action="store_true")
+    update.add_argument("--clear-backchannel-logout-uri", action="store_true")
+    delete = command(clients, "delete", cmd_client_delete, "delete a client")
+    delete.add_argument("client_id")

@@ -1,0 +1,83 @@
+"""The grant family and what is issued from it: authorization codes (RFC 6749 §4.1), refresh tokens, revoked
+access tokens, device codes (RFC 8628) and the assertion ``jti`` values already seen (RFC 7523 §3)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+__all__ = ["AuthorizationCode", "DeviceCode", "Grant", "RefreshToken", "RevokedAccessToken", "UsedJti"]
+
+
+class Grant(Base):
+    """One consent turned into tokens: the family every code, refresh and access token of it belongs to."""
+
+    __tablename__ = "grants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)  # JSON array
+    auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(Text)  # JSON array
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(255))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(64))  # indexed with consumed_at, below
+    client_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RevokedAccessToken(Base):
+    __tablename__ = "revoked_access_tokens"
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class DeviceCode(Base):
+    __tablename__ = "device_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # pending | approved | denied | consumed
+    interval: Mapped[int] = mapped_column(Integer)
+    last_polled_at: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(Text)  # JSON array: how the approving person signed in (RFC 8176)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class UsedJti(Base):
+    """RFC 7523 §3: a client assertion's ``jti`` is accepted once."""
+
+    __tablename__ = "used_jtis"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+Index("ix_refresh_tokens_grant_consumed", RefreshToken.grant_id, RefreshToken.consumed_at)

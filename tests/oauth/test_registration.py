@@ -1,0 +1,231 @@
+"""Client registration (``frontdesk.oauth.registration``): :func:`validate` judges requested metadata as a pure
+function, naming the field that fails with its RFC 7591 §3.2.2 code; :func:`register` and :func:`update_logout`
+store only what it accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from frontdesk.oauth.client_auth import AUTH_METHODS
+from frontdesk.oauth.grants import GRANT_TYPES
+from frontdesk.oauth.registration import (
+    ClientError,
+    ClientMetadata,
+    UnknownScope,
+    register,
+    update_logout,
+    validate,
+)
+
+WEB = "https://app.example/cb"
+PUBLIC_KEY = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+}
+
+
+def test_defaults_are_filled_in():
+    """A confidential web client that names only itself and its redirect URI gets the server's defaults."""
+    metadata = validate({"name": "  App  ", "redirect_uris": [WEB]})
+    assert metadata == ClientMetadata(
+        name="App",
+        auth_method="client_secret_basic",
+        redirect_uris=(WEB,),
+        grant_types=("authorization_code", "refresh_token"),
+        scope=("openid", "profile", "email", "offline_access"),
+        jwks=None,
+        jwks_uri=None,
+        resources=(),
+        access_token_ttl=None,
+        id_token_alg=None,
+        post_logout_redirect_uris=(),
+        backchannel_logout_uri=None,
+        backchannel_logout_session_required=False,
+        assertion_audience="issuer",
+        client_id=None,
+        secret=None,
+    )
+
+
+def test_the_default_grant_types_come_from_the_registry():
+    """A client that names no grant types is registered for the ones the registry marks as defaults."""
+    defaults = tuple(g.name for g in GRANT_TYPES.values() if g.default)
+    assert validate({"name": "App", "redirect_uris": [WEB]}).grant_types == defaults
+
+
+def test_repeated_grant_types_are_kept_once():
+    assert validate(
+        {"name": "App", "redirect_uris": [WEB], "grant_types": ["refresh_token", "authorization_code", "refresh_token"]}
+    ).grant_types == ("refresh_token", "authorization_code")
+
+
+def test_the_secret_is_not_in_the_repr():
+    """The validated value can be logged or shown in a traceback without its secret."""
+    metadata = validate({"name": "App", "redirect_uris": [WEB], "secret": "s" * 20})
+    assert metadata.secret == "s" * 20
+    assert "s" * 20 not in repr(metadata)
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "message"),
+    [
+        ({"name": " "}, "invalid_client_metadata", "client name must not be empty"),
+        ({"auth_method": "client_secret_jwt"}, "invalid_client_metadata", "token_endpoint_auth_method must be one of"),
+        ({"grant_types": ["password"]}, "invalid_client_metadata", "RFC 9700 §2.4 forbids password"),
+        ({"grant_types": ["implicit"]}, "invalid_client_metadata", "'implicit' is not supported"),
+        (
+            {"auth_method": "none", "grant_types": ["client_credentials"], "redirect_uris": []},
+            "invalid_client_metadata",
+            "a public client cannot use client_credentials",
+        ),
+        ({"redirect_uris": []}, "invalid_redirect_uri", "the authorization_code grant needs at least one redirect URI"),
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "invalid_redirect_uri", "fragment"),
+        ({"redirect_uris": ["http://app.example/cb"]}, "invalid_redirect_uri", "https"),
+        ({"auth_method": "private_key_jwt"}, "invalid_client_metadata", "private_key_jwt needs jwks or jwks_uri"),
+        (
+            {"auth_method": "private_key_jwt", "jwks": {"keys": [{**PUBLIC_KEY, "d": "private"}]}},
+            "invalid_client_metadata",
+            "jwks must hold public keys only",
+        ),
+        (
+            {"auth_method": "private_key_jwt", "jwks_uri": "http://client.example/jwks"},
+            "invalid_client_metadata",
+            "jwks_uri must be an https URL with a host",
+        ),
+        ({"assertion_audience": "token-endpoint"}, "invalid_client_metadata", "only for private_key_jwt clients"),
+        ({"assertion_audience": "anything"}, "invalid_client_metadata", "assertion audience must be one of"),
+        ({"resources": ["not a uri"]}, "invalid_client_metadata", "resource must be an absolute URI"),
+        ({"post_logout_redirect_uris": ["http://app.example/bye"]}, "invalid_client_metadata", "post-logout"),
+        ({"backchannel_logout_uri": "http://app.example/bcl"}, "invalid_client_metadata", "backchannel_logout_uri"),
+        ({"id_token_alg": "HS256"}, "invalid_client_metadata", "id_token_signed_response_alg must be one of"),
+        ({"access_token_ttl": 29}, "invalid_client_metadata", "between 30 seconds and one day"),
+        (
+            {"auth_method": "none", "secret": "s" * 20},
+            "invalid_client_metadata",
+            "a secret is only for client_secret_basic or client_secret_post",
+        ),
+        ({"scope": 'openid "quoted"'}, "invalid_client_metadata", "outside RFC 6749"),
+        ({"secret": "short"}, "invalid_client_metadata", "at least 16 characters"),
+    ],
+)
+def test_each_field_is_judged_with_its_code(request_: dict[str, Any], error: str, message: str):
+    """RFC 7591 §3.2.2: a refused field is named with invalid_redirect_uri or invalid_client_metadata."""
+    with pytest.raises(ClientError, match=message) as refused:
+        validate({"name": "App", "redirect_uris": [WEB], **request_})
+    assert refused.value.error == error
+
+
+def test_the_first_field_that_fails_is_the_one_named():
+    """Fields are judged in a fixed order, so the same request is always refused for the same reason."""
+    with pytest.raises(ClientError, match="token_endpoint_auth_method"):
+        validate({"name": "App", "auth_method": "bogus", "grant_types": ["password"], "redirect_uris": []})
+
+
+def test_every_grant_type_a_public_client_may_not_use_is_refused_for_one():
+    """RFC 6749 §2.1: the registry says which grant types need client credentials; registration follows it."""
+    for grant in GRANT_TYPES.values():
+        request = {"name": "App", "auth_method": "none", "redirect_uris": [WEB], "grant_types": [grant.name]}
+        if grant.public:
+            assert validate(request).grant_types == (grant.name,)
+        else:
+            with pytest.raises(ClientError, match="a public client cannot use"):
+                validate(request)
+
+
+def test_every_redirecting_grant_type_needs_a_redirect_uri():
+    """RFC 6749 §3.1.2: a grant that goes through the authorization endpoint needs somewhere to send the answer."""
+    for grant in GRANT_TYPES.values():
+        request = {"name": "App", "redirect_uris": [], "grant_types": [grant.name]}
+        if grant.redirect:
+            with pytest.raises(ClientError) as refused:
+                validate(request)
+            assert refused.value.error == "invalid_redirect_uri"
+        else:
+            assert validate(request).grant_types == (grant.name,)
+
+
+@pytest.mark.parametrize("method", AUTH_METHODS)
+def test_every_declared_auth_method_can_be_registered(method: str):
+    keys = {"jwks": {"keys": [PUBLIC_KEY]}} if method == "private_key_jwt" else {}
+    assert validate({"name": "App", "redirect_uris": [WEB], "auth_method": method, **keys}).auth_method == method
+
+
+def test_scopes_nobody_defined_are_named():
+    """With the known scopes given, a client is not registered for scopes no token request could be granted."""
+    with pytest.raises(UnknownScope) as refused:
+        validate(
+            {"name": "App", "redirect_uris": [WEB], "scope": "openid calendar.read mail.send"}, known_scopes={"openid"}
+        )
+    assert refused.value.scopes == ("calendar.read", "mail.send")
+    assert str(refused.value) == "unknown scopes 'calendar.read', 'mail.send'"
+
+
+def test_register_stores_what_was_judged_and_issues_a_secret(fd):
+    """A confidential client gets a generated secret, shown once; storage keeps its digest, not the secret."""
+    client, secret = register(fd, name="App", redirect_uris=[WEB])
+    assert secret is not None
+    assert client.secret_digest is not None
+    assert secret not in client.secret_digest
+    assert fd.clients.get(client.client_id, cached=False) == client
+
+
+def test_a_public_client_gets_no_secret(fd):
+    client, secret = register(fd, name="App", auth_method="none", redirect_uris=["http://127.0.0.1/cb"])
+    assert secret is None
+    assert client.secret_digest is None
+
+
+def test_a_taken_client_id_is_refused(fd):
+    register(fd, name="App", client_id="taken", redirect_uris=[WEB])
+    with pytest.raises(ClientError) as refused:
+        register(fd, name="Other", client_id="taken", redirect_uris=[WEB])
+    assert refused.value.error == "invalid_client_id"
+    assert str(refused.value) == "client 'taken' already exists"
+
+
+def test_nothing_is_stored_when_validation_fails(fd):
+    with pytest.raises(ClientError):
+        register(fd, name="App", client_id="refused", redirect_uris=["http://app.example/cb"])
+    assert fd.clients.get("refused", cached=False) is None
+
+
+def test_update_logout_is_judged_as_at_registration(fd):
+    """Sign-out URIs changed later follow the same rules; a refused change leaves the client as it was."""
+    client, _ = register(fd, name="App", redirect_uris=[WEB], post_logout_redirect_uris=["https://app.example/bye"])
+    with pytest.raises(ClientError, match="post-logout redirect URI"):
+        update_logout(
+            fd,
+            client.client_id,
+            post_logout_redirect_uris=["http://app.example/bye"],
+            backchannel_logout_uri=None,
+            backchannel_logout_session_required=False,
+        )
+    assert fd.clients.get(client.client_id, cached=False) == client
+    updated = update_logout(
+        fd,
+        client.client_id,
+        post_logout_redirect_uris=[],
+        backchannel_logout_uri="https://app.example/bcl",
+        backchannel_logout_session_required=True,
+    )
+    assert updated is not None
+    assert updated.post_logout_redirect_uris == ()
+    assert updated.backchannel_logout_uri == "https://app.example/bcl"
+    assert updated.backchannel_logout_session_required
+
+
+def test_update_logout_of_an_unknown_client_is_none(fd):
+    assert (
+        update_logout(
+            fd,
+            "nobody",
+            post_logout_redirect_uris=[],
+            backchannel_logout_uri=None,
+            backchannel_logout_session_required=False,
+        )
+        is None
+    )
