@@ -11,11 +11,13 @@ from .errors import ConfigError
 
 __all__ = [
     "ARGON2ID_FLOORS",
+    "REGISTRATION_MODES",
     "SECOND_FACTOR_REQUIRED",
     "BackchannelLogout",
     "Lifetimes",
     "PasswordHashing",
     "RateLimits",
+    "Registration",
     "SecondFactorPolicy",
     "Section",
     "ServerLimits",
@@ -94,6 +96,8 @@ class RateLimits(Section):
     user_code_per_ip: tuple[int, int] = (10, 900)
     authorize_per_ip: tuple[int, int] = (1200, 60)
     second_factor_per_account: tuple[int, int] = (5, 900)  # wrong one-time or recovery codes
+    # Dynamic registrations (RFC 7591) per address: every one counts, each is a row someone else must purge.
+    registration_per_ip: tuple[int, int] = (20, 3600)
 
 
 SECOND_FACTOR_REQUIRED = ("none", "all")
@@ -197,3 +201,45 @@ class PasswordHashing(Section):
 
     def below_floor(self) -> bool:
         return not any(self.memory_cost >= m and self.time_cost >= t for m, t in ARGON2ID_FLOORS)
+
+
+REGISTRATION_MODES = ("open", "token", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class Registration(Section):
+    """Clients that register themselves (RFC 7591/7592) or are named by a client ID metadata document.
+
+    ``open``: anyone may register a client that can do nothing without a person's consent (authorization code,
+    refresh token, device grant; unrestricted scopes); more needs an initial access token. ``token``: every
+    registration needs one. ``closed``: no registration endpoint (metadata documents are governed by
+    ``metadata_documents``)."""
+
+    unsigned: ClassVar[bool] = True
+
+    mode: str = "open"
+    # draft-ietf-oauth-client-id-metadata-document: an https client_id naming a JSON document this server fetches.
+    metadata_documents: bool = True
+    # Development and tests only: fetch metadata documents from hosts that resolve to loopback, private,
+    # link-local or multicast addresses (a server-side request forgery guard otherwise).
+    allow_private_metadata_hosts: bool = False
+    metadata_max_bytes: int = 5 * 1024
+    metadata_timeout: int = 5  # seconds
+    # Cache-Control max-age is kept within these bounds; a failing refetch keeps the stored copy this long.
+    metadata_min_cache: int = 300
+    metadata_max_cache: int = 24 * 3600
+    metadata_stale_for: int = 24 * 3600
+    # Limits on what one registration may hold.
+    max_redirect_uris: int = 10
+    max_uri_length: int = 2000
+    max_name_length: int = 200
+    # `frontdesk purge` removes self-registered clients never used for this long.
+    unused_client_days: int = 30
+
+    def check(self) -> None:
+        if self.mode not in REGISTRATION_MODES:
+            raise ConfigError(f"registration.mode must be one of {', '.join(REGISTRATION_MODES)}")
+        if self.metadata_min_cache > self.metadata_max_cache:
+            raise ConfigError("registration.metadata_min_cache must not exceed registration.metadata_max_cache")
+        if not 1 <= self.metadata_timeout <= 30:
+            raise ConfigError("registration.metadata_timeout must be between 1 and 30 seconds")

@@ -20,6 +20,7 @@ from .sections import (
     Lifetimes,
     PasswordHashing,
     RateLimits,
+    Registration,
     SecondFactorPolicy,
     ServerLimits,
     SigninThrottle,
@@ -86,6 +87,7 @@ class Settings:
     backchannel_logout: BackchannelLogout = field(default_factory=BackchannelLogout)
     server: ServerLimits = field(default_factory=ServerLimits)
     passwords: PasswordHashing = field(default_factory=PasswordHashing)
+    registration: Registration = field(default_factory=Registration)
     scopes: dict[str, str] = field(default_factory=dict)  # scope name -> the description consent pages show
     master_key: str = ""
     master_key_file: str = ""
@@ -112,9 +114,20 @@ class Settings:
         self.lifetimes.check()
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
-        for section in (self.second_factor, self.signin_throttle, self.backchannel_logout, self.server):
+        for section in (
+            self.second_factor,
+            self.signin_throttle,
+            self.backchannel_logout,
+            self.server,
+            self.registration,
+        ):
             section.check()
         self._check_password_hashing()
+        if self.registration.allow_private_metadata_hosts:
+            log.warning(
+                "security relaxation: client ID metadata documents may be fetched from loopback and private "
+                "addresses (registration.allow_private_metadata_hosts); for development and tests only"
+            )
         return self
 
     def _check_issuer(self) -> None:

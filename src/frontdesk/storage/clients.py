@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -19,10 +19,13 @@ from ..secret import digest
 from .db import now, transaction
 from .schema import Client
 
-__all__ = ["AssertionAudience", "ClientExists", "ClientRecord", "ClientStore"]
+__all__ = ["AssertionAudience", "ClientExists", "ClientRecord", "ClientStore", "RegisteredBy"]
 
 # The audience a private_key_jwt client's assertions must name (``frontdesk.oauth.registration`` says which).
 AssertionAudience = Literal["issuer", "token-endpoint"]
+# Who registered a client: the operator, the client itself (RFC 7591), or its client ID metadata document.
+RegisteredBy = Literal["operator", "self", "document"]
+_REGISTERED_BY: tuple[RegisteredBy, ...] = ("operator", "self", "document")
 CACHE_SECONDS = 5.0
 
 
@@ -60,10 +63,23 @@ class ClientRecord:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     assertion_audience: AssertionAudience = "issuer"
+    registered_by: RegisteredBy = "operator"
+    application_type: str = "web"  # OpenID Connect Registration 1.0 §2: "web" or "native"
+    registration_token_digest: str | None = None  # RFC 7592 §3, self-registered clients only
+    last_used_at: int | None = None
+    extra_metadata: dict[str, Any] = field(default_factory=dict)  # RFC 7591 §2 display fields
+    metadata_expires_at: int | None = None  # a metadata document's: refetch after this
+    metadata_stale_until: int | None = None  # ... and, while refetching fails, use the stored copy until this
 
     @property
     def public(self) -> bool:
         return self.auth_method == "none"
+
+    @property
+    def vetted(self) -> bool:
+        """Registered by the operator; a client that registered itself or was named by its metadata document was
+        checked by nobody, so consent is never skipped for it and its pages say so."""
+        return self.registered_by == "operator"
 
     def metadata(self) -> dict[str, Any]:
         """RFC 7591 §2 names; never the secret."""
@@ -116,6 +132,13 @@ def _record(row: Any) -> ClientRecord:
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
         assertion_audience="token-endpoint" if row.assertion_audience == "token-endpoint" else "issuer",
+        registered_by=next((r for r in _REGISTERED_BY if r == row.registered_by), "operator"),
+        application_type=row.application_type,
+        registration_token_digest=row.registration_token_digest,
+        last_used_at=row.last_used_at,
+        extra_metadata=json.loads(row.extra_metadata or "{}"),
+        metadata_expires_at=row.metadata_expires_at,
+        metadata_stale_until=row.metadata_stale_until,
     )
 
 
@@ -144,8 +167,15 @@ class ClientStore:
         backchannel_logout_uri: str | None,
         backchannel_logout_session_required: bool,
         assertion_audience: AssertionAudience,
+        registered_by: RegisteredBy = "operator",
+        application_type: str = "web",
+        registration_token: str | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+        metadata_expires_at: int | None = None,
+        metadata_stale_until: int | None = None,
     ) -> ClientRecord:
-        """Store a client (a new client_id when none is given); only the digest of ``secret`` is kept.
+        """Store a client (a new client_id when none is given); only the digests of ``secret`` and
+        ``registration_token`` are kept.
 
         Raises :class:`ClientExists` when the client_id is taken."""
         row = {
@@ -166,6 +196,12 @@ class ClientStore:
             "backchannel_logout_uri": backchannel_logout_uri,
             "backchannel_logout_session_required": backchannel_logout_session_required,
             "assertion_audience": assertion_audience,
+            "registered_by": registered_by,
+            "application_type": application_type,
+            "registration_token_digest": digest(registration_token) if registration_token else None,
+            "extra_metadata": json.dumps(extra_metadata or {}),
+            "metadata_expires_at": metadata_expires_at,
+            "metadata_stale_until": metadata_stale_until,
         }
         try:
             with transaction(self._engine) as conn:

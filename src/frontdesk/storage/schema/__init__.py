@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .audit import AuditEvent
 from .base import Base
-from .clients import Client, Scope
+from .clients import Client, InitialAccessToken, Resource, Scope
 from .grants import AuthorizationCode, DeviceCode, Grant, RefreshToken, RevokedAccessToken, UsedJti
 from .keys import SigningKey
 from .limits import RateLimit, SigninFailure
@@ -28,12 +28,14 @@ __all__ = [
     "Consent",
     "DeviceCode",
     "Grant",
+    "InitialAccessToken",
     "Interaction",
     "LogoutDelivery",
     "Passkey",
     "RateLimit",
     "RecoveryCode",
     "RefreshToken",
+    "Resource",
     "RevokedAccessToken",
     "Scope",
     "Session",
