@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from .config import ConfigError, Settings
 from .crypto.aead import MasterKey, load_master_key
@@ -21,9 +20,9 @@ from .crypto.key_ring import KeyRing
 from .crypto.passwords import use_cost
 from .protocol.scope import OIDC_SCOPES, parse_scope
 from .storage.clients import ClientStore
-from .storage.db import migrate, open_engine, transaction
+from .storage.db import migrate, open_engine
 from .storage.people import UserStore
-from .storage.schema import Scope
+from .storage.scopes import add_scope, scope_descriptions
 from .storage.signing_keys import SigningKeyStore
 
 __all__ = ["Attached", "Frontdesk", "ScopeError", "open_core", "prepare_home"]
@@ -76,8 +75,7 @@ class Frontdesk:
             return cached[1]
         out = dict(OIDC_SCOPES)
         out.update(self.settings.scopes)
-        with transaction(self.engine, readonly=True) as conn:
-            out.update({r.name: r.description for r in conn.execute(select(Scope.name, Scope.description))})
+        out.update(scope_descriptions(self.engine))
         self._scopes = (time.monotonic(), out)
         return out
 
@@ -88,11 +86,8 @@ class Frontdesk:
             raise ScopeError(f"{name!r} is an OpenID Connect scope and cannot be redefined")
         if not description.strip():
             raise ScopeError("describe the scope in plain words; the consent screen shows it")
-        try:
-            with transaction(self.engine) as conn:
-                conn.execute(insert(Scope), {"name": name, "description": description.strip()})
-        except IntegrityError:
-            raise ScopeError(f"scope {name!r} already exists") from None
+        if not add_scope(self.engine, name, description.strip()):
+            raise ScopeError(f"scope {name!r} already exists")
         self._scopes = None
 
     def close(self) -> None:

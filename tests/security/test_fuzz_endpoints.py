@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from conftest import Registered, remember
 from frontdesk.asgi import served
 from frontdesk.core import Frontdesk
-from frontdesk.vault import store
+from frontdesk.vault import api_key_store
 from frontdesk.web import create_app
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -237,7 +237,7 @@ def apps(fd: Frontdesk, secrets_seen: set[str], confidential: Registered, public
     assert fd.vault is not None
     fd.vault.add_integration("cal", "github", "gh-client", "gh-secret-0123456789", ["repo"])
     remember(secrets_seen, "gh-secret-0123456789")
-    _, key = store.create_api_key(fd.vault.engine, "platform backend")
+    _, key = api_key_store.create_api_key(fd.vault.engine, "platform backend")
     remember(secrets_seen, key.value)
     router, serving = create_app(fd), served(fd)
     genuine = base64.b64encode(f"{confidential.client_id}:{confidential.secret}".encode()).decode()

@@ -24,7 +24,7 @@ from conftest import ISSUER, Registered, basic, csrf_of, pkce, query, remember
 from frontdesk.asgi import served
 from frontdesk.core import Frontdesk
 from frontdesk.oauth.registration import ClientError, register
-from frontdesk.vault import store
+from frontdesk.vault import api_key_store
 from frontdesk.web import create_app
 
 BROKEN_IP_LITERALS = ["http://[::1", "https://[::1/cb", "http://a]b/", "https://[x]/", "https://a[b/"]
@@ -218,7 +218,7 @@ def vault_key(fd: Frontdesk, secrets_seen: set[str]) -> str:
     assert fd.vault is not None
     fd.vault.add_integration("cal", "github", "gh-client", "gh-secret-0123456789", ["repo"])
     remember(secrets_seen, "gh-secret-0123456789")
-    _, key = store.create_api_key(fd.vault.engine, "platform backend")
+    _, key = api_key_store.create_api_key(fd.vault.engine, "platform backend")
     remember(secrets_seen, key.value)
     return key.value
 

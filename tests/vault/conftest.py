@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ISSUER, csrf_of, remember
 from frontdesk.core import Frontdesk
-from frontdesk.vault import store
+from frontdesk.vault import api_key_store
 from frontdesk.vault.service import Vault, open_vault
 
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, Fake, running
@@ -67,14 +67,14 @@ def vault(
 
 @pytest.fixture
 def api_key(vault: Vault, secrets_seen: set[str]) -> str:
-    _, key = store.create_api_key(vault.engine, "platform backend")
+    _, key = api_key_store.create_api_key(vault.engine, "platform backend")
     remember(secrets_seen, key.value)
     return key.value
 
 
 @pytest.fixture
 def export_key(vault: Vault, secrets_seen: set[str]) -> str:
-    _, key = store.create_api_key(vault.engine, "admin", export=True)
+    _, key = api_key_store.create_api_key(vault.engine, "admin", export=True)
     remember(secrets_seen, key.value)
     return key.value
 

@@ -312,10 +312,10 @@ async def test_the_api_wants_an_api_key(http: httpx.AsyncClient, headers: dict[s
 
 
 async def test_a_revoked_api_key_is_refused(http: httpx.AsyncClient, api_key: str, vault: Vault) -> None:
-    from frontdesk.vault import store
+    from frontdesk.vault import api_key_store
 
-    (record,) = store.api_keys(vault.engine)
-    store.revoke_api_key(vault.engine, record.id)
+    (record,) = api_key_store.api_keys(vault.engine)
+    api_key_store.revoke_api_key(vault.engine, record.id)
     response = await http.get("/vault/connections", params={"user": "u"}, headers=bearer(api_key))
     assert response.status_code == 401
 

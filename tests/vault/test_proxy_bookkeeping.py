@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from frontdesk.core import Frontdesk
 from frontdesk.storage import audit
 from frontdesk.storage.schema import ApiKey, VaultConnection
-from frontdesk.vault import store
+from frontdesk.vault import api_key_store, store
 from frontdesk.vault.service import Vault
 from frontdesk.web import create_app
 
@@ -143,8 +143,8 @@ async def test_a_key_revoked_between_two_calls_is_refused_at_once(
     http: httpx.AsyncClient, api_key: str, vault: Vault, connection_id: str
 ) -> None:
     await _call(http, api_key, connection_id)
-    (record,) = store.api_keys(vault.engine)
-    assert store.revoke_api_key(vault.engine, record.id)
+    (record,) = api_key_store.api_keys(vault.engine)
+    assert api_key_store.revoke_api_key(vault.engine, record.id)
     response = await http.get(f"/vault/proxy/{connection_id}/me", headers=bearer(api_key))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
@@ -174,12 +174,12 @@ async def test_the_api_keys_last_use_is_noted_once_a_minute(
     with vault.engine.begin() as conn:
         conn.execute(update(ApiKey).values(last_used_at=recent))
     await _call(http, api_key, connection_id)
-    (record,) = store.api_keys(vault.engine)
+    (record,) = api_key_store.api_keys(vault.engine)
     assert record.last_used_at == recent
     with vault.engine.begin() as conn:
         conn.execute(update(ApiKey).values(last_used_at=recent - store.LAST_USED_EVERY))
     await _call(http, api_key, connection_id)
-    (record,) = store.api_keys(vault.engine)
+    (record,) = api_key_store.api_keys(vault.engine)
     assert record.last_used_at is not None
     assert record.last_used_at > recent
 

@@ -35,9 +35,9 @@ def _vault_with(fd: Frontdesk, fake: Fake, tmp_path: Path, seen: set[str], **fil
 
 @pytest.fixture
 def api_key(fd: Frontdesk, secrets_seen: set[str]) -> str:
-    from frontdesk.vault import store
+    from frontdesk.vault import api_key_store
 
-    _, key = store.create_api_key(fd.engine, "platform backend")
+    _, key = api_key_store.create_api_key(fd.engine, "platform backend")
     remember(secrets_seen, key.value)
     return key.value
 

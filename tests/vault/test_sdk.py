@@ -36,7 +36,7 @@ import frontdesk_sdk.secret
 from conftest import ISSUER
 from frontdesk.core import Frontdesk
 from frontdesk.storage.schema import VaultConnection
-from frontdesk.vault import store
+from frontdesk.vault import api_key_store
 from frontdesk.vault.service import Vault
 from frontdesk.web import create_app
 from frontdesk_sdk import (
@@ -375,7 +375,7 @@ async def test_the_api_key_is_in_no_repr_error_or_answer(
         await make_sdk(wrong).check("u-123", "cal")
     assert (bad_key.value.status, bad_key.value.error) == (401, "invalid_token")
     # Revoked after the connection was resolved: the proxy's own 401 raises; it is not the provider's answer.
-    store.revoke_api_key(vault.engine, store.api_keys(vault.engine)[0].id)
+    api_key_store.revoke_api_key(vault.engine, api_key_store.api_keys(vault.engine)[0].id)
     with pytest.raises(VaultAPIError) as revoked:
         await client.request("u-123", "cal", "GET", "me")
     assert revoked.value.status == 401

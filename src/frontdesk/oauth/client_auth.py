@@ -17,8 +17,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
 
 from ..core import Frontdesk
 from ..errors import InvalidClient, InvalidRequest
@@ -26,8 +24,8 @@ from ..protocol.forms import Params
 from ..protocol.rfc7523 import ASSERTION_TYPE, unverified_subject, verify_assertion
 from ..secret import Secret, digest, same
 from ..storage.clients import ClientRecord
-from ..storage.db import now, transaction
-from ..storage.schema import UsedJti
+from ..storage.db import now
+from ..storage.replay import spend_jti
 from ..wire import loads
 from .rate_limits import Limit, check, count_failure
 
@@ -282,7 +280,8 @@ def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
             at,
             fd.settings.lifetimes.client_assertion_max,
         )
-        _spend_jti(fd, client.client_id, assertion.jti, assertion.exp)
+        if not spend_jti(fd.engine, client.client_id, assertion.jti, assertion.exp):  # RFC 7523 §3 item 7
+            raise InvalidClient("client assertion was already used", detail="jti replay")
     return client
 
 
@@ -295,11 +294,3 @@ def authenticate(fd: Frontdesk, presented: Presented, limits: list[Limit]) -> Au
         # RFC 9700 §2.5 / OAuth 2.1 §2.4.1: guessing a client's secret stops after a handful of tries.
         count_failure(fd, limits)
         raise
-
-
-def _spend_jti(fd: Frontdesk, client_id: str, jti: str, exp: int) -> None:
-    try:
-        with transaction(fd.engine) as conn:
-            conn.execute(insert(UsedJti), {"key": digest(client_id + "\x00" + jti), "expires_at": exp})
-    except IntegrityError:
-        raise InvalidClient("client assertion was already used", detail="jti replay") from None

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..core import Frontdesk
-from . import integration_store, store
+from . import api_key_store, integration_store
 from .keys import generate_key, key_file
 from .service import vault_of
 
@@ -23,7 +23,7 @@ __all__ = ["add_commands", "add_key_commands"]
 Printer = Callable[[argparse.Namespace, Any, str], None]
 Opener = Callable[[argparse.Namespace], Frontdesk]
 # (args, frontdesk, URL under the issuer) -> the redirect URI to register, or None when no issuer is set, and the
-# line that tells the operator which (frontdesk.cli.redirect_uri).
+# line that tells the operator which (frontdesk.cli.context.redirect_uri).
 RedirectUri = Callable[[argparse.Namespace, Frontdesk, str], tuple[str | None, str]]
 
 
@@ -102,7 +102,7 @@ def add_commands(
 
     def apikey_create(args: argparse.Namespace) -> None:
         vault = vault_of(opener(args))
-        record, key = store.create_api_key(vault.engine, args.name, export=args.export)
+        record, key = api_key_store.create_api_key(vault.engine, args.name, export=args.export)
         show(
             args,
             {"id": record.id, "name": record.name, "scope": list(record.scope), "api_key": key.value},
@@ -111,7 +111,7 @@ def add_commands(
 
     def apikey_list(args: argparse.Namespace) -> None:
         vault = vault_of(opener(args))
-        keys = store.api_keys(vault.engine)
+        keys = api_key_store.api_keys(vault.engine)
         rows = [
             {"id": k.id, "name": k.name, "scope": list(k.scope), "created_at": k.created_at,
              "last_used_at": k.last_used_at, "revoked": k.revoked_at is not None}
@@ -121,7 +121,7 @@ def add_commands(
 
     def apikey_revoke(args: argparse.Namespace) -> None:
         vault = vault_of(opener(args))
-        if not store.revoke_api_key(vault.engine, args.id):
+        if not api_key_store.revoke_api_key(vault.engine, args.id):
             raise ValueError(f"no active API key {args.id!r}")
         show(args, {"revoked": args.id}, f"revoked API key {args.id}")
 

@@ -10,16 +10,18 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..secret import Secret
 from ..storage.db import now, transaction
 from ..storage.schema import VaultConnection, VaultConnectSession, VaultIntegration
-from .keys import VaultKeys
 from .store import VaultError, storable
+
+if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
+    from .keys import VaultKeys
 
 __all__ = [
     "Integration",
@@ -29,6 +31,8 @@ __all__ = [
     "integration_providers",
     "integrations",
     "reseal_secrets",
+    "sealed_secrets",
+    "secret_key_ids",
 ]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -159,3 +163,17 @@ def reseal_secrets(conn: Connection, keys: VaultKeys, batch: int) -> int:
         resealed = {"client_secret": sealed, "key_id": kid}
         conn.execute(update(VaultIntegration).where(VaultIntegration.name == item.name).values(**resealed))
     return len(rows)
+
+
+def sealed_secrets(conn: Connection) -> int:
+    """How many integrations hold a sealed client secret (a public client's holds none)."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(VaultIntegration).where(VaultIntegration.client_secret.is_not(None))
+        ).scalar_one()
+    )
+
+
+def secret_key_ids(conn: Connection) -> set[str]:
+    """The ids of the vault keys the integrations' client secrets are sealed under."""
+    return {r for (r,) in conn.execute(select(VaultIntegration.key_id).distinct()) if r}

@@ -20,12 +20,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from ..config import ConfigError, Settings
 from ..crypto.aead import DecryptionFailed, MasterKey
 from ..storage.db import transaction
-from ..storage.schema import VaultConnection, VaultIntegration
+from . import integration_store, store
 
 __all__ = ["VaultKeys", "check_keys", "generate_key", "key_file", "load_vault_keys"]
 
@@ -101,11 +101,7 @@ def _read_file(path: Path) -> list[str]:
 
 def _sealed_rows(engine: Engine) -> int:
     with transaction(engine, readonly=True) as conn:
-        connections = conn.execute(select(func.count()).select_from(VaultConnection)).scalar_one()
-        secrets_ = conn.execute(
-            select(func.count()).select_from(VaultIntegration).where(VaultIntegration.client_secret.is_not(None))
-        ).scalar_one()
-    return int(connections) + int(secrets_)
+        return store.sealed_connections(conn) + integration_store.sealed_secrets(conn)
 
 
 def load_vault_keys(settings: Settings, engine: Engine) -> VaultKeys:
@@ -159,8 +155,7 @@ def _from_file(path: Path) -> VaultKeys:
 def check_keys(keys: VaultKeys, engine: Engine) -> None:
     """Refuse to start when a sealed record names a key that is not configured."""
     with transaction(engine, readonly=True) as conn:
-        used = {r for (r,) in conn.execute(select(VaultConnection.key_id).distinct())}
-        used |= {r for (r,) in conn.execute(select(VaultIntegration.key_id).distinct()) if r}
+        used = store.sealing_key_ids(conn) | integration_store.secret_key_ids(conn)
     missing = sorted(used - keys.ids)
     if missing:
         raise ConfigError(

@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
 from ..storage import audit
 from ..storage.db import now, transaction
-from ..storage.schema import VaultConnection
 from . import oauth, store
 from .catalog import Provider
 from .integration_store import Integration
@@ -212,42 +210,30 @@ class Refresher:
             try:
                 tokens = oauth.refresh(self.http, provider, integration, values, old)
             except oauth.GrantDead as exc:
-                conn.execute(
-                    update(VaultConnection)
-                    .where(VaultConnection.id == connection_id)
-                    .values(status="needs_reauth", last_error=exc.code, updated_at=at)
-                )
+                store.mark_needs_reauth(conn, connection_id, exc.code, at)
                 audit.record(conn, "vault.connection.needs_reauth", "failure", reason=exc.code, **detail)
                 dead = record_of(store.connection(conn, connection_id))
                 failure = exc
             except oauth.ProviderError as exc:  # Transient or ProviderRefused: keep the connection, back off
                 failures = row.failures + 1
-                conn.execute(
-                    update(VaultConnection)
-                    .where(VaultConnection.id == connection_id)
-                    .values(failures=failures, retry_at=at + backoff(failures), last_error=exc.code, updated_at=at)
+                store.note_refresh_failure(
+                    conn, connection_id, failures=failures, retry_at=at + backoff(failures), error=exc.code, at=at
                 )
                 audit.record(conn, "vault.connection.refresh", "failure", reason=exc.code, **detail)
                 if isinstance(exc, oauth.ProviderRefused):
                     log.error("provider refused a refresh", extra={"error": exc.code, **detail})
                 failure = exc
             else:
-                sealed, kid = tokens.credentials.seal(self.keys, connection_id)
-                meta = {**json.loads(row.meta), **tokens.kept}
-                values_ = {
-                    "credentials": sealed,
-                    "key_id": kid,
-                    "expires_at": at + tokens.expires_in if tokens.expires_in is not None else None,
-                    "refreshed_at": at,
-                    "failures": 0,
-                    "retry_at": None,
-                    "last_error": None,
-                    "updated_at": at,
-                    "meta": json.dumps(meta, sort_keys=True),
-                }
-                if tokens.scopes is not None:
-                    values_["scopes"] = json.dumps(list(tokens.scopes))
-                conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(**values_))
+                store.save_refreshed(
+                    conn,
+                    self.keys,
+                    connection_id,
+                    tokens.credentials,
+                    expires_at=at + tokens.expires_in if tokens.expires_in is not None else None,
+                    meta={**json.loads(row.meta), **tokens.kept},
+                    scopes=tokens.scopes,
+                    at=at,
+                )
                 audit.record(
                     conn,
                     "vault.connection.refreshed",

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from ..config import Settings
 from ..core import Frontdesk
 from ..storage.db import transaction
-from . import lifecycle, store
+from . import api_key_store, lifecycle, store
 from .catalog import Catalog, Provider, load_catalog
 from .connect import Connector, ConnectPage, ConnectSession
 from .integration_store import Integration
@@ -127,9 +127,9 @@ class Vault:
     def connections_of(self, user: str, integration_name: str | None = None) -> list[ConnectionRecord]:
         return store.connections_of(self.engine, user, integration_name)
 
-    def authenticate(self, key: str) -> store.ApiKeyRecord | None:
+    def authenticate(self, key: str) -> api_key_store.ApiKeyRecord | None:
         """The platform's API key (a Bearer token), None when unknown or revoked."""
-        return store.authenticate_api_key(self.engine, key)
+        return api_key_store.authenticate_api_key(self.engine, key)
 
     def fresh(
         self, record: ConnectionRecord, *, force: bool = False, stale: str | None = None, row: Any = None
@@ -157,10 +157,10 @@ class Vault:
 
     def prepare_for(
         self, key: str, connection_id: str, path: str, query: str
-    ) -> tuple[store.ApiKeyRecord | None, PreparedCall | PendingCall | AuthorizationRequired | None]:
+    ) -> tuple[api_key_store.ApiKeyRecord | None, PreparedCall | PendingCall | AuthorizationRequired | None]:
         """A proxied call as the platform's API key asks for it, its two lookups in one statement: the key (None
         when unknown or revoked, and nothing else done), then the call (None when there is no such connection)."""
-        api_key, row = store.api_key_and_connection(self.engine, key, connection_id)
+        api_key, row = api_key_store.api_key_and_connection(self.engine, key, connection_id)
         if api_key is None or row is None:
             return api_key, None
         return api_key, self.calls.prepare(store.record_of(row), path, query, row)

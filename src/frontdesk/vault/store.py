@@ -1,9 +1,9 @@
-"""The vault's records: connections and API keys, as purpose-named operations (integrations and connect sessions
-have their own: integration_store.py, session_store.py).
+"""The vault's connections as purpose-named operations (API keys, integrations and connect sessions have their own:
+api_key_store.py, integration_store.py, session_store.py).
 
 Tokens are sealed with the vault keys (AES-256-GCM, a fresh nonce each time, the row's id as associated data, the key
-id in a column so rotation can find what is left). API keys are kept only as digests. Nothing here returns a token
-except :func:`credentials_of`, which the refresher and the proxy use.
+id in a column so rotation can find what is left). Nothing here returns a token except :func:`credentials_of`, which
+the refresher and the proxy use.
 """
 
 from __future__ import annotations
@@ -12,36 +12,36 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from ..secret import Secret, digest, new_token
-from ..storage.db import fetch, now, transaction
-from ..storage.schema import ApiKey, VaultConnection
-from .keys import VaultKeys
+from ..storage.db import now, transaction
+from ..storage.schema import VaultConnection
+
+if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
+    from .keys import VaultKeys
 
 __all__ = [
     "LAST_USED_EVERY",
-    "ApiKeyRecord",
     "ConnectionRecord",
     "ConnectionRow",
     "Credentials",
     "VaultError",
-    "api_key_and_connection",
-    "api_keys",
-    "authenticate_api_key",
     "connection",
     "connections_of",
-    "create_api_key",
     "credentials_of",
     "delete_connection",
     "idle_connections",
     "last_used_due",
+    "mark_needs_reauth",
+    "note_refresh_failure",
     "record_of",
     "reseal_connections",
-    "revoke_api_key",
     "save_connection",
+    "save_refreshed",
+    "sealed_connections",
+    "sealing_key_ids",
     "storable",
     "touch",
 ]
@@ -145,104 +145,6 @@ def record_of(row: Any) -> ConnectionRecord:
     )
 
 
-# --- API keys --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    id: str
-    name: str
-    scope: tuple[str, ...]
-    created_at: int
-    last_used_at: int | None
-    revoked_at: int | None
-
-    @property
-    def may_export(self) -> bool:
-        return "vault:export" in self.scope
-
-
-def create_api_key(engine: Engine, name: str, *, export: bool = False) -> tuple[ApiKeyRecord, Secret]:
-    """A key for the platform's backend, shown this once and kept as a digest."""
-    if not name.strip():
-        raise VaultError("name the API key after what uses it")
-    key = new_token("api_key")
-    record = ApiKeyRecord(
-        "ak_" + secrets.token_hex(8), name.strip(), ("vault", "vault:export") if export else ("vault",), now(), None,
-        None,
-    )  # fmt: skip
-    with transaction(engine) as conn:
-        conn.execute(
-            insert(ApiKey),
-            {
-                "id": record.id,
-                "name": record.name,
-                "digest": digest(key),
-                "scope": " ".join(record.scope),
-                "created_at": record.created_at,
-            },
-        )
-    return record, Secret(key)
-
-
-def _api_key(row: Any) -> ApiKeyRecord:
-    return ApiKeyRecord(row.id, row.name, tuple(row.scope.split()), row.created_at, row.last_used_at, row.revoked_at)
-
-
-# The API key's own checks run on every API call, so they are plain SQL on the driver's connection, one statement
-# outside a transaction (storage/db.py ``fetch``): a SQLAlchemy Core read in a transaction costs ~20 times as much.
-class _KeyRow(NamedTuple):
-    """An ``api_keys`` row in ``_KEY_COLUMNS`` order, under the names ``_api_key`` reads."""
-
-    id: str
-    name: str
-    scope: str
-    created_at: int
-    last_used_at: int | None
-    revoked_at: int | None
-
-
-_KEY_COLUMNS = ", ".join("k." + name for name in _KeyRow._fields)
-_KEY_WIDTH = len(_KeyRow._fields)
-_KEY_FOR = f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.digest = ?"  # noqa: S608  (constants; values bound)
-
-
-def authenticate_api_key(engine: Engine, key: str) -> ApiKeyRecord | None:
-    """Looked up by digest: the index finds the row, and nothing secret is compared byte by byte."""
-    if not key.startswith("fd_ak_"):
-        return None
-    rows = fetch(engine, _KEY_FOR, (digest(key),))
-    return _key_in_use(engine, rows[0]) if rows else None
-
-
-def _key_in_use(engine: Engine, values: Sequence[Any]) -> ApiKeyRecord | None:
-    """The key of a row in ``_KEY_COLUMNS`` order, or None when it was revoked; notes its use, once a minute."""
-    row = _KeyRow(*values)
-    if row.revoked_at is not None:
-        return None
-    at = now()
-    if last_used_due(row.last_used_at, at):
-        with transaction(engine) as conn:
-            conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=at))
-    return _api_key(row)
-
-
-def api_keys(engine: Engine) -> list[ApiKeyRecord]:
-    with transaction(engine, readonly=True) as conn:
-        return [_api_key(r) for r in conn.execute(select(ApiKey).order_by(ApiKey.created_at)).all()]
-
-
-def revoke_api_key(engine: Engine, key_id: str) -> bool:
-    with transaction(engine) as conn:
-        result = conn.execute(
-            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now())
-        )
-        return result.rowcount > 0
-
-
-# --- connections -----------------------------------------------------------------------------------------------
-
-
 class ConnectionRow(NamedTuple):
     """A ``vault_connections`` row read as plain SQL, under its columns' names: :func:`record_of`,
     :func:`credentials_of` and the refresher take it as they take a SQLAlchemy row."""
@@ -263,34 +165,6 @@ class ConnectionRow(NamedTuple):
     last_error: str | None
     created_at: int
     updated_at: int
-
-
-# "user" is a reserved word in PostgreSQL: every column is quoted. LEFT JOIN: a known key and an unknown connection
-# is a 404, an unknown key a 401 whatever the connection.
-_CONNECTION_COLUMNS = ", ".join('c."' + name + '"' for name in ConnectionRow._fields)
-_KEY_AND_CONNECTION = (
-    f"SELECT {_KEY_COLUMNS}, {_CONNECTION_COLUMNS} "  # noqa: S608  (constant column names; values bound)
-    "FROM api_keys k LEFT JOIN vault_connections c ON c.id = ? WHERE k.digest = ?"
-)
-
-
-def api_key_and_connection(
-    engine: Engine, key: str, connection_id: str
-) -> tuple[ApiKeyRecord | None, ConnectionRow | None]:
-    """The proxy's two lookups in one statement (one round trip on PostgreSQL): the API key, None when unknown or
-    revoked, and then the connection, None when there is none of that id."""
-    if not key.startswith("fd_ak_"):
-        return None, None
-    if not storable(connection_id):
-        return authenticate_api_key(engine, key), None
-    rows = fetch(engine, _KEY_AND_CONNECTION, (connection_id, digest(key)))
-    if not rows:
-        return None, None
-    row = rows[0]
-    record = _key_in_use(engine, row[:_KEY_WIDTH])
-    if record is None or row[_KEY_WIDTH] is None:
-        return record, None
-    return record, ConnectionRow(*row[_KEY_WIDTH:])
 
 
 def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:
@@ -362,6 +236,56 @@ def save_connection(
     return record_of(connection(conn, connection_id)), existing is None
 
 
+def save_refreshed(
+    conn: Connection,
+    keys: VaultKeys,
+    connection_id: str,
+    credentials: Credentials,
+    *,
+    expires_at: int | None,
+    meta: Mapping[str, str],
+    scopes: Sequence[str] | None,
+    at: int,
+) -> None:
+    """Store what a refresh returned (RFC 6749 §6): the new credentials, sealed, with the backoff cleared. ``scopes``
+    None keeps the stored scopes: a provider that names none granted the same (§5.1)."""
+    sealed, kid = credentials.seal(keys, connection_id)
+    values: dict[str, Any] = {
+        "credentials": sealed,
+        "key_id": kid,
+        "expires_at": expires_at,
+        "refreshed_at": at,
+        "failures": 0,
+        "retry_at": None,
+        "last_error": None,
+        "updated_at": at,
+        "meta": json.dumps(dict(meta), sort_keys=True),
+    }
+    if scopes is not None:
+        values["scopes"] = json.dumps(list(scopes))
+    conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(**values))
+
+
+def mark_needs_reauth(conn: Connection, connection_id: str, error: str, at: int) -> None:
+    """The grant is gone at the provider (``invalid_grant``, RFC 6749 §5.2): only the person can connect again."""
+    conn.execute(
+        update(VaultConnection)
+        .where(VaultConnection.id == connection_id)
+        .values(status="needs_reauth", last_error=error, updated_at=at)
+    )
+
+
+def note_refresh_failure(
+    conn: Connection, connection_id: str, *, failures: int, retry_at: int, error: str, at: int
+) -> None:
+    """A refresh the provider failed for its own reasons: the connection is kept, refreshes wait until ``retry_at``."""
+    conn.execute(
+        update(VaultConnection)
+        .where(VaultConnection.id == connection_id)
+        .values(failures=failures, retry_at=retry_at, last_error=error, updated_at=at)
+    )
+
+
 def delete_connection(conn: Connection, connection_id: str) -> None:
     conn.execute(delete(VaultConnection).where(VaultConnection.id == connection_id))
 
@@ -398,3 +322,13 @@ def reseal_connections(conn: Connection, keys: VaultKeys, batch: int) -> int:
         sealed, kid = credentials_of(keys, row).seal(keys, row.id)
         conn.execute(update(VaultConnection).where(VaultConnection.id == row.id).values(credentials=sealed, key_id=kid))
     return len(rows)
+
+
+def sealed_connections(conn: Connection) -> int:
+    """How many connections hold sealed credentials (every one does)."""
+    return int(conn.execute(select(func.count()).select_from(VaultConnection)).scalar_one())
+
+
+def sealing_key_ids(conn: Connection) -> set[str]:
+    """The ids of the vault keys the connections' credentials are sealed under."""
+    return {r for (r,) in conn.execute(select(VaultConnection.key_id).distinct())}

@@ -20,11 +20,12 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..crypto.aead import DecryptionFailed
 from ..vault import oauth
+from ..vault.api_key_store import ApiKeyRecord
 from ..vault.catalog import CatalogError
 from ..vault.proxy import AuthorizationRequired, PendingCall, PreparedCall, ResponseTooLarge
 from ..vault.refresh import BackingOff
 from ..vault.service import Vault, vault_of
-from ..vault.store import ApiKeyRecord, ConnectionRecord, VaultError
+from ..vault.store import ConnectionRecord, VaultError
 from .http import json_response, read_body, read_json
 
 __all__ = ["check", "connect_sessions", "connection", "connections", "credentials", "proxy"]

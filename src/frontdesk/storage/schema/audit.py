@@ -22,5 +22,5 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text)  # JSON
 
 
-# The account activity page: one person's events of the last days, newest first (``web.account.recent_events``).
+# The account activity page: one person's events of the last days, newest first (``storage.people.recent_events``).
 Index("ix_audit_events_user_id_at", AuditEvent.user_id, AuditEvent.at)
