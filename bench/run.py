@@ -361,6 +361,7 @@ def provision(env: dict[str, str]) -> Callable[..., str]:
 
     run("migrate")
     run("scope", "create", "api.read", "--description", "Read the benchmark API")
+    run("resource", "create", RESOURCE, "--name", "Benchmark API", "--scope", "api.read")  # tokens are minted for it
     run(
         "client", "create", "--name", "Benchmark", "--client-id", CLIENT_ID, "--secret", SECRET,
         "--grant-type", "client_credentials", "--grant-type", "authorization_code", "--grant-type", "refresh_token",

@@ -35,6 +35,7 @@ from frontdesk.config import Lifetimes, PasswordHashing, RateLimits, Settings
 from frontdesk.core import Frontdesk
 from frontdesk.logs import JsonFormatter
 from frontdesk.oauth.registration import register
+from frontdesk.oauth.resources import create as create_resource
 from frontdesk.storage import db
 
 ISSUER = "https://as.example"
@@ -472,6 +473,18 @@ def public(fd: Frontdesk) -> Registered:
         scope="openid profile email offline_access calendar.read",
     )
     return Registered(client.client_id, None, "https://app.example/cb")
+
+
+# Resource servers RS1 and RS2 (RFC 8707): tokens are minted only for registered resources (oauth/resources.py).
+RS1, RS2 = "https://rs1.example", "https://rs2.example"
+
+
+@pytest.fixture
+def resource_servers(fd: Frontdesk) -> tuple[str, str]:
+    """RS1 and RS2 registered as an operator registers them (``frontdesk resource create``), with no scopes."""
+    create_resource(fd, RS1, "Resource server one")
+    create_resource(fd, RS2, "Resource server two")
+    return RS1, RS2
 
 
 def pkce() -> tuple[str, str]:

@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey
 from conftest import ISSUER, remember
 from frontdesk.core import Frontdesk
 from frontdesk.oauth import registration
-from frontdesk.oauth.registration import ClientError
+from frontdesk.oauth.registration import ClientError, render_metadata
 from frontdesk.protocol.rfc7523 import ASSERTION_TYPE
 
 TOKEN_ENDPOINT = ISSUER + "/token"
@@ -131,8 +131,8 @@ def test_the_relaxation_is_recorded_and_shown_in_metadata(fd, key, strict, relax
     strict_client, relaxed_client = fd.clients.get(strict, cached=False), fd.clients.get(relaxed, cached=False)
     assert strict_client is not None
     assert relaxed_client is not None
-    assert strict_client.metadata()["assertion_audience"] == "issuer"
-    assert relaxed_client.metadata()["assertion_audience"] == "token-endpoint"
+    assert render_metadata(strict_client)["assertion_audience"] == "issuer"
+    assert render_metadata(relaxed_client)["assertion_audience"] == "token-endpoint"
 
 
 @pytest.mark.parametrize(

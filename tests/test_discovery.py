@@ -15,7 +15,13 @@ DOCUMENTS = ["/.well-known/oauth-authorization-server", "/.well-known/openid-con
 # RFC 7518 §6.2.2, §6.3.2, §6.4: members that only a private or symmetric key has.
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 # Endpoints that answer only POST; the rest are fetched with GET.
-POST_ONLY = {"token_endpoint", "introspection_endpoint", "revocation_endpoint", "device_authorization_endpoint"}
+POST_ONLY = {
+    "token_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+    "device_authorization_endpoint",
+    "registration_endpoint",
+}
 
 
 async def metadata(http: Any, path: str) -> dict[str, Any]:

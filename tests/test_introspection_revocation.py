@@ -116,7 +116,9 @@ def server(fd) -> Registered:
     return Registered(rs.client_id, secret, "")
 
 
-async def test_resource_server_introspects_tokens_addressed_to_it(http, server, browser, confidential):
+async def test_resource_server_introspects_tokens_addressed_to_it(
+    http, server, browser, confidential, resource_servers
+):
     """A client registered for resource https://rs1.example may introspect access tokens addressed to it."""
     body = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     info = await introspect(http, server, body["access_token"])
@@ -125,7 +127,7 @@ async def test_resource_server_introspects_tokens_addressed_to_it(http, server, 
     assert info["client_id"] == confidential.client_id
 
 
-async def test_resource_server_does_not_see_tokens_for_others(http, server, browser, confidential):
+async def test_resource_server_does_not_see_tokens_for_others(http, server, browser, confidential, resource_servers):
     """A client registered for https://rs1.example is told active:false for a token addressed elsewhere."""
     body = await tokens_for(http, browser, confidential, resource="https://rs2.example")
     assert await introspect(http, server, body["access_token"]) == {"active": False}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from conftest import ISSUER, Browser, Registered, basic, code_for, csrf_of, query
 from frontdesk.asgi import open_frontdesk
 from frontdesk.oauth.logout import BACKCHANNEL_EVENT, Ended, deliver_due, end_sessions
-from frontdesk.oauth.registration import ClientError, update_logout
+from frontdesk.oauth.registration import ClientError, render_metadata, update_logout
 from frontdesk.storage import audit
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.logout import claim_delivery, due_deliveries
@@ -496,7 +496,7 @@ async def test_end_sessions_by_id_leaves_the_others(http, browser, rp, fd, perso
 
 def test_client_metadata_names_logout_fields(fd, rp):
     """The RFC 7591 view of the client shows its sign-out metadata."""
-    meta = fd.clients.get(rp.client_id).metadata()
+    meta = render_metadata(fd.clients.get(rp.client_id))
     assert meta["post_logout_redirect_uris"] == [BYE]
     assert meta["backchannel_logout_uri"] == BACKCHANNEL
     assert meta["backchannel_logout_session_required"] is True

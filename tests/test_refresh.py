@@ -128,7 +128,7 @@ async def test_rotated_refresh_token_keeps_the_original_scope(http, browser, con
     assert response.json()["scope"] == SCOPE
 
 
-async def test_resource_outside_the_grant_is_invalid_target(http, browser, confidential):
+async def test_resource_outside_the_grant_is_invalid_target(http, browser, confidential, resource_servers):
     """A refresh asking for a resource the grant did not include is refused with invalid_target."""
     first = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     response = await refresh(http, confidential, first["refresh_token"], resource="https://rs2.example")

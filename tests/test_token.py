@@ -380,13 +380,13 @@ async def test_access_token_audience_is_the_issuer_by_default(http, browser, con
     assert (await verified_claims(http, body["access_token"]))["aud"] == ISSUER
 
 
-async def test_access_token_audience_is_the_requested_resource(http, browser, confidential):
+async def test_access_token_audience_is_the_requested_resource(http, browser, confidential, resource_servers):
     """With resource=https://rs1.example at authorize, the access token's aud is that resource."""
     body = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     assert (await verified_claims(http, body["access_token"]))["aud"] == "https://rs1.example"
 
 
-async def test_token_for_another_resource_is_refused_at_userinfo(http, browser, confidential):
+async def test_token_for_another_resource_is_refused_at_userinfo(http, browser, confidential, resource_servers):
     """UserInfo refuses with 401 invalid_token an access token addressed to another resource."""
     body = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     response = await http.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})

@@ -10,8 +10,9 @@ the Starlette app (web/app.py) sit two things that only a served process needs:
   last request has been answered; on SQLite, so does the WAL checkpointer (storage/wal.py);
 - the protocol endpoints that carry the load (token, introspection, JWKS, discovery; marked ``HotRoute`` in
   web/app.py's route table) are called straight from here rather than through the router and middleware stack:
-  the same endpoint functions, the same exception handlers, the same security headers, less a dozen layers of
-  wrapping per request (see BENCHMARKS.md).
+  the same endpoint functions, the same exception handlers, the same security headers, and for those the table
+  also marks ``cross_origin`` the same CORS headers (web/cors.py), less a dozen layers of wrapping per request
+  (see BENCHMARKS.md). Their preflights (``OPTIONS``) take the router.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .core import Frontdesk, open_core
 from .logs import configure_logging
 from .storage import audit, wal
 from .vault.service import open_vault
-from .web import create_app
+from .web import cors, create_app
 from .web.app import Endpoint, HotRoute
 from .web.demo import DemoClient
 from .web.http import JSONAnswer, SecurityHeaders, with_page_headers
@@ -60,6 +61,13 @@ def _direct_routes(app: Starlette) -> dict[tuple[str, str], Endpoint]:
     return direct
 
 
+def _cross_origin(app: Starlette, direct: dict[tuple[str, str], Endpoint]) -> frozenset[str]:
+    """The paths of the direct routes the table marks ``cross_origin``: the direct path adds the CORS headers their
+    wrapper would (it bypasses the route's app, and so the wrapper)."""
+    marked = {route.path for route in app.routes if isinstance(route, HotRoute) and cors.cross_origin_of(route)}
+    return frozenset(path for _, path in direct if path in marked)
+
+
 def _routed_to(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:
     """The route Starlette's router picks for this method and path: the first that matches both (an earlier route
     for the same path wins, and a later duplicate never runs)."""
@@ -74,6 +82,7 @@ class Served:
         self.app = app
         self.fd = fd
         self.direct = _direct_routes(app)
+        self.cross_origin = _cross_origin(app, self.direct)
         self.handlers = app.exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,6 +101,9 @@ class Served:
         # without the security headers, then the error is raised on to the server), SecurityHeaders, then
         # ExceptionMiddleware with the app's handlers by exception class.
         scope["app"] = self.app
+        cross_origin = scope["path"] in self.cross_origin
+        if cross_origin:
+            cors.mark(scope)  # for the server-error handler, as the route's wrapper marks it on the router's path
         request = Request(scope, receive)
         started = False
         try:
@@ -105,6 +117,8 @@ class Served:
                     raise
                 handled = handler(request, exc)
                 response = await handled if inspect.isawaitable(handled) else handled
+            if cross_origin:  # errors too: a browser-based client must be able to read the OAuth error
+                response.raw_headers = cors.with_cors(response.raw_headers)
             if type(response) not in (Response, JSONAnswer) or response.background is not None:
                 await SecurityHeaders(response)(scope, receive, send)
                 return

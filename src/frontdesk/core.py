@@ -22,6 +22,7 @@ from .protocol.scope import OIDC_SCOPES, parse_scope
 from .storage.clients import ClientStore
 from .storage.db import migrate, open_engine
 from .storage.people import UserStore
+from .storage.resources import longest_resource_ttl
 from .storage.scopes import add_scope, scope_descriptions
 from .storage.signing_keys import SigningKeyStore
 
@@ -103,7 +104,9 @@ class Frontdesk:
         """How long a retired signing key must stay published: the longest a token it signed can live."""
         lt = self.settings.lifetimes
         longest_client = max((c.access_token_ttl or 0 for c in self.clients.list()), default=0)
-        return max(lt.access_token, lt.id_token, longest_client) + 60
+        # A resource's lifetime applies when the client sets none (oauth/resources.py token_ttl).
+        longest_resource = longest_resource_ttl(self.engine)
+        return max(lt.access_token, lt.id_token, longest_client, longest_resource) + 60
 
 
 # Key files frontdesk generates in its home (crypto/aead.py, vault/keys.py), made 0600 at creation.

@@ -24,6 +24,8 @@ PREFIXES = {
     "api_key": "fd_ak_",
     "connect_link": "fd_vc_",
     "connect_state": "fd_vs_",
+    "registration_access_token": "fd_rat_",  # RFC 7592 §3
+    "initial_access_token": "fd_iat_",  # RFC 7591 §3
 }
 
 

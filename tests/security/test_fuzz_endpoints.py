@@ -64,6 +64,7 @@ FORM_PATHS = [
 ]
 QUERY_PATHS = [
     "/authorize",
+    "/register/{id}",
     "/userinfo",
     "/device",
     "/logout",
@@ -89,7 +90,7 @@ QUERY_PATHS = [
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
 ]
-JSON_PATHS = ["/vault/connect-sessions", "/vault/check"]
+JSON_PATHS = ["/vault/connect-sessions", "/vault/check", "/register"]
 # Routes fuzzed elsewhere: the proxy passes any path and body on to a provider (tests/vault/test_proxy_paths.py).
 FUZZED_ELSEWHERE = {"/vault/proxy/{id}/{id}"}
 

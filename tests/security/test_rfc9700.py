@@ -472,7 +472,7 @@ async def test_BCP_20_refresh_token_bound_to_client_4_14_2(http, fd, browser, co
     assert (await refresh_as(http, public, p_tokens["refresh_token"])).status_code == 200
 
 
-async def test_BCP_21_refresh_token_bound_to_scope_and_resource_4_14_2(http, browser, confidential):
+async def test_BCP_21_refresh_token_bound_to_scope_and_resource_4_14_2(http, browser, confidential, resource_servers):
     """Refresh may narrow but never widen the scope or name another resource; rotation keeps the original scope."""
     first = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     token = first["refresh_token"]
@@ -530,7 +530,7 @@ async def test_BCP_24_refresh_tokens_unguessable_o21_4_3(http, browser, confiden
 # --- 1.6 Access-token privilege restriction -------------------------------------------------------------------------
 
 
-async def test_BCP_25_access_token_audience_restricted_4_10_2(http, browser, confidential):
+async def test_BCP_25_access_token_audience_restricted_4_10_2(http, browser, confidential, resource_servers):
     """An access token for resource rs1 has aud rs1 (JWT and introspection), and UserInfo refuses it with 401."""
     body = await tokens_for(http, browser, confidential, resource="https://rs1.example")
     assert (await verified_claims(http, body["access_token"]))["aud"] == "https://rs1.example"
@@ -733,6 +733,26 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
         ("POST", "/revoke"): simple("POST", "/revoke", auth=basic(confidential), data={"token": "x", **evil_form}),
         ("GET", "/userinfo"): simple("GET", "/userinfo", headers=bearer(machine)),
         ("POST", "/userinfo"): simple("POST", "/userinfo", headers=bearer(machine)),
+        # CORS preflights (web/cors.py): a 204 for the routes the table marks cross_origin.
+        **{
+            ("OPTIONS", path): simple("OPTIONS", path, headers={"Origin": "https://evil.example"})
+            for path in (
+                "/.well-known/openid-configuration",
+                "/.well-known/oauth-authorization-server",
+                "/jwks",
+                "/token",
+                "/revoke",
+                "/userinfo",
+                "/register",
+            )
+        },
+        ("OPTIONS", "/register/{client_id}"): simple("OPTIONS", "/register/some-client"),
+        # RFC 7591/7592: JSON answers only; a redirect URI at evil.example is refused, never followed.
+        ("POST", "/register"): simple("POST", "/register", json={**evil_form, "redirect_uris": [EVIL + "/cb"]}),
+        **{
+            (method, "/register/{client_id}"): simple(method, "/register/some-client", headers=bearer("fd_rat_x"))
+            for method in ("GET", "PUT", "DELETE")
+        },
         ("POST", "/device_authorization"): simple(
             "POST", "/device_authorization", data={**evil_form, "client_id": public.client_id, "scope": "openid"}
         ),

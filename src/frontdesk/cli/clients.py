@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..oauth.registration import (
     ClientRequest,
     UnknownScope,
     register,
+    render_metadata,
     update_logout,
 )
 from ..storage.clients import ClientRecord
@@ -24,17 +26,39 @@ from .context import CommandError, command, open_for, output
 __all__ = ["add_commands"]
 
 
+# Who registered a client that the operator did not (``ClientRecord.vetted``): ``client show``'s words, and the
+# column ``client list`` adds for such clients only (the lines of the operator's own stay as they were).
+_REGISTERED_BY = {"self": "the client itself (dynamic registration)", "document": "its client ID metadata document"}
+_LIST_COLUMN = {"self": "registered itself", "document": "metadata document"}
+
+
 def _client_text(c: ClientRecord) -> str:
-    return "\n".join(
-        [
-            f"client_id:    {c.client_id}",
-            f"name:         {c.name}",
-            f"auth method:  {c.auth_method}",
-            f"grant types:  {' '.join(c.grant_types)}",
-            f"scope:        {' '.join(c.scope)}",
-            f"redirect URIs: {' '.join(c.redirect_uris) or '-'}",
-        ]
-    )
+    lines = [
+        f"client_id:    {c.client_id}",
+        f"name:         {c.name}",
+        f"auth method:  {c.auth_method}",
+        f"grant types:  {' '.join(c.grant_types)}",
+        f"scope:        {' '.join(c.scope)}",
+        f"redirect URIs: {' '.join(c.redirect_uris) or '-'}",
+    ]
+    if not c.vetted:
+        used = time.strftime("%Y-%m-%d", time.gmtime(c.last_used_at)) if c.last_used_at else "never"
+        lines += [f"registered by: {_REGISTERED_BY[c.registered_by]}", f"last used:    {used}"]
+    return "\n".join(lines)
+
+
+def _client_json(c: ClientRecord) -> dict[str, Any]:
+    """RFC 7591 metadata; a client the operator did not register also says who did, and when it was last used."""
+    data = render_metadata(c)
+    if not c.vetted:
+        data["registered_by"] = c.registered_by
+        data["last_used_at"] = c.last_used_at
+    return data
+
+
+def _list_line(c: ClientRecord) -> str:
+    line = f"{c.client_id}\t{c.auth_method}\t{c.name}"
+    return line if c.vetted else f"{line}\t{_LIST_COLUMN[c.registered_by]}"
 
 
 def _requested(args: argparse.Namespace) -> ClientRequest:
@@ -79,7 +103,7 @@ def cmd_client_create(args: argparse.Namespace) -> None:
         ) from None
     except ClientError as exc:
         raise CommandError(f"{exc.error}: {exc}") from None
-    data = client.metadata()
+    data = render_metadata(client)
     if secret is not None:
         data["client_secret"] = secret
     text = _client_text(client)
@@ -90,18 +114,14 @@ def cmd_client_create(args: argparse.Namespace) -> None:
 
 def cmd_client_list(args: argparse.Namespace) -> None:
     clients = open_for(args).clients.list()
-    output(
-        args,
-        [c.metadata() for c in clients],
-        "\n".join(f"{c.client_id}\t{c.auth_method}\t{c.name}" for c in clients) or "no clients",
-    )
+    output(args, [_client_json(c) for c in clients], "\n".join(_list_line(c) for c in clients) or "no clients")
 
 
 def cmd_client_show(args: argparse.Namespace) -> None:
     client = open_for(args).clients.get(args.client_id, cached=False)
     if client is None:
         raise CommandError(f"no client {args.client_id!r}")
-    output(args, client.metadata(), _client_text(client))
+    output(args, _client_json(client), _client_text(client))
 
 
 def cmd_client_update(args: argparse.Namespace) -> None:
@@ -131,7 +151,7 @@ def cmd_client_update(args: argparse.Namespace) -> None:
         raise CommandError(f"{exc.error}: {exc}") from None
     if updated is None:
         raise CommandError(f"no client {args.client_id!r}")
-    output(args, updated.metadata(), _client_text(updated))
+    output(args, render_metadata(updated), _client_text(updated))
 
 
 def cmd_client_delete(args: argparse.Namespace) -> None:

@@ -3,9 +3,12 @@
 - the authorization request: ``authorization`` (the request as a value, its validation), ``decision`` (pure: what a
   valid request gets next), ``interactions`` (carrying it out: codes, sign-in and consent interactions);
 - the token endpoint: ``grants`` (the one grant-type registry and each grant), ``client_auth``, ``tokens``;
-  ``introspection`` and revocation; ``registration`` (the one judge of client metadata, RFC 7591);
+  ``introspection`` and revocation; ``registration`` (the one judge of client metadata, RFC 7591; its field checks
+  in ``client_metadata``), ``dynamic_registration`` (``/register``, RFC 7591/7592, with ``registration_request``)
+  and ``initial_access_tokens``;
 - people: ``signin``, ``signin_steps``, ``second_factor``, ``passkeys``, ``password``, ``account``, ``logout``,
-  ``device_flow`` (RFC 8628's person side);
+  ``device_flow`` (RFC 8628's person side); ``app_identity`` (how an app is named to a person: one the operator did
+  not register never by its chosen name alone);
 - around them: ``rate_limits`` (429 limits on guessable steps), ``signin_throttle`` (growing waits after wrong
   passwords), ``writes`` (a write retried while SQLite is busy), ``housekeeping`` (the purge).
 

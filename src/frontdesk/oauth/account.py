@@ -26,6 +26,7 @@ from ..storage.people import (
     session_for,
 )
 from ..storage.second_factor import recovery_codes_left
+from .app_identity import AppIdentity, identity_of
 from .second_factor import has_second_factor
 from .signin import Detour, Next, open_for
 
@@ -112,7 +113,8 @@ def overview(fd: Frontdesk, visitor: Visitor) -> Overview:
 
 @dataclass(frozen=True, slots=True)
 class AppView:
-    """An app the person let in, by its registered name and the hosts it sends them back to."""
+    """An app the person let in, by who it is (``app_identity``: the operator's name for it, or what can be known of
+    a client nobody checked) and the hosts it sends them back to."""
 
     client_id: str
     name: str
@@ -120,11 +122,12 @@ class AppView:
     scope: tuple[str, ...]
     granted_at: int
     last_used_at: int | None
+    identity: AppIdentity
 
 
 def app_name(fd: Frontdesk, client_id: str) -> str:
-    client = fd.clients.get(client_id)
-    return client.name if client else client_id
+    """The app in a sentence of the account pages: a client nobody checked never by its chosen name alone."""
+    return identity_of(fd.clients.get(client_id), client_id).label
 
 
 def apps(fd: Frontdesk, visitor: Visitor) -> list[AppView]:
@@ -135,8 +138,10 @@ def apps(fd: Frontdesk, visitor: Visitor) -> list[AppView]:
     for app in found:
         client = fd.clients.get(app.client_id)
         hosts = tuple(dict.fromkeys(urlsplit(u).netloc for u in client.redirect_uris)) if client else ()
-        name = client.name if client else app.client_id
-        shown.append(AppView(app.client_id, name, hosts, app.scope, app.granted_at, app.last_used_at))
+        identity = identity_of(client, app.client_id)
+        shown.append(
+            AppView(app.client_id, identity.name, hosts, app.scope, app.granted_at, app.last_used_at, identity)
+        )
     return shown
 
 

@@ -30,9 +30,11 @@ from ..storage.grants import insert_code, insert_grant
 from ..storage.logout import record_session_grant
 from .grants import check_scope
 from .logout import check_id_token_hint
+from .resources import resolve
 
 __all__ = [
     "AuthorizationRequest",
+    "dropped_offline_access",
     "error_redirect",
     "hinted_subject",
     "issue_code",
@@ -112,8 +114,9 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
     if "authorization_code" not in client.grant_types:
         raise UnauthorizedClient("the client is not allowed the authorization code grant")
     challenge = rfc7636.check_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
-    scope = check_scope(fd, client, parse_scope(params.get("scope")))
-    resource = check_resource(params.getall("resource"))
+    # RFC 8707 §2: only registered resources (oauth/resources.py); they may lend the client scopes, so first.
+    resources = resolve(fd, fd.engine, check_resource(params.getall("resource")))
+    scope = check_scope(fd, client, dropped_offline_access(client, parse_scope(params.get("scope"))), resources)
     max_age: int | None = None
     if "max_age" in params:
         if not (params["max_age"].isascii() and params["max_age"].isdigit()) or len(params["max_age"]) > 9:
@@ -125,7 +128,7 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         redirect_uri=redirect_uri,
         state=params.get("state"),
         scope=scope,
-        resource=resource,
+        resource=tuple(r.uri for r in resources),
         nonce=params.get("nonce"),
         code_challenge=challenge,
         prompt=parse_prompt(params.get("prompt")),
@@ -134,6 +137,19 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         acr_values=tuple(params.get("acr_values", "").split()),
         hinted_subject=hinted_subject(fd, client, hint) if hint is not None else None,
     )
+
+
+def dropped_offline_access(client: ClientRecord, scope: tuple[str, ...]) -> tuple[str, ...]:
+    """The requested scope less an ``offline_access`` the client is not registered for.
+
+    OpenID Connect Core §11 lets the server ignore ``offline_access`` (it asks for a refresh token, which the server
+    may always decline), and MCP clients send it by default whether or not they registered it: failing the whole
+    request with ``invalid_scope`` would lock them out for a convenience they can do without. Dropped before the
+    consent page and the grant, so the person is never asked for it and the token response has no refresh token
+    for an OpenID request (grants._issue). Any other unregistered scope is still ``invalid_scope``."""
+    if "offline_access" in scope and "offline_access" not in client.scope:
+        return tuple(s for s in scope if s != "offline_access")
+    return scope
 
 
 def hinted_subject(fd: Frontdesk, client: ClientRecord, token: str) -> str:

@@ -27,6 +27,7 @@ from ..storage.clients import ClientRecord
 from ..storage.db import now
 from ..storage.replay import spend_jti
 from ..wire import loads
+from .clients import find_client
 from .rate_limits import Limit, check, count_failure
 
 __all__ = [
@@ -256,7 +257,8 @@ def _audiences(fd: Frontdesk, client: ClientRecord) -> tuple[str, ...]:
 def authenticate_client(fd: Frontdesk, presented: Presented) -> ClientRecord:
     """The client ``presented`` names, once its credential checks out. Blocking (it reads the store); a client's
     published keys must have been read into ``presented`` first (fetch_client_keys)."""
-    client = fd.clients.get(presented.client_id) if presented.client_id else None
+    # A metadata document was fetched by prepare_client, off the event loop this may run on.
+    client = find_client(fd, presented.client_id, fetch=False) if presented.client_id else None
     # One answer for unknown client, wrong method and wrong secret: nothing to enumerate.
     if client is None:
         if presented.secret is not None:

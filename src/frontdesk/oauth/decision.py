@@ -75,9 +75,15 @@ SILENT: dict[Next, RedirectError] = {
 _CONSENT_REQUIRED = RedirectError(ConsentRequired.error, "consent is required")
 
 
-def needs_consent(req: AuthorizationRequest, consented: Collection[str]) -> bool:
-    """``prompt=consent`` asks again (OIDC Core §3.1.2.1); otherwise only scope not yet consented to needs asking."""
-    if "consent" in req.prompt:
+def needs_consent(req: AuthorizationRequest, consented: Collection[str], *, vetted: bool) -> bool:
+    """``prompt=consent`` asks again (OIDC Core §3.1.2.1); so does every request of a client the operator did not
+    register (``ClientRecord.vetted``); otherwise only scope not yet consented to needs asking.
+
+    A client that registered itself (RFC 7591) or is named by its metadata document was checked by nobody: anyone
+    can register one under a trusted app's name and send people links to it, so a consent once given never
+    answers a later request silently (RFC 7591 §5: treat such clients as untrusted; MCP security best practices,
+    "Confused Deputy": the person consents to each of them)."""
+    if "consent" in req.prompt or not vetted:
         return True
     return not set(req.scope) <= set(consented)
 
@@ -88,18 +94,21 @@ def decide(
     facts: SignInFacts | None,
     consented: Collection[str],
     at: int,
+    *,
+    vetted: bool,
 ) -> Decision:
     """A valid request answered for the browser's sign-in (``facts``, or None when nobody is signed in), as the one
     sign-in policy (``signin.next_step``) says. ``consented``: the scope the signed-in person already granted the
-    client (ignored without a sign-in)."""
+    client (ignored without a sign-in); ``vetted``: whether the operator registered the client (``needs_consent``:
+    for any other client every request asks, and under ``prompt=none`` gets ``consent_required``)."""
     step = next_step(policy, asked_of_request(req.as_json()), facts, at)
     if "none" in req.prompt:
         if step is not Next.PROCEED:
             return SILENT[step]
-        if needs_consent(req, consented):
+        if needs_consent(req, consented, vetted=vetted):
             return _CONSENT_REQUIRED
     if step is Next.PROCEED:
-        return AskConsent() if needs_consent(req, consented) else IssueCode()
+        return AskConsent() if needs_consent(req, consented, vetted=vetted) else IssueCode()
     if step is Next.OTHER_PERSON:  # only a sign-in made for this request; none is at /authorize
         return SignInFirst(Next.SIGN_IN)
     return SignInFirst(step)

@@ -25,6 +25,7 @@ from ..storage.device import decide_device, device_by_user_code, insert_device
 from ..storage.people import SessionRow, session_for
 from .grants import DEVICE_CODE, check_scope
 from .rate_limits import check, count_failure, user_code_limits
+from .resources import resolve
 from .signin import Asked, Detour, Next, facts_of, next_step, open_for
 
 __all__ = [
@@ -117,8 +118,9 @@ def checked_request(fd: Frontdesk, client: ClientRecord, scope: str | None, reso
     resources it may have (``scope`` and ``resource`` as sent); raises the OAuthError to answer otherwise."""
     if DEVICE_CODE not in client.grant_types:
         raise UnauthorizedClient("the client is not allowed the device authorization grant")
-    checked_scope = check_scope(fd, client, parse_scope(scope))
-    return DeviceAsk(client.client_id, checked_scope, check_resource(resource))
+    resources = resolve(fd, fd.engine, check_resource(resource))  # RFC 8707 §2: registered resources only
+    checked_scope = check_scope(fd, client, parse_scope(scope), resources)
+    return DeviceAsk(client.client_id, checked_scope, tuple(r.uri for r in resources))
 
 
 def start(fd: Frontdesk, asked: DeviceAsk) -> DeviceAuthorization:

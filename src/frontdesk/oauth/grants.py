@@ -7,7 +7,7 @@ token) is written in its own transaction before the error goes out, so the revoc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,10 @@ from ..errors import (
 )
 from ..protocol import rfc7636
 from ..protocol.forms import Params
-from ..protocol.rfc8707 import check_resource
+from ..protocol.rfc8707 import check_resource, comparable
 from ..protocol.scope import OIDC_SCOPES, parse_scope
 from ..storage import audit
-from ..storage.clients import ClientRecord
+from ..storage.clients import ClientRecord, mark_used
 from ..storage.db import Raw, now, raw_transaction, transaction
 from ..storage.device import consume_device, device_for, poll_device
 from ..storage.grants import (
@@ -46,6 +46,7 @@ from ..storage.grants import (
     revoke_grant,
     session_of,
 )
+from .resources import ResourceRow, resolve, scopes_beyond_registration
 from .tokens import mint_access_token, mint_id_token
 
 __all__ = ["DEVICE_CODE", "GRANT_TYPES", "GrantType", "check_scope", "exchange"]
@@ -53,16 +54,49 @@ __all__ = ["DEVICE_CODE", "GRANT_TYPES", "GrantType", "check_scope", "exchange"]
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 Response = dict[str, Any]
 
+# A client the operator did not register is purged once unused for a while (``housekeeping``), so each token issued
+# to one records the day (``last_used_at``). The token endpoint is the hot path: nothing is written for the
+# operator's clients, and for the others at most once a day per client and process (this memo, keyed by the row as
+# created, so a client registered again under the same client_id is a new one); the conditional UPDATE makes the
+# processes agree. The memo is a hint: at worst a process writes once more, or the day recorded is a day old.
+USED_EVERY = 86400
+_MEMO_MAX = 10_000
+_used: dict[tuple[str, int], int] = {}
 
-def check_scope(fd: Frontdesk, client: ClientRecord, requested: tuple[str, ...]) -> tuple[str, ...]:
-    """Every scope must be known and registered for the client (RFC 6749 §3.3)."""
+
+def _use_due(client: ClientRecord, at: int) -> bool:
+    """Whether this process should record a use of the client now (see ``USED_EVERY``)."""
+    if client.vetted:
+        return False
+    last = _used.get((client.client_id, client.created_at))
+    return last is None or not 0 <= at - last < USED_EVERY
+
+
+def _record_use(conn: Connection | Raw, client: ClientRecord, at: int) -> None:
+    """Write ``last_used_at`` for a client nobody vetted, when due."""
+    if not _use_due(client, at):
+        return
+    if len(_used) >= _MEMO_MAX:
+        _used.clear()
+    mark_used(conn, client.client_id, at, USED_EVERY)
+    _used[(client.client_id, client.created_at)] = at
+
+
+def check_scope(
+    fd: Frontdesk, client: ClientRecord, requested: tuple[str, ...], resources: Sequence[ResourceRow] = ()
+) -> tuple[str, ...]:
+    """Every scope must be known and registered for the client (RFC 6749 §3.3), or be one a client nobody vetted
+    may ask for because it belongs to a resource the request names (``resources.scopes_beyond_registration``)."""
     known = fd.scopes()
     if not set(requested) <= set(known):
         known = fd.scopes(fresh=True)
     for scope in requested:
         if scope not in known:
             raise InvalidScope(f"unknown scope {scope!r}")
-        if scope not in client.scope:
+    beyond = [s for s in requested if s not in client.scope]
+    allowed = scopes_beyond_registration(fd, client, beyond, resources)
+    for scope in beyond:
+        if scope not in allowed:
             raise InvalidScope(f"the client is not registered for scope {scope!r}")
     return requested
 
@@ -75,12 +109,14 @@ def _narrowed_scope(params: Params, grant: GrantRow) -> tuple[str, ...]:
     return scope
 
 
-def _narrowed_resource(params: Params, grant: GrantRow) -> tuple[str, ...]:
-    """RFC 8707 §2.2: a token request may name fewer of the granted resources as the audience, never others."""
-    resource = check_resource(params.getall("resource")) or grant.resource
-    if not set(resource) <= set(grant.resource):
+def _narrowed_resource(fd: Frontdesk, db: Raw, params: Params, grant: GrantRow) -> tuple[ResourceRow, ...]:
+    """RFC 8707 §2.2: a token request may name fewer of the granted resources as the audience, never others; and
+    only resources still registered (§2), so a deleted resource gets no new token, not even by a refresh."""
+    resources = resolve(fd, db, check_resource(params.getall("resource")) or grant.resource)
+    granted = {comparable(uri) for uri in grant.resource}
+    if any(comparable(r.uri) not in granted for r in resources):
         raise InvalidTarget("the requested resource was not part of the grant")
-    return resource
+    return resources
 
 
 def _issue(
@@ -89,11 +125,12 @@ def _issue(
     client: ClientRecord,
     grant: GrantRow,
     scope: tuple[str, ...],
-    resource: tuple[str, ...],
+    resources: Sequence[ResourceRow],
     nonce: str | None,
     at: int,
 ) -> Response:
-    access = mint_access_token(fd, client, scope, resource, grant, at)
+    access = mint_access_token(fd, client, scope, resources, grant, at)
+    _record_use(conn, client, at)
     body: Response = {
         "access_token": access.token,
         "token_type": "Bearer",
@@ -151,8 +188,8 @@ def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
         if not replayed:
             if row.grant.revoked_at is not None:
                 raise InvalidGrant("the grant is no longer valid")
-            resource = _narrowed_resource(params, row.grant)
-            body = _issue(fd, conn, client, row.grant, row.grant.scope, resource, row.nonce, at)
+            resources = _narrowed_resource(fd, conn, params, row.grant)
+            body = _issue(fd, conn, client, row.grant, row.grant.scope, resources, row.nonce, at)
             audit.record(
                 conn,
                 "token.issued",
@@ -178,9 +215,9 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:
             raise InvalidGrant("the refresh token is no longer valid")
-        scope, resource = _narrowed_scope(params, row.grant), _narrowed_resource(params, row.grant)
+        scope, resources = _narrowed_scope(params, row.grant), _narrowed_resource(fd, conn, params, row.grant)
         if consume_refresh(conn, token, at):
-            body = _issue(fd, conn, client, row.grant, scope, resource, None, at)
+            body = _issue(fd, conn, client, row.grant, scope, resources, None, at)
             audit.record(
                 conn,
                 "token.refreshed",
@@ -202,10 +239,16 @@ def client_credentials(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
     requested = parse_scope(params.get("scope"))
     if any(s in OIDC_SCOPES for s in requested):
         raise InvalidScope("OpenID Connect scopes need a person; client_credentials has none")
-    scope = check_scope(fd, client, requested) if requested else tuple(s for s in client.scope if s not in OIDC_SCOPES)
-    resource = check_resource(params.getall("resource"))
+    resources = resolve(fd, fd.engine, check_resource(params.getall("resource")))
+    if requested:
+        scope = check_scope(fd, client, requested, resources)
+    else:
+        scope = tuple(s for s in client.scope if s not in OIDC_SCOPES)
     at = now()
-    access = mint_access_token(fd, client, scope, resource, None, at)
+    access = mint_access_token(fd, client, scope, resources, None, at)
+    if _use_due(client, at):  # a client that registered with an initial access token may use it (RFC 7591 §3)
+        with transaction(fd.engine) as conn:
+            _record_use(conn, client, at)
     # Nothing here is written but the audit event, so it joins the next audit batch (storage/audit.py).
     audit.record_soon(
         fd.engine, "token.issued", "success", client_id=client.client_id, ip=ip, grant_type="client_credentials"
@@ -243,6 +286,7 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
             poll_device(conn, row.digest, at, interval)
         elif consume_device(conn, row.digest):
             assert row.user_id is not None
+            resources = resolve(fd, conn, row.resource)  # still registered (RFC 8707 §2); else all rolls back
             grant = insert_grant(
                 conn,
                 client_id=client.client_id,
@@ -255,7 +299,7 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
                 at=at,
                 expires_at=at + fd.settings.lifetimes.refresh_token,
             )
-            body = _issue(fd, conn, client, grant, row.scope, row.resource, None, at)
+            body = _issue(fd, conn, client, grant, row.scope, resources, None, at)
             audit.record(
                 conn,
                 "token.issued",

@@ -22,6 +22,7 @@ from ..storage.clients import ClientRecord
 from ..storage.db import now, transaction
 from ..storage.interactions import InteractionRow, finish_interaction, interaction_for
 from ..storage.people import SessionRow, consented_scope, record_consent, session_for
+from .app_identity import AppIdentity, identity_of, is_loopback
 from .authorization import (
     AuthorizationRequest,
     error_redirect,
@@ -73,6 +74,12 @@ def _issue(
     return Redirect(success_redirect(fd, req, code))
 
 
+def _vetted(fd: Frontdesk, client_id: str) -> bool:
+    """Whether the operator registered the client; a client gone since the request began is not (ask again)."""
+    client = fd.clients.get(client_id)
+    return client is not None and client.vetted
+
+
 def _answer(
     fd: Frontdesk, conn: Connection, req: AuthorizationRequest, session: SessionRow | None, at: int, ip: str | None
 ) -> Redirect | Detour:
@@ -81,7 +88,7 @@ def _answer(
     a request started over come here."""
     facts = facts_of(conn, session, for_this_request=False) if session is not None else None
     consented = consented_scope(conn, session.user_id, req.client_id) if session is not None else ()
-    decision = decide(fd.settings.second_factor, req, facts, consented, at)
+    decision = decide(fd.settings.second_factor, req, facts, consented, at, vetted=_vetted(fd, req.client_id))
     if isinstance(decision, IssueCode):
         assert session is not None
         return _issue(fd, conn, req, session, at, ip)
@@ -156,7 +163,7 @@ def _finish_other(fd: Frontdesk, conn: Connection, ix: InteractionRow, at: int) 
     if kind == "account":
         finish_interaction(conn, ix.id, at)
         back = str(ix.params.get("return_to") or "")
-        # An account page, or a vault connect link waiting for its person (web/vault.py RESUME_PATH).
+        # An account page, or a vault connect link waiting for its person (web/vault_connect.py RESUME_PATH).
         return Redirect(back if back.startswith("/account") or back == "/vault/connect" else "/account")
     if kind == "device":
         finish_interaction(conn, ix.id, at)
@@ -185,7 +192,8 @@ def resume(fd: Frontdesk, ix_id: str, binding: str | None, token: str | None, ip
         bound = _bound(fd, conn, ix, req, token, at, ip)
         if not isinstance(bound, SessionRow):
             return bound
-        if needs_consent(req, consented_scope(conn, bound.user_id, req.client_id)):
+        consented = consented_scope(conn, bound.user_id, req.client_id)
+        if needs_consent(req, consented, vetted=_vetted(fd, req.client_id)):
             return Redirect(f"/interaction/{ix_id}/consent")
         if not finish_interaction(conn, ix_id, at):
             return Expired()
@@ -214,10 +222,17 @@ def login_hint(fd: Frontdesk, params: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ConsentView:
-    """What the consent page shows: the request, and the person whose sign-in the code will carry."""
+    """What the consent page shows: the request, the app as far as it can be known (``app_identity``: a client
+    nobody checked is never named as if it were), and the person whose sign-in the code will carry."""
 
     request: AuthorizationRequest
     username: str
+    app: AppIdentity
+
+    @property
+    def redirect_to_device(self) -> bool:
+        """The redirect host is this device's (loopback): any program on it may be the one listening."""
+        return is_loopback(self.request.redirect_host)
 
 
 def consent_view(fd: Frontdesk, ix_id: str, binding: str, token: str | None, ip: str | None) -> ConsentView | Outcome:
@@ -234,7 +249,8 @@ def consent_view(fd: Frontdesk, ix_id: str, binding: str, token: str | None, ip:
         if not isinstance(bound, SessionRow):
             return bound
         user = fd.users.by_id(conn, bound.user_id)
-    return ConsentView(req, user.username if user else "")
+    app = identity_of(fd.clients.get(req.client_id), req.client_id)
+    return ConsentView(req, user.username if user else "", app)
 
 
 def answer_consent(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | None, ip: str | None) -> Outcome:

@@ -36,6 +36,7 @@ from ..storage.logout import (
     queue_delivery,
     session_uses,
 )
+from .clients import find_client
 
 __all__ = [
     "BACKCHANNEL_EVENT",
@@ -110,7 +111,7 @@ def check_id_token_hint(fd: Frontdesk, token: str) -> IdTokenHint:
 def _client_of(fd: Frontdesk, params: Params, hint: IdTokenHint | None) -> ClientRecord | None:
     client_id = params.get("client_id")
     if client_id is not None:
-        client = fd.clients.get(client_id)
+        client = find_client(fd, client_id)
         if client is None:
             raise InvalidRequest("client_id is not a registered client")
         if hint is not None and client_id not in hint.audiences:

@@ -3,8 +3,9 @@
 
 :func:`validate` takes the metadata a client asked for (:class:`ClientRequest`) and returns it checked and typed
 (:class:`ClientMetadata`), or raises :class:`ClientError` naming the field with its RFC 7591 §3.2.2 code;
-:func:`register` then stores it. The command line registers through here, and so will ``/register`` (RFC 7591 §3);
-storage only persists what was judged.
+:func:`register` then stores it; :func:`render_metadata` answers a client's metadata by RFC 7591 names. The command
+line registers through here, and so does ``/register`` (``oauth.dynamic_registration``, RFC 7591 §3, with the limits
+of ``[registration]``); storage only persists what was judged. Single fields are checked in ``client_metadata``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Required, TypedDict, Unpack, get_args
-from urllib.parse import SplitResult, urlsplit
 
 from ..config import SIGNING_ALGS
 from ..core import Frontdesk
@@ -23,6 +23,19 @@ from ..protocol.scope import parse_scope
 from ..secret import new_token
 from ..storage.clients import AssertionAudience, ClientExists, ClientRecord
 from .client_auth import AUTH_METHODS
+from .client_metadata import (
+    DISPLAY_FIELDS,
+    ClientError,
+    Limits,
+    UnknownScope,
+    check_application_type,
+    check_display_fields,
+    check_jwks,
+    check_jwks_uri,
+    check_limits,
+    check_logout_uris,
+    check_response_types,
+)
 from .grants import GRANT_TYPES
 
 __all__ = [
@@ -31,9 +44,12 @@ __all__ = [
     "ClientError",
     "ClientMetadata",
     "ClientRequest",
+    "Limits",
     "Registration",
     "UnknownScope",
     "register",
+    "render_metadata",
+    "stored_metadata",
     "update_logout",
     "validate",
 ]
@@ -45,23 +61,6 @@ DEFAULT_SCOPE = "openid profile email offline_access"
 ASSERTION_AUDIENCES: tuple[AssertionAudience, ...] = get_args(AssertionAudience)
 # RFC 6749 §2.3.1: the methods that authenticate with a client secret, which this server issues.
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-MAX_JWKS_URI = 2048
-
-
-class ClientError(ValueError):
-    """Client metadata that cannot be registered; ``error`` is the RFC 7591 §3.2.2 code."""
-
-    def __init__(self, message: str, error: str = "invalid_client_metadata") -> None:
-        super().__init__(message)
-        self.error = error
-
-
-class UnknownScope(ClientError):
-    """The client would be registered for scopes nobody defined: every token request it makes would then fail."""
-
-    def __init__(self, scopes: tuple[str, ...]) -> None:
-        super().__init__(f"unknown scope{'s' if len(scopes) > 1 else ''} {', '.join(map(repr, scopes))}")
-        self.scopes = scopes
 
 
 class ClientRequest(TypedDict, total=False):
@@ -84,6 +83,17 @@ class ClientRequest(TypedDict, total=False):
     backchannel_logout_uri: str | None
     backchannel_logout_session_required: bool
     assertion_audience: str
+    # OpenID Connect Registration 1.0 §2; None (the operator's command line): inferred, no redirect rule of its own.
+    application_type: str | None
+    response_types: Sequence[str] | None
+    # RFC 7591 §2 display fields (client_metadata.DISPLAY_FIELDS).
+    client_uri: str | None
+    logo_uri: str | None
+    tos_uri: str | None
+    policy_uri: str | None
+    contacts: Sequence[str] | None
+    software_id: str | None
+    software_version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,9 @@ class ClientMetadata:
     assertion_audience: AssertionAudience
     client_id: str | None
     secret: str | None = field(repr=False)
+    application_type: str = "web"
+    response_types: tuple[str, ...] = ("code",)
+    extra_metadata: dict[str, Any] = field(default_factory=dict)  # RFC 7591 §2 display fields
 
 
 class Registration(NamedTuple):
@@ -115,64 +128,9 @@ class Registration(NamedTuple):
     secret: str | None
 
 
-def _check_jwks(jwks: Any) -> dict[str, Any]:
-    """RFC 7591 §2 ``jwks``: a JWK Set (RFC 7517 §5) of public keys only."""
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ClientError("jwks must be a JWK Set with at least one key")
-    for key in jwks["keys"]:
-        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
-            raise ClientError("jwks keys must be public RSA, EC or OKP keys")
-        if any(p in key for p in ("d", "p", "q", "dp", "dq", "qi")):
-            raise ClientError("jwks must hold public keys only")
-    return jwks
-
-
-def _split(uri: str) -> SplitResult | None:
-    """The parts of ``uri``, or None when urllib refuses it (an unclosed or bad IP literal, RFC 3986 §3.2.2)."""
-    try:
-        return urlsplit(uri)
-    except ValueError:
-        return None
-
-
-def _check_jwks_uri(jwks_uri: str) -> None:
-    """RFC 7591 §2: the URL of the client's JWK Set, fetched by this server, so https with a host, and nothing that
-    makes the fetch go elsewhere than it says (user information) or that a URL cannot carry (spaces, controls)."""
-    parts = _split(jwks_uri)
-    if parts is None or parts.scheme != "https" or not parts.hostname:
-        raise ClientError("jwks_uri must be an https URL with a host")
-    if not jwks_uri.isprintable() or " " in jwks_uri or len(jwks_uri) > MAX_JWKS_URI:
-        raise ClientError("jwks_uri must not carry spaces or control characters, nor be longer than 2048 characters")
-    if parts.username is not None or parts.fragment or "#" in jwks_uri:
-        raise ClientError("jwks_uri must not carry user information or a fragment")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
-    except ValueError:
-        raise ClientError("jwks_uri has an invalid port") from None
-
-
-def _check_logout_uris(
-    post_logout_redirect_uris: Sequence[str], backchannel_logout_uri: str | None, public: bool
-) -> None:
-    """RP-Initiated Logout 1.0 §3.1: registered like redirect URIs. Back-Channel Logout 1.0 §2.2: an absolute
-    https URL without a fragment (plain http only on a loopback literal, for development)."""
-    for uri in post_logout_redirect_uris:
-        try:
-            validate_redirect_uri(uri, public)
-        except OAuthError as exc:
-            raise ClientError(exc.description.replace("redirect URI", "post-logout redirect URI")) from None
-    if backchannel_logout_uri is None:
-        return
-    parts = _split(backchannel_logout_uri)
-    loopback = parts is not None and parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
-    secure = parts is not None and parts.scheme == "https" and parts.hostname
-    if not (secure or loopback) or parts is None or not backchannel_logout_uri.isprintable():
-        raise ClientError("backchannel_logout_uri must be an https URL (http only for 127.0.0.1 or [::1])")
-    if "#" in backchannel_logout_uri or parts.username is not None or " " in backchannel_logout_uri:
-        raise ClientError("backchannel_logout_uri must not carry a fragment, user information or spaces")
-
-
-def _check_grant_types(asked: Sequence[str] | None, public: bool, redirect_uris: Sequence[str]) -> tuple[str, ...]:
+def _check_grant_types(
+    asked: Sequence[str] | None, public: bool, redirect_uris: Sequence[str], native: bool = False
+) -> tuple[str, ...]:
     """RFC 7591 §2 ``grant_types``: each one this server serves (GRANT_TYPES), open to this kind of client, with
     a redirect URI for those that go through the authorization endpoint; a client that names none gets the
     defaults."""
@@ -188,7 +146,7 @@ def _check_grant_types(asked: Sequence[str] | None, public: bool, redirect_uris:
             raise ClientError(f"the {grant} grant needs at least one redirect URI", "invalid_redirect_uri")
     for uri in redirect_uris:
         try:
-            validate_redirect_uri(uri, public)
+            validate_redirect_uri(uri, public or native)
         except OAuthError as exc:
             raise ClientError(exc.description, "invalid_redirect_uri") from None
     return grants
@@ -197,13 +155,13 @@ def _check_grant_types(asked: Sequence[str] | None, public: bool, redirect_uris:
 def _check_keys(method: str, jwks: Any, jwks_uri: str | None, assertion_audience: str) -> tuple[Any, AssertionAudience]:
     """RFC 7591 §2 ``jwks`` / ``jwks_uri`` for private_key_jwt (RFC 7523 §2.2), and the audience its assertions
     may name."""
-    if method == "private_key_jwt":
-        if jwks is None and not jwks_uri:
-            raise ClientError("private_key_jwt needs jwks or jwks_uri")
-        if jwks is not None:
-            jwks = _check_jwks(jwks)
-        if jwks_uri:
-            _check_jwks_uri(jwks_uri)
+    if method == "private_key_jwt" and jwks is None and not jwks_uri:
+        raise ClientError("private_key_jwt needs jwks or jwks_uri")
+    # Judged whatever the method: a key set is stored and published to nobody, but never as arbitrary JSON.
+    if jwks is not None:
+        jwks = check_jwks(jwks)
+    if jwks_uri:
+        check_jwks_uri(jwks_uri)
     audience = next((a for a in ASSERTION_AUDIENCES if a == assertion_audience), None)
     if audience is None:
         raise ClientError(f"assertion audience must be one of {', '.join(ASSERTION_AUDIENCES)}")
@@ -223,29 +181,50 @@ def _check_scope(scope: str | None, known_scopes: Collection[str] | None) -> tup
     return scopes
 
 
-def validate(request: ClientRequest, *, known_scopes: Collection[str] | None = None) -> ClientMetadata:
+def _application_type(asked: str | None, redirect_uris: Sequence[str]) -> str:
+    """OpenID Connect Registration 1.0 §2. The operator's command line sends none: its client is "native" when a
+    redirect URI is not https (loopback or private-use scheme), else "web", and no rule beyond
+    ``validate_redirect_uri`` applies, as before application types existed."""
+    if asked is None:
+        return "native" if any(not uri.lower().startswith("https:") for uri in redirect_uris) else "web"
+    check_application_type(asked, redirect_uris)
+    return asked
+
+
+def validate(
+    request: ClientRequest, *, known_scopes: Collection[str] | None = None, limits: Limits | None = None
+) -> ClientMetadata:
     """The requested metadata, checked field by field in a fixed order, or :class:`ClientError` for the first
     field that fails.
 
-    With ``known_scopes``, every scope of the client must be one of them (:class:`UnknownScope` otherwise)."""
+    With ``known_scopes``, every scope of the client must be one of them (:class:`UnknownScope` otherwise); with
+    ``limits`` (registration without an operator), counts and lengths are bounded."""
     name = request["name"]
+    redirect_uris = tuple(request.get("redirect_uris", ()))
+    post_logout = tuple(request.get("post_logout_redirect_uris") or ())
+    check_limits(name, redirect_uris, post_logout, limits)
     if not name.strip():
         raise ClientError("client name must not be empty")
     method = request.get("auth_method", "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
     public = method == "none"
-    redirect_uris = tuple(request.get("redirect_uris", ()))
-    grants = _check_grant_types(request.get("grant_types"), public, redirect_uris)
+    # A client that says it is native (OpenID Connect Registration §2) may use loopback redirects with a secret too:
+    # one registered dynamically gets a secret of its own instance, which RFC 8252 §8.5 lets the server treat as
+    # confidential. Such a redirect URI is then matched exactly, port included (the port exception is for public
+    # clients, protocol/redirect_uri.py).
+    native = request.get("application_type") == "native"
+    grants = _check_grant_types(request.get("grant_types"), public, redirect_uris, native)
+    application_type = _application_type(request.get("application_type"), redirect_uris)
+    response_types = check_response_types(request.get("response_types"), grants)
     jwks_uri = request.get("jwks_uri")
     jwks, audience = _check_keys(method, request.get("jwks"), jwks_uri, request.get("assertion_audience", "issuer"))
     try:
         resources = check_resource(list(request.get("resources") or []))
     except OAuthError as exc:
         raise ClientError(exc.description) from None
-    post_logout = tuple(request.get("post_logout_redirect_uris") or ())
     backchannel = request.get("backchannel_logout_uri")
-    _check_logout_uris(post_logout, backchannel, public)
+    check_logout_uris(post_logout, backchannel, public)
     alg = request.get("id_token_alg")
     if alg is not None and alg not in SIGNING_ALGS:
         raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SIGNING_ALGS)}")
@@ -258,6 +237,7 @@ def validate(request: ClientRequest, *, known_scopes: Collection[str] | None = N
     scopes = _check_scope(request.get("scope"), known_scopes)
     if secret is not None and len(secret) < 16:
         raise ClientError("a client secret must be at least 16 characters")
+    extra = check_display_fields({f: request.get(f) for f in DISPLAY_FIELDS}, limits)
     return ClientMetadata(
         name=name.strip(),
         auth_method=method,
@@ -275,7 +255,33 @@ def validate(request: ClientRequest, *, known_scopes: Collection[str] | None = N
         assertion_audience=audience,
         client_id=request.get("client_id"),
         secret=secret,
+        application_type=application_type,
+        response_types=response_types,
+        extra_metadata=extra,
     )
+
+
+def stored_metadata(metadata: ClientMetadata) -> dict[str, Any]:
+    """What storage keeps of validated metadata (``storage.clients.insert_client`` and
+    ``replace_client_metadata`` take these keywords)."""
+    return {
+        "name": metadata.name,
+        "auth_method": metadata.auth_method,
+        "redirect_uris": metadata.redirect_uris,
+        "grant_types": metadata.grant_types,
+        "scope": metadata.scope,
+        "jwks": metadata.jwks,
+        "jwks_uri": metadata.jwks_uri,
+        "resources": metadata.resources,
+        "access_token_ttl": metadata.access_token_ttl,
+        "id_token_alg": metadata.id_token_alg,
+        "post_logout_redirect_uris": metadata.post_logout_redirect_uris,
+        "backchannel_logout_uri": metadata.backchannel_logout_uri,
+        "backchannel_logout_session_required": metadata.backchannel_logout_session_required,
+        "assertion_audience": metadata.assertion_audience,
+        "application_type": metadata.application_type,
+        "extra_metadata": metadata.extra_metadata,
+    }
 
 
 def register(
@@ -288,24 +294,7 @@ def register(
     if secret is None and metadata.auth_method in SECRET_METHODS:
         secret = new_token("client_secret")
     try:
-        client = fd.clients.insert(
-            client_id=metadata.client_id,
-            secret=secret,
-            name=metadata.name,
-            auth_method=metadata.auth_method,
-            redirect_uris=metadata.redirect_uris,
-            grant_types=metadata.grant_types,
-            scope=metadata.scope,
-            jwks=metadata.jwks,
-            jwks_uri=metadata.jwks_uri,
-            resources=metadata.resources,
-            access_token_ttl=metadata.access_token_ttl,
-            id_token_alg=metadata.id_token_alg,
-            post_logout_redirect_uris=metadata.post_logout_redirect_uris,
-            backchannel_logout_uri=metadata.backchannel_logout_uri,
-            backchannel_logout_session_required=metadata.backchannel_logout_session_required,
-            assertion_audience=metadata.assertion_audience,
-        )
+        client = fd.clients.insert(client_id=metadata.client_id, secret=secret, **stored_metadata(metadata))
     except ClientExists as exc:
         raise ClientError(str(exc), "invalid_client_id") from None
     return Registration(client, secret)
@@ -324,10 +313,45 @@ def update_logout(
     current = fd.clients.get(client_id, cached=False)
     if current is None:
         return None
-    _check_logout_uris(post_logout_redirect_uris, backchannel_logout_uri, current.public)
+    check_logout_uris(post_logout_redirect_uris, backchannel_logout_uri, current.public)
     return fd.clients.replace_logout(
         client_id,
         post_logout_redirect_uris=post_logout_redirect_uris,
         backchannel_logout_uri=backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
     )
+
+
+def render_metadata(client: ClientRecord) -> dict[str, Any]:
+    """The client's registered metadata by RFC 7591 §2 names, as RFC 7591 §3.2.1 and RFC 7592 §3 answer it (and the
+    command line shows it): every stored value, defaults included; never the secret."""
+    out: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "redirect_uris": list(client.redirect_uris),
+        "grant_types": list(client.grant_types),
+        "response_types": ["code"] if "authorization_code" in client.grant_types else [],
+        "token_endpoint_auth_method": client.auth_method,
+        "scope": " ".join(client.scope),
+        "client_id_issued_at": client.created_at,
+        "application_type": client.application_type,
+    }
+    if client.jwks is not None:
+        out["jwks"] = client.jwks
+    if client.jwks_uri:
+        out["jwks_uri"] = client.jwks_uri
+    if client.auth_method == "private_key_jwt":
+        out["assertion_audience"] = client.assertion_audience  # frontdesk's own name: no RFC 7591 one exists
+    if client.resources:
+        out["resources"] = list(client.resources)
+    if client.access_token_ttl:
+        out["access_token_lifetime"] = client.access_token_ttl
+    if client.id_token_alg:
+        out["id_token_signed_response_alg"] = client.id_token_alg
+    if client.post_logout_redirect_uris:
+        out["post_logout_redirect_uris"] = list(client.post_logout_redirect_uris)
+    if client.backchannel_logout_uri:
+        out["backchannel_logout_uri"] = client.backchannel_logout_uri
+        out["backchannel_logout_session_required"] = client.backchannel_logout_session_required
+    out.update({k: v for k, v in client.extra_metadata.items() if k in DISPLAY_FIELDS})
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from ..core import Frontdesk
 from ..protocol.oidc import at_hash
 from ..storage.clients import ClientRecord
 from ..storage.grants import GrantRow
+from .resources import ResourceRow, token_ttl
 
 __all__ = ["ACR_MFA", "ACR_PASSWORD", "ACR_VALUES", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
 
@@ -42,13 +44,16 @@ def mint_access_token(
     fd: Frontdesk,
     client: ClientRecord,
     scope: tuple[str, ...],
-    resource: tuple[str, ...],
+    resources: Sequence[ResourceRow],
     grant: GrantRow | None,
     at: int,
 ) -> AccessToken:
-    ttl = client.access_token_ttl or fd.settings.lifetimes.access_token
+    """A JWT access token for ``resources`` (registered ones, ``resources.resolve``), living as long as the
+    shortest lifetime the client and those resources set (``resources.token_ttl``)."""
+    ttl = token_ttl(fd, client, resources)
     # RFC 8707 §2 / RFC 9068 §3: the audience is the resource asked for; without one, this issuer (UserInfo).
-    aud: str | list[str] = list(resource) if len(resource) > 1 else resource[0] if resource else fd.issuer
+    uris = [r.uri for r in resources]
+    aud: str | list[str] = uris if len(uris) > 1 else uris[0] if uris else fd.issuer
     claims: dict[str, Any] = {
         "iss": fd.issuer,
         "sub": grant.user_id if grant and grant.user_id else client.client_id,

@@ -1,8 +1,19 @@
 """Redirect URIs: registration rules and the exact-match check.
 
 RFC 9700 §4.1.3 and OAuth 2.1 §2.3.1: compare by simple string equality, no patterns. The one exception is the
-port of a loopback IP literal registered by a native (public) client, RFC 8252 §7.3. ``localhost`` is never
-treated as a loopback literal here (RFC 8252 §8.3 makes it NOT RECOMMENDED; it can be resolved elsewhere).
+port of a loopback redirect URI registered by a native (public) client, RFC 8252 §7.3: the app opens a listener on
+an ephemeral port at the time of the request, so the port it sends may differ from the one it registered.
+
+Loopback here means the IP literals ``127.0.0.1`` and ``[::1]`` and, deliberately, the name ``localhost``. RFC 8252
+§8.3 (and OAuth 2.1 §8.4.2) call ``localhost`` NOT RECOMMENDED *for clients*: a listener bound by name may end up on
+another interface, and a misconfigured resolver may send the name elsewhere. Both risks sit on the client's device
+and are the client's to take; the MCP authorization profile (§Communication Security: "localhost or https"), and so
+many MCP clients and their SDKs, register ``http://localhost:{port}/{path}``, and refusing it would refuse them. What
+this server keeps is the exactness: ``localhost`` matches only ``localhost`` (never ``127.0.0.1`` or ``[::1]``: the
+client may listen on one address family only), spelled as registered (the comparison is case-sensitive, like the
+rest of it), and the name exactly (``localhost.``, ``foo.localhost`` and any userinfo are other URIs, and so are
+refused). RFC 6761 §6.3 lets resolvers answer ``localhost`` with loopback without asking DNS, and current browsers
+do, which is what makes the name usable at all. The consent page names the redirect host, so the person sees it.
 """
 
 from __future__ import annotations
@@ -11,9 +22,10 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidRequest
 
-__all__ = ["InvalidRedirectUri", "check_redirect_uri", "validate_redirect_uri"]
+__all__ = ["LOOPBACK_HOSTS", "InvalidRedirectUri", "check_redirect_uri", "validate_redirect_uri"]
 
-LOOPBACK_LITERALS = ("127.0.0.1", "[::1]")
+# RFC 8252 §7.3 (the IP literals) and §8.3 (localhost, accepted: see the module docstring). Case-sensitive.
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
 
 
 class InvalidRedirectUri(InvalidRequest):
@@ -23,25 +35,31 @@ class InvalidRedirectUri(InvalidRequest):
 
 
 def _split_loopback(uri: str) -> tuple[str, str] | None:
-    """For ``http://127.0.0.1[:port]/rest`` or ``http://[::1][:port]/rest``: (host literal, rest); else None."""
-    for literal in LOOPBACK_LITERALS:
-        prefix = "http://" + literal
-        if uri.startswith(prefix):
-            rest = uri[len(prefix) :]
-            if rest.startswith(":"):
-                digits = rest[1:].split("/", 1)[0]
-                # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and "٥" (a non-port).
-                if not (digits.isascii() and digits.isdigit()) or len(digits) > 5 or int(digits) > 65535:
-                    return None
-                rest = rest[1 + len(digits) :]
-            if rest == "" or rest[0] in "/?":
-                return literal, rest
-            return None
+    """For ``http://{loopback host}[:port][/path][?query]``: (host, everything after the port); else None.
+
+    Read by prefix, not by a URL parser, so that the host is exactly one of ``LOOPBACK_HOSTS`` as written: the next
+    character after it must end the authority (``:``, ``/``, ``?`` or nothing), which rules out ``127.0.0.1.evil``,
+    ``localhost.``, ``localhost@evil`` and the like."""
+    for host in LOOPBACK_HOSTS:
+        prefix = "http://" + host
+        if not uri.startswith(prefix):
+            continue
+        rest = uri[len(prefix) :]
+        if rest.startswith(":"):
+            end = next((i for i, c in enumerate(rest) if c in "/?"), len(rest))
+            digits = rest[1:end]
+            # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and "٥" (a non-port).
+            if not (digits.isascii() and digits.isdigit()) or len(digits) > 5 or int(digits) > 65535:
+                return None
+            rest = rest[end:]
+        if rest == "" or rest[0] in "/?":
+            return host, rest
+        return None
     return None
 
 
 def validate_redirect_uri(uri: str, public: bool) -> None:
-    """Registration: absolute, no fragment, https unless a loopback literal or a private-use scheme (native apps)."""
+    """Registration: absolute, no fragment, https unless a loopback URI or a private-use scheme (native apps)."""
     if any(c.isspace() for c in uri) or not uri.isprintable():
         raise InvalidRedirectUri(f"redirect URI {uri!r} contains white space or control characters")
     try:
@@ -62,7 +80,9 @@ def validate_redirect_uri(uri: str, public: bool) -> None:
     if scheme == "http":
         # RFC 9700 §2.6: plain http only for loopback redirects of native clients.
         if _split_loopback(uri) is None:
-            raise InvalidRedirectUri(f"redirect URI {uri!r} must use https (http only for 127.0.0.1 or [::1])")
+            raise InvalidRedirectUri(
+                f"redirect URI {uri!r} must use https (http only for 127.0.0.1, [::1] or localhost)"
+            )
         if not public:
             raise InvalidRedirectUri("loopback http redirect URIs are for native (public) clients")
         return
@@ -81,6 +101,7 @@ def check_redirect_uri(registered: list[str], requested: str | None, public: boo
     if requested in registered:
         return requested
     if public:
+        # RFC 8252 §7.3: the port alone may differ; the host must be the registered one as written.
         asked = _split_loopback(requested)
         if asked is not None:
             for uri in registered:

@@ -12,14 +12,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..secret import digest
-from .db import now, transaction
-from .schema import Client
+from .db import Raw, now, run, transaction
+from .schema import Client, Grant
 
-__all__ = ["AssertionAudience", "ClientExists", "ClientRecord", "ClientStore", "RegisteredBy"]
+__all__ = [
+    "AssertionAudience",
+    "ClientExists",
+    "ClientRecord",
+    "ClientStore",
+    "RegisteredBy",
+    "delete_client",
+    "forget_registration_token",
+    "insert_client",
+    "mark_used",
+    "replace_client_metadata",
+    "save_document_client",
+]
 
 # The audience a private_key_jwt client's assertions must name (``frontdesk.oauth.registration`` says which).
 AssertionAudience = Literal["issuer", "token-endpoint"]
@@ -81,37 +94,6 @@ class ClientRecord:
         checked by nobody, so consent is never skipped for it and its pages say so."""
         return self.registered_by == "operator"
 
-    def metadata(self) -> dict[str, Any]:
-        """RFC 7591 §2 names; never the secret."""
-        out: dict[str, Any] = {
-            "client_id": self.client_id,
-            "client_name": self.name,
-            "redirect_uris": list(self.redirect_uris),
-            "grant_types": list(self.grant_types),
-            "response_types": ["code"] if "authorization_code" in self.grant_types else [],
-            "token_endpoint_auth_method": self.auth_method,
-            "scope": " ".join(self.scope),
-            "client_id_issued_at": self.created_at,
-        }
-        if self.jwks is not None:
-            out["jwks"] = self.jwks
-        if self.jwks_uri:
-            out["jwks_uri"] = self.jwks_uri
-        if self.auth_method == "private_key_jwt":
-            out["assertion_audience"] = self.assertion_audience  # frontdesk's own name: no RFC 7591 one exists
-        if self.resources:
-            out["resources"] = list(self.resources)
-        if self.access_token_ttl:
-            out["access_token_lifetime"] = self.access_token_ttl
-        if self.id_token_alg:
-            out["id_token_signed_response_alg"] = self.id_token_alg
-        if self.post_logout_redirect_uris:
-            out["post_logout_redirect_uris"] = list(self.post_logout_redirect_uris)
-        if self.backchannel_logout_uri:
-            out["backchannel_logout_uri"] = self.backchannel_logout_uri
-            out["backchannel_logout_session_required"] = self.backchannel_logout_session_required
-        return out
-
 
 def _record(row: Any) -> ClientRecord:
     return ClientRecord(
@@ -148,69 +130,19 @@ class ClientStore:
         self._cache: dict[str, tuple[float, ClientRecord]] = {}
         self._lock = threading.Lock()
 
-    def insert(
-        self,
-        *,
-        client_id: str | None,
-        secret: str | None,
-        name: str,
-        auth_method: str,
-        redirect_uris: Sequence[str],
-        grant_types: Sequence[str],
-        scope: Sequence[str],
-        jwks: dict[str, Any] | None,
-        jwks_uri: str | None,
-        resources: Sequence[str],
-        access_token_ttl: int | None,
-        id_token_alg: str | None,
-        post_logout_redirect_uris: Sequence[str],
-        backchannel_logout_uri: str | None,
-        backchannel_logout_session_required: bool,
-        assertion_audience: AssertionAudience,
-        registered_by: RegisteredBy = "operator",
-        application_type: str = "web",
-        registration_token: str | None = None,
-        extra_metadata: dict[str, Any] | None = None,
-        metadata_expires_at: int | None = None,
-        metadata_stale_until: int | None = None,
-    ) -> ClientRecord:
-        """Store a client (a new client_id when none is given); only the digests of ``secret`` and
-        ``registration_token`` are kept.
+    def insert(self, *, client_id: str | None, secret: str | None, **fields: Any) -> ClientRecord:
+        """Store a client (a new client_id when none is given) in a transaction of its own (:func:`insert_client`).
 
         Raises :class:`ClientExists` when the client_id is taken."""
-        row = {
-            "client_id": client_id or _new_client_id(),
-            "name": name,
-            "secret_digest": digest(secret) if secret else None,
-            "auth_method": auth_method,
-            "redirect_uris": json.dumps(list(redirect_uris)),
-            "grant_types": json.dumps(list(grant_types)),
-            "scope": " ".join(scope),
-            "jwks": json.dumps(jwks) if jwks is not None else None,
-            "jwks_uri": jwks_uri,
-            "resources": json.dumps(list(resources)),
-            "access_token_ttl": access_token_ttl,
-            "id_token_alg": id_token_alg,
-            "created_at": now(),
-            "post_logout_redirect_uris": json.dumps(list(post_logout_redirect_uris)),
-            "backchannel_logout_uri": backchannel_logout_uri,
-            "backchannel_logout_session_required": backchannel_logout_session_required,
-            "assertion_audience": assertion_audience,
-            "registered_by": registered_by,
-            "application_type": application_type,
-            "registration_token_digest": digest(registration_token) if registration_token else None,
-            "extra_metadata": json.dumps(extra_metadata or {}),
-            "metadata_expires_at": metadata_expires_at,
-            "metadata_stale_until": metadata_stale_until,
-        }
-        try:
-            with transaction(self._engine) as conn:
-                conn.execute(insert(Client), row)
-        except IntegrityError:
-            raise ClientExists(str(row["client_id"])) from None
-        record = self.get(str(row["client_id"]), cached=False)
+        with transaction(self._engine) as conn:
+            stored = insert_client(conn, client_id=client_id, secret=secret, **fields)
+        record = self.get(stored, cached=False)
         assert record is not None
         return record
+
+    def forget(self, client_id: str) -> None:
+        """Drop this process's cached copy of a client that was just changed or deleted."""
+        self._cache.pop(client_id, None)
 
     def replace_logout(
         self,
@@ -255,7 +187,146 @@ class ClientStore:
         return [_record(r) for r in rows]
 
     def delete(self, client_id: str) -> bool:
+        """Delete a client and end its grants (:func:`delete_client`); False for an unknown client."""
         with transaction(self._engine) as conn:
-            deleted = conn.execute(delete(Client).where(Client.client_id == client_id)).rowcount
+            deleted = delete_client(conn, client_id, now())
         self._cache.pop(client_id, None)
-        return bool(deleted)
+        return deleted
+
+
+def _metadata_columns(
+    *,
+    name: str,
+    auth_method: str,
+    redirect_uris: Sequence[str],
+    grant_types: Sequence[str],
+    scope: Sequence[str],
+    jwks: dict[str, Any] | None,
+    jwks_uri: str | None,
+    resources: Sequence[str] = (),
+    access_token_ttl: int | None = None,
+    id_token_alg: str | None = None,
+    post_logout_redirect_uris: Sequence[str] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
+    assertion_audience: AssertionAudience = "issuer",
+    application_type: str = "web",
+    extra_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of a client's metadata, as stored."""
+    return {
+        "name": name,
+        "auth_method": auth_method,
+        "redirect_uris": json.dumps(list(redirect_uris)),
+        "grant_types": json.dumps(list(grant_types)),
+        "scope": " ".join(scope),
+        "jwks": json.dumps(jwks) if jwks is not None else None,
+        "jwks_uri": jwks_uri,
+        "resources": json.dumps(list(resources)),
+        "access_token_ttl": access_token_ttl,
+        "id_token_alg": id_token_alg,
+        "post_logout_redirect_uris": json.dumps(list(post_logout_redirect_uris)),
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "backchannel_logout_session_required": backchannel_logout_session_required,
+        "assertion_audience": assertion_audience,
+        "application_type": application_type,
+        "extra_metadata": json.dumps(extra_metadata or {}),
+    }
+
+
+def insert_client(
+    conn: Connection,
+    *,
+    client_id: str | None,
+    secret: str | None,
+    registered_by: RegisteredBy = "operator",
+    registration_token: str | None = None,
+    metadata_expires_at: int | None = None,
+    metadata_stale_until: int | None = None,
+    **metadata: Any,
+) -> str:
+    """Store a client in the caller's transaction (a new client_id when none is given) and return its client_id;
+    only the digests of ``secret`` and ``registration_token`` (RFC 7592 §3) are kept. ``metadata`` are the keyword
+    arguments of :func:`_metadata_columns`.
+
+    Raises :class:`ClientExists` when the client_id is taken."""
+    row = {
+        "client_id": client_id or _new_client_id(),
+        "secret_digest": digest(secret) if secret else None,
+        "created_at": now(),
+        "registered_by": registered_by,
+        "registration_token_digest": digest(registration_token) if registration_token else None,
+        "metadata_expires_at": metadata_expires_at,
+        "metadata_stale_until": metadata_stale_until,
+        **_metadata_columns(**metadata),
+    }
+    try:
+        with conn.begin_nested():  # a taken client_id must not abort the caller's transaction (PostgreSQL)
+            conn.execute(insert(Client), row)
+    except IntegrityError:
+        raise ClientExists(str(row["client_id"])) from None
+    return str(row["client_id"])
+
+
+def replace_client_metadata(conn: Connection, client_id: str, **metadata: Any) -> bool:
+    """Replace a client's metadata (RFC 7592 §2.2; the keyword arguments of :func:`_metadata_columns`), leaving its
+    client_id, secret, registration token and who registered it as they are; False for an unknown client."""
+    updated = conn.execute(
+        update(Client).where(Client.client_id == client_id).values(**_metadata_columns(**metadata))
+    ).rowcount
+    return bool(updated)
+
+
+def delete_client(conn: Connection, client_id: str, at: int) -> bool:
+    """Delete a client and revoke every grant it holds, so no refresh token or introspected access token of it
+    outlives it (RFC 7592 §2.3); False for an unknown client."""
+    deleted = conn.execute(delete(Client).where(Client.client_id == client_id)).rowcount
+    if deleted:
+        conn.execute(
+            update(Grant).where(Grant.client_id == client_id, Grant.revoked_at.is_(None)).values(revoked_at=at)
+        )
+    return bool(deleted)
+
+
+def forget_registration_token(conn: Connection, token: str) -> str | None:
+    """Revoke a registration access token (RFC 7592 §2: presented for a client that does not exist): the client_id
+    it belonged to, or None when no client holds it."""
+    row = conn.execute(
+        update(Client)
+        .where(Client.registration_token_digest == digest(token))
+        .values(registration_token_digest=None)
+        .returning(Client.client_id)
+    ).first()
+    return str(row.client_id) if row is not None else None
+
+
+def mark_used(conn: Connection | Raw, client_id: str, at: int, every: int) -> bool:
+    """Record that the client was issued a token at ``at``, unless that was recorded less than ``every`` seconds
+    before: one conditional statement, so that processes writing it at once write it once. False when nothing was
+    written. Plain SQL: it runs on the token endpoint's path (``db.run``)."""
+    return (
+        run(
+            conn,
+            "UPDATE clients SET last_used_at = ? WHERE client_id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+            (at, client_id, at - every),
+        )
+        == 1
+    )
+
+
+def save_document_client(
+    conn: Connection, client_id: str, *, expires_at: int, stale_until: int, **metadata: Any
+) -> bool:
+    """Insert, or replace in place, the client its metadata document describes (``registered_by = "document"``),
+    with this copy's freshness; ``metadata`` are the keyword arguments of :func:`_metadata_columns`. One statement
+    (``INSERT … ON CONFLICT``), so two processes storing the same document at once both succeed. A client someone
+    else registered under that id is left alone: False."""
+    values = _metadata_columns(**metadata) | {"metadata_expires_at": expires_at, "metadata_stale_until": stale_until}
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        upsert(Client)
+        .values(client_id=client_id, created_at=now(), registered_by="document", **values)
+        .on_conflict_do_update(index_elements=[Client.client_id], set_=values, where=Client.registered_by == "document")
+        .returning(Client.client_id)
+    )
+    return conn.execute(stmt).first() is not None

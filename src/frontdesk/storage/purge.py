@@ -6,14 +6,19 @@ long lock; several processes purging at once only repeat each other's work. Audi
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, select
+from collections.abc import Collection
+
+from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from .db import transaction
 from .schema import (
     AuthorizationCode,
+    Client,
+    Consent,
     DeviceCode,
     Grant,
     Interaction,
+    LogoutDelivery,
     RateLimit,
     RefreshToken,
     RevokedAccessToken,
@@ -26,7 +31,7 @@ from .schema import (
     WebAuthnChallenge,
 )
 
-__all__ = ["purge_expired", "saturated"]
+__all__ = ["delete_unused_clients", "purge_expired", "saturated"]
 
 # A consumed code is kept an hour past its expiry so that a late replay is still recognised as one.
 CODE_GRACE = 3600
@@ -74,3 +79,29 @@ def saturated(counts: dict[str, int], batch: int = BATCH, max_batches: int = MAX
     """Did a pass stop at its bound with rows left? Then the caller runs the next pass soon, not in ten minutes:
     a store issuing more than a pass can delete in one interval must not grow without end."""
     return any(n >= batch * max_batches for n in counts.values())
+
+
+def delete_unused_clients(
+    conn: Connection, *, registered_by: Collection[str], unused_before: int, limit: int
+) -> list[str]:
+    """Delete at most ``limit`` clients registered by one of ``registered_by`` and last used (or, never used,
+    created) before ``unused_before``, with everything issued to them: grants and their refresh tokens, codes,
+    device codes, consents, pending logout deliveries. Returns the client_ids deleted.
+
+    The DELETE checks the condition again, so a client another process used since the SELECT stays (PostgreSQL
+    re-reads a row changed under it; SQLite runs one writer at a time)."""
+    last_used = func.coalesce(Client.last_used_at, Client.created_at)
+    unused = and_(Client.registered_by.in_(list(registered_by)), last_used < unused_before)
+    found = list(conn.execute(select(Client.client_id).where(unused).limit(limit)).scalars())
+    if not found:
+        return []
+    gone = list(
+        conn.execute(delete(Client).where(Client.client_id.in_(found), unused).returning(Client.client_id)).scalars()
+    )
+    if gone:
+        grants = select(Grant.id).where(Grant.client_id.in_(gone)).scalar_subquery()
+        conn.execute(delete(RefreshToken).where(RefreshToken.grant_id.in_(grants)))
+        conn.execute(delete(SessionGrant).where(SessionGrant.grant_id.in_(grants)))
+        for model in (AuthorizationCode, DeviceCode, Consent, LogoutDelivery, Grant):
+            conn.execute(delete(model).where(model.client_id.in_(gone)))
+    return gone

@@ -5,13 +5,13 @@ OpenID Connect's own scopes and those in the settings are not stored here; the c
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .db import transaction
 from .schema import Scope
 
-__all__ = ["add_scope", "restricted_scopes", "scope_descriptions"]
+__all__ = ["add_scope", "scope_descriptions"]
 
 
 def scope_descriptions(engine: Engine) -> dict[str, str]:
@@ -28,9 +28,3 @@ def add_scope(engine: Engine, name: str, description: str) -> bool:
     except IntegrityError:
         return False
     return True
-
-
-def restricted_scopes(conn: Connection) -> set[str]:
-    """The stored scopes marked restricted: not open to a client that registered itself without an initial access
-    token (RFC 7591 §3)."""
-    return set(conn.execute(select(Scope.name).where(Scope.restricted.is_(True))).scalars())

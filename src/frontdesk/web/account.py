@@ -163,6 +163,10 @@ def _apps(fd: Frontdesk, visitor: Visitor, revoked: str | None) -> Response:
         {
             "client_id": app.client_id,
             "name": app.name,
+            "label": app.identity.label,
+            "vetted": app.identity.vetted,
+            "registered_by": app.identity.registered_by,
+            "document_host": app.identity.document_host,
             "hosts": list(app.hosts),
             "scopes": scope_words(fd, app.scope),
             "granted_at": app.granted_at,
@@ -170,7 +174,7 @@ def _apps(fd: Frontdesk, visitor: Visitor, revoked: str | None) -> Response:
         }
         for app in account.apps(fd, visitor)
     ]
-    notice = f"{app_name(fd, revoked)} can no longer use your account." if revoked else None
+    notice = _sentence(f"{app_name(fd, revoked)} can no longer use your account.") if revoked else None
     return render(fd, visitor, "account_apps.html", "/account/apps", apps=shown, notice=notice)
 
 
@@ -283,7 +287,13 @@ def _activity_text(
         ("second_factor.removed", "success"): "You turned off the second step at sign-in",
         ("recovery_codes.created", "success"): "You made new recovery codes; the old ones stopped working",
     }
-    return texts.get((event, outcome))
+    text = texts.get((event, outcome))
+    return _sentence(text) if text else None
+
+
+def _sentence(text: str) -> str:
+    """A sentence that may begin with an app's label ("the app at tools.example.com …")."""
+    return text[:1].upper() + text[1:]
 
 
 _WARNINGS = {"failure", "throttled", "revoked"}

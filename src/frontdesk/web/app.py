@@ -35,6 +35,7 @@ from . import (
     device,
     discovery,
     logout,
+    register,
     resource,
     signin,
     token,
@@ -42,6 +43,8 @@ from . import (
     vault,
     vault_connect,
 )
+from .cors import cross_origin, with_cors
+from .cors import marked as cross_origin_marked
 from .http import SecurityHeaders, error_response
 
 __all__ = ["Endpoint", "HotRoute", "create_app"]
@@ -70,7 +73,10 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Anything that is not a protocol error: logged with its trace here, a generic server_error on the wire.
     log.exception("unhandled error", extra={"path": request.scope["path"]})
-    return error_response(ServerError("the server could not complete the request"))
+    response = error_response(ServerError("the server could not complete the request"))
+    if cross_origin_marked(request.scope):  # answered outside the route: its CORS wrapper never sees this one
+        response.raw_headers = with_cors(response.raw_headers)
+    return response
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -139,9 +145,12 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
     routes = [
-        HotRoute("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"]),
-        HotRoute("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"]),
-        HotRoute("/jwks", discovery.jwks, methods=["GET"]),
+        # cross_origin(...): CORS for browser-based clients (web/cors.py); /authorize and the pages stay navigations.
+        cross_origin(HotRoute("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"])),
+        cross_origin(
+            HotRoute("/.well-known/oauth-authorization-server", discovery.oauth_authorization_server, methods=["GET"])
+        ),
+        cross_origin(HotRoute("/jwks", discovery.jwks, methods=["GET"])),
         Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
         Route("/interaction/{ix}", authorize.resume, methods=["GET"]),
         Route("/interaction/{ix}/login", authorize.login, methods=["GET", "POST"]),
@@ -170,10 +179,23 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/interaction/{ix}/upstream", upstream.finish, methods=["GET", "POST"]),
         Route("/interaction/{ix}/upstream/{name}", upstream.start, methods=["POST"]),
         Route("/upstream/{name}/callback", upstream.callback, methods=["GET"]),
-        HotRoute("/token", token.token, methods=["POST"]),
+        cross_origin(HotRoute("/token", token.token, methods=["POST"])),
+        # Not cross-origin: introspection is for resource servers calling from a server (RFC 7662 §2.1; web/cors.py).
         HotRoute("/introspect", resource.introspect, methods=["POST"]),
-        Route("/revoke", resource.revocation, methods=["POST"]),
-        Route("/userinfo", resource.userinfo, methods=["GET", "POST"]),
+        cross_origin(Route("/revoke", resource.revocation, methods=["POST"])),
+        # OpenID Connect Core §5.3.1: the UserInfo endpoint SHOULD support CORS, for JavaScript clients.
+        cross_origin(Route("/userinfo", resource.userinfo, methods=["GET", "POST"])),
+        # RFC 7591 §3 and RFC 7592 §2; no endpoint at all when registration is closed.
+        *(
+            [
+                cross_origin(Route("/register", register.registration, methods=["POST"])),
+                cross_origin(
+                    Route("/register/{client_id}", register.client_configuration, methods=["GET", "PUT", "DELETE"])
+                ),
+            ]
+            if fd.settings.registration.mode != "closed"
+            else []
+        ),
         Route("/device_authorization", device.device_authorization, methods=["POST"]),
         Route("/device", device.verification, methods=["GET", "POST"]),
         Route("/device/decide", device.verification, methods=["POST"]),

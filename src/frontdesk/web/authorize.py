@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..core import Frontdesk
 from ..errors import OAuthError, RateLimited
+from ..oauth.clients import find_client
 from ..oauth.interactions import (
     ConsentView,
     InteractionRow,
@@ -106,7 +107,7 @@ def _authorize(fd: Frontdesk, params: Params, token: str | None, ip: str | None)
     except RateLimited as exc:
         return too_many(exc)
     client_id = params.get("client_id")
-    client = fd.clients.get(client_id) if client_id else None
+    client = find_client(fd, client_id) if client_id else None
     if client is None:
         return problem("Unknown application", "The application that sent you here is not registered.")
     redirect_uri = check_redirect_uri(list(client.redirect_uris), params.get("redirect_uri"), client.public)
@@ -232,17 +233,18 @@ def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
 
 def _consent_page(fd: Frontdesk, ix_id: str, csrf: str, view: ConsentView) -> Response:
     req = view.request
-    client = fd.clients.get(req.client_id)
     descriptions = scope_words(fd, req.scope)
     return page(
         "consent.html",
         title="Allow access?",
         action=f"/interaction/{ix_id}/consent",
         csrf=csrf,
-        client_name=client.name if client else req.client_id,
+        client_name=view.app.name,
+        app=view.app,
         scopes=descriptions,
         resources=req.resource,
         redirect_host=req.redirect_host,
+        redirect_to_device=view.redirect_to_device,
         username=view.username,
         hidden=[],
     )

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..errors import OAuthError, RateLimited
 from ..oauth import device_flow
+from ..oauth.app_identity import identity_of
 from ..oauth.device_flow import Answer, DeviceRequest
 from ..oauth.signin import Detour
 from .authorize import detour, posted_form, problem, too_many
@@ -55,6 +56,7 @@ def _review_page(fd: Frontdesk, found: DeviceRequest | Detour | None, typed: str
         action="/device/decide",
         csrf=csrf,
         client_name=found.client_name,
+        app=identity_of(fd.clients.get(found.client_id), found.client_id),  # a client nobody vetted says so
         scopes=descriptions,
         resources=found.resource,
         redirect_host=None,

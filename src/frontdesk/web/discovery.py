@@ -74,6 +74,10 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "resource_indicators_supported": True,
         "backchannel_logout_supported": True,  # Back-Channel Logout 1.0 §2.1
         "backchannel_logout_session_supported": True,
+        # draft-ietf-oauth-client-id-metadata-document §5: https client_ids naming a metadata document are fetched.
+        "client_id_metadata_document_supported": fd.settings.registration.metadata_documents,
+        # RFC 8414 §2, RFC 7591 §3: advertised only when the endpoint exists ([registration] mode).
+        **({"registration_endpoint": url("/register")} if fd.settings.registration.mode != "closed" else {}),
     }
 
 

@@ -32,6 +32,7 @@ from ..oauth.client_auth import (
     needs_published_keys,
     presented_credentials,
 )
+from ..oauth.clients import find_client, prepare_client
 from ..oauth.grants import Response as Body
 from ..oauth.grants import exchange
 from ..oauth.rate_limits import Limit, client_auth_limits
@@ -88,9 +89,11 @@ async def present_credentials(step: ClientRequest) -> None:
 
 async def fetch_published_keys(step: ClientRequest) -> None:
     """RFC 7523 with a ``jwks_uri`` (RFC 7591 §2): the keys the client publishes, read here on the event loop without
-    blocking it, before the blocking part of authentication (oauth/client_auth.py)."""
+    blocking it, before the blocking part of authentication (oauth/client_auth.py). Likewise a client ID metadata
+    document the client_id names (oauth/clients.py), fetched first in a worker thread."""
+    await prepare_client(step.fd, step.presented.client_id)
     if needs_published_keys(step.presented):
-        client = await run_sync(step.fd.engine, step.fd.clients.get, step.presented.client_id)
+        client = await run_sync(step.fd.engine, find_client, step.fd, step.presented.client_id, fetch=False)
         step.presented = await fetch_client_keys(step.presented, client)
 
 

@@ -1,0 +1,108 @@
+"""``frontdesk resource …``: the protected resources tokens may be minted for (RFC 8707), the scopes that belong to
+each and their token lifetime. ``frontdesk.oauth.resources`` judges and records them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..oauth.resources import ResourceError, ResourceRow, create, delete, listed, shown
+from .context import CommandError, command, open_for, output
+
+__all__ = ["add_commands"]
+
+
+def _data(r: ResourceRow) -> dict[str, Any]:
+    return {
+        "uri": r.uri,
+        "name": r.name,
+        "scope": " ".join(r.scope),
+        "access_token_ttl": r.access_token_ttl,
+        "created_at": r.created_at,
+    }
+
+
+def _text(r: ResourceRow) -> str:
+    ttl = f"{r.access_token_ttl} s" if r.access_token_ttl else "the client's, or the server's default"
+    return "\n".join(
+        [
+            f"uri:               {r.uri}",
+            f"name:              {r.name}",
+            f"scope:             {' '.join(r.scope) or '-'}",
+            f"access token life: {ttl}",
+        ]
+    )
+
+
+def cmd_resource_create(args: argparse.Namespace) -> None:
+    fd = open_for(args)
+    try:
+        row, new_scopes = create(fd, args.uri, args.name, args.scope, args.access_token_ttl)
+    except ResourceError as exc:
+        raise CommandError(str(exc)) from None
+    text = f"created resource {row.uri}\n{_text(row)}"
+    if new_scopes:
+        text += (
+            f"\ncreated scope{'s' if len(new_scopes) > 1 else ''} {' '.join(new_scopes)}, described on the consent"
+            " screen by name: to give a scope plain words, define it (frontdesk scope create NAME --description …)"
+            " before the resource that names it"
+        )
+    output(args, {**_data(row), "created_scopes": list(new_scopes)}, text)
+
+
+def cmd_resource_list(args: argparse.Namespace) -> None:
+    rows = listed(open_for(args))
+    output(
+        args,
+        [_data(r) for r in rows],
+        "\n".join(f"{r.uri}\t{' '.join(r.scope) or '-'}\t{r.name}" for r in rows) or "no resources",
+    )
+
+
+def cmd_resource_show(args: argparse.Namespace) -> None:
+    row = shown(open_for(args), args.uri)
+    if row is None:
+        raise CommandError(f"no resource {args.uri!r}")
+    output(args, _data(row), _text(row))
+
+
+def cmd_resource_delete(args: argparse.Namespace) -> None:
+    row = delete(open_for(args), args.uri)
+    if row is None:
+        raise CommandError(f"no resource {args.uri!r}")
+    output(
+        args,
+        {"deleted": row.uri},
+        f"deleted resource {row.uri}: no new token is issued for it, refreshes included; "
+        "tokens issued already run out with their lifetime",
+    )
+
+
+def _seconds(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) <= 0 or len(value) > 9:
+        raise argparse.ArgumentTypeError("a positive number of seconds")
+    return int(value)
+
+
+def add_commands(sub: Any) -> None:
+    resources = sub.add_parser("resource", help="manage protected resources (RFC 8707)").add_subparsers(
+        dest="action", required=True
+    )
+    rcreate = command(resources, "create", cmd_resource_create, "register a resource tokens may be minted for")
+    rcreate.add_argument("uri", help="its identifier, the audience of its tokens, e.g. https://mcp.example.com/mcp")
+    rcreate.add_argument("--name", required=True, help="plain words for people")
+    rcreate.add_argument(
+        "--scope",
+        default="",
+        help="the scopes that belong to it, space-separated; those that do not exist yet are created",
+    )
+    rcreate.add_argument(
+        "--access-token-ttl",
+        type=_seconds,
+        help="seconds its access tokens live (the shorter one wins when the client sets one too)",
+    )
+    command(resources, "list", cmd_resource_list, "list resources")
+    rshow = command(resources, "show", cmd_resource_show, "show a resource")
+    rshow.add_argument("uri")
+    rdelete = command(resources, "delete", cmd_resource_delete, "remove a resource")
+    rdelete.add_argument("uri")

@@ -1,0 +1,203 @@
+"""Protected resources as objects (RFC 8707, RFC 9728 §2; issue 13): the resources tokens may be minted for, the
+scopes that belong to each, and their token lifetime.
+
+A ``resource`` parameter names one of them or this server's own UserInfo (the issuer, RFC 9068 §3's audience of a
+token asked for without a resource); anything else is ``invalid_target`` (RFC 8707 §2: "the requested resource is
+invalid, missing, unknown"). The operator registers them (``frontdesk resource …``); each change is one transaction
+with its audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from ..core import Frontdesk
+from ..errors import InvalidScope, InvalidTarget
+from ..protocol.rfc8707 import check_resource, comparable
+from ..protocol.scope import OIDC_SCOPES, parse_scope
+from ..storage import audit
+from ..storage.clients import ClientRecord
+from ..storage.db import DB, now, transaction
+from ..storage.resources import (
+    ResourceRow,
+    all_resources,
+    delete_resource,
+    insert_resource,
+    insert_scopes,
+    resources_named,
+    restricted_scopes,
+    stored_scopes,
+)
+
+__all__ = [
+    "ResourceError",
+    "ResourceRow",
+    "create",
+    "delete",
+    "listed",
+    "resolve",
+    "scopes_beyond_registration",
+    "shown",
+    "token_ttl",
+]
+
+MAX_URI = 255  # the resources table's key (storage/schema/clients.py)
+MAX_NAME = 255
+_UNKNOWN = "a requested resource is not registered at this server"
+
+
+class ResourceError(ValueError):
+    """What the operator asked for cannot be registered; the message says why."""
+
+
+def _userinfo(fd: Frontdesk) -> ResourceRow:
+    """This server's own UserInfo, built in: its tokens are addressed to the issuer (``oauth.introspection``). Its
+    scopes are OpenID Connect's, which a client must be registered for: it lends none to a client naming it."""
+    return ResourceRow(fd.issuer, "UserInfo", (), None, 0)
+
+
+def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRow, ...]:
+    """The registered resources ``requested`` (URIs ``check_resource`` accepted) names, in order, each once.
+
+    A URI that differs from a registered one only in spelling (``protocol.rfc8707.comparable``) names it, and the
+    token's audience is then the registered URI, the one its resource server checks. Anything else raises
+    ``InvalidTarget`` (RFC 8707 §2)."""
+    if not requested:
+        return ()
+    for uri in requested:
+        if not _storable(uri):  # cannot be registered: no need to ask the store
+            raise InvalidTarget(_UNKNOWN, detail=uri[:MAX_URI])
+    builtin = _userinfo(fd)
+    by_uri = {r.uri: r for r in resources_named(db, [u for u in requested if u != builtin.uri])}
+    by_uri[builtin.uri] = builtin
+    missing = [u for u in requested if u not in by_uri]
+    if missing:
+        by_key = {comparable(r.uri): r for r in (*all_resources(db), builtin)}
+        for uri in missing:
+            found = by_key.get(comparable(uri))
+            if found is None:
+                raise InvalidTarget(_UNKNOWN, detail=uri)
+            by_uri[uri] = found
+    out: dict[str, ResourceRow] = {}
+    for uri in requested:
+        out.setdefault(by_uri[uri].uri, by_uri[uri])
+    return tuple(out.values())
+
+
+def scopes_beyond_registration(
+    fd: Frontdesk, client: ClientRecord, beyond: Collection[str], resources: Sequence[ResourceRow]
+) -> set[str]:
+    """Which of ``beyond`` (scopes the client is not registered for) it may ask for all the same: for a client
+    nobody vetted (``ClientRecord.vetted``: it registered itself or is a metadata document's), those that belong to
+    a resource it names and are not restricted. MCP 2025-11-25 ("Scope Selection Strategy", "Step-Up Authorization
+    Flow"): such a client learns the scopes it needs from the resource's metadata or its ``insufficient_scope``
+    challenge, never from us at registration; the person still consents to each. An operator's client stays within
+    its registered scope: the operator chose it. Restricted scopes need an initial access token at registration
+    (issue 13 item 1), so naming a resource cannot be a way around that."""
+    if client.vetted or not beyond or not resources:
+        return set()
+    belonging = {s for r in resources for s in r.scope} & set(beyond)
+    return belonging - restricted_scopes(fd.engine, belonging)
+
+
+def token_ttl(fd: Frontdesk, client: ClientRecord, resources: Sequence[ResourceRow]) -> int:
+    """An access token's lifetime: the shortest of the client's and of every resource it is addressed to, where
+    they set one; otherwise the server's. Each is a limit the operator set, one for the client, one for the API
+    (a payments API wanting two-minute tokens); a token held by that client for that API honours both."""
+    limits = [t for t in (client.access_token_ttl, *(r.access_token_ttl for r in resources)) if t]
+    return min(limits) if limits else fd.settings.lifetimes.access_token
+
+
+def _storable(uri: str) -> bool:
+    """A URI (RFC 3986 §2: printable ASCII, no space) of a length the resources table keeps."""
+    return len(uri) <= MAX_URI and uri.isascii() and uri.isprintable() and " " not in uri
+
+
+def _checked_uri(fd: Frontdesk, uri: str) -> str:
+    try:
+        check_resource([uri])
+    except InvalidTarget as exc:
+        raise ResourceError(f"{uri!r}: {exc.description}") from None
+    if not (uri.isascii() and uri.isprintable() and " " not in uri):
+        raise ResourceError(f"{uri!r}: a URI is printable ASCII without spaces (RFC 3986 §2)")
+    if "?" in uri:
+        raise ResourceError(f"{uri!r}: a resource URI has no query (RFC 8707 §2)")
+    if len(uri) > MAX_URI:
+        raise ResourceError(f"a resource URI is at most {MAX_URI} characters")
+    if comparable(uri) == comparable(fd.issuer):
+        raise ResourceError(f"{uri!r} is this server's own UserInfo, which is built in")
+    return uri
+
+
+def _checked_scope(scope: str) -> tuple[str, ...]:
+    try:
+        names = parse_scope(scope)
+    except InvalidScope as exc:
+        raise ResourceError(exc.description) from None
+    oidc = [s for s in names if s in OIDC_SCOPES]
+    if oidc:
+        # They are this server's (UserInfo, refresh tokens), never a resource's: an unvetted client naming the
+        # resource would otherwise be lent them.
+        raise ResourceError(f"{oidc[0]!r} is an OpenID Connect scope of this server, not a resource's")
+    return names
+
+
+def create(
+    fd: Frontdesk, uri: str, name: str, scope: str = "", access_token_ttl: int | None = None
+) -> tuple[ResourceRow, tuple[str, ...]]:
+    """Register a resource; returns it and the scopes it brought that did not exist yet, created with the scope's
+    name as its description until the operator gives one (``frontdesk scope …``). One transaction, audited as
+    ``resource.created``."""
+    uri = _checked_uri(fd, uri)
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ResourceError(f"name the resource in plain words (1 to {MAX_NAME} characters)")
+    if access_token_ttl is not None and access_token_ttl <= 0:
+        raise ResourceError("the access token lifetime is a positive number of seconds")
+    names = _checked_scope(scope)
+    settings_scopes = set(fd.settings.scopes)
+    try:
+        with transaction(fd.engine) as conn:
+            taken = [r.uri for r in all_resources(conn) if comparable(r.uri) == comparable(uri)]
+            if taken:
+                raise ResourceError(f"resource {taken[0]!r} is registered already")
+            stored = stored_scopes(conn, names)
+            new = [s for s in names if s not in settings_scopes and s not in stored]
+            insert_scopes(conn, {s: s for s in new})
+            row = insert_resource(conn, uri=uri, name=name, scope=names, access_token_ttl=access_token_ttl, at=now())
+            audit.record(
+                conn,
+                "resource.created",
+                "success",
+                resource=uri,
+                scope=" ".join(names),
+                created_scopes=" ".join(new),
+                access_token_ttl=access_token_ttl,
+            )
+    except IntegrityError:
+        # Another process registered the same URI or scope in the meantime; nothing of this one was written.
+        raise ResourceError(f"resource {uri!r} or one of its scopes was registered meanwhile; try again") from None
+    fd.scopes(fresh=True)
+    return row, tuple(new)
+
+
+def listed(fd: Frontdesk) -> list[ResourceRow]:
+    return all_resources(fd.engine)
+
+
+def shown(fd: Frontdesk, uri: str) -> ResourceRow | None:
+    found = resources_named(fd.engine, [uri])
+    return found[0] if found else None
+
+
+def delete(fd: Frontdesk, uri: str) -> ResourceRow | None:
+    """Remove a resource, audited as ``resource.deleted``; None when none has this URI. No new token is minted for
+    it from then on, refreshes included (``invalid_target``); access tokens already issued run out with their
+    lifetime, as a JWT cannot be recalled (DESIGN §4)."""
+    with transaction(fd.engine) as conn:
+        row = delete_resource(conn, uri)
+        if row is not None:
+            audit.record(conn, "resource.deleted", "success", resource=uri)
+    return row
