@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from .audit import AuditEvent
 from .base import Base
-from .clients import Client, InitialAccessToken, Resource, Scope
-from .grants import AuthorizationCode, DeviceCode, Grant, RefreshToken, RevokedAccessToken, UsedJti
+from .clients import AuthorizationDetailType, Client, InitialAccessToken, Resource, Scope
+from .grants import (
+    AuthorizationCode,
+    BackchannelRequest,
+    DeviceCode,
+    Grant,
+    RefreshToken,
+    RevokedAccessToken,
+    UsedJti,
+)
 from .keys import SigningKey
 from .limits import RateLimit, SigninFailure
 from .people import Consent, Passkey, RecoveryCode, TotpSecret, User, WebAuthnChallenge
@@ -23,6 +31,8 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "AuthorizationCode",
+    "AuthorizationDetailType",
+    "BackchannelRequest",
     "Base",
     "Client",
     "Consent",

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["Client", "InitialAccessToken", "Resource", "Scope"]
+__all__ = ["AuthorizationDetailType", "Client", "InitialAccessToken", "Resource", "Scope"]
 
 
 class Client(Base):
@@ -49,6 +49,13 @@ class Client(Base):
     # stored copy until metadata_stale_until.
     metadata_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     metadata_stale_until: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 8693: the resources this client may exchange a person's token for (JSON array); empty: no exchange.
+    may_exchange_for: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    # RFC 9449 §5.2: refuse this client's token requests without a DPoP proof.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # OpenID Connect CIBA Core 1.0 §4: "poll" or "ping" (None: no CIBA) and, for ping, where to notify.
+    backchannel_token_delivery_mode: Mapped[str | None] = mapped_column(String(10))
+    backchannel_client_notification_endpoint: Mapped[str | None] = mapped_column(Text)
 
 
 class Scope(Base):
@@ -67,6 +74,19 @@ class Resource(Base):
     name: Mapped[str] = mapped_column(String(255))
     scope: Mapped[str] = mapped_column(Text)  # space-separated scope names
     access_token_ttl: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    # RFC 9449 §7: the resource accepts only DPoP-bound tokens.
+    require_dpop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class AuthorizationDetailType(Base):
+    """RFC 9396 §2: an ``authorization_details`` type the operator registered, with the JSON Schema requests of it
+    must satisfy and the plain-words template consent and approval pages show."""
+
+    __tablename__ = "authorization_detail_types"
+    type: Mapped[str] = mapped_column(String(255), primary_key=True)
+    schema: Mapped[str] = mapped_column(Text)  # JSON Schema
+    describe: Mapped[str] = mapped_column(Text)  # e.g. "Pay {amount} {currency} to {creditorName}"
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 

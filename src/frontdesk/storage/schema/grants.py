@@ -3,12 +3,20 @@ access tokens, device codes (RFC 8628) and the assertion ``jti`` values already 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["AuthorizationCode", "DeviceCode", "Grant", "RefreshToken", "RevokedAccessToken", "UsedJti"]
+__all__ = [
+    "AuthorizationCode",
+    "BackchannelRequest",
+    "DeviceCode",
+    "Grant",
+    "RefreshToken",
+    "RevokedAccessToken",
+    "UsedJti",
+]
 
 
 class Grant(Base):
@@ -25,6 +33,10 @@ class Grant(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9396: what exactly was approved, kept with the grant and carried on refresh (JSON array).
+    authorization_details: Mapped[str | None] = mapped_column(Text)
+    # RFC 9449 §5: the key a public client's refresh tokens are bound to (RFC 7638 thumbprint).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuthorizationCode(Base):
@@ -37,6 +49,8 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9449 §10: the key named at /authorize (dpop_jkt) that the code must be redeemed with.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):
@@ -70,6 +84,29 @@ class DeviceCode(Base):
     amr: Mapped[str | None] = mapped_column(Text)  # JSON array: how the approving person signed in (RFC 8176)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class BackchannelRequest(Base):
+    """OpenID Connect CIBA Core 1.0 §7: a client asks a person, out of band, to approve what it wants to do."""
+
+    __tablename__ = "backchannel_requests"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # of the auth_req_id
+    client_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)  # JSON array
+    authorization_details: Mapped[str | None] = mapped_column(Text)  # JSON array (RFC 9396)
+    binding_message: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # pending | approved | denied | consumed
+    interval: Mapped[int] = mapped_column(Integer)
+    last_polled_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Ping mode (§10.2): the client's bearer token for its notification endpoint, sealed under the master key.
+    notification_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(Text)  # JSON array
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    decided_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UsedJti(Base):

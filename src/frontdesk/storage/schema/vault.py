@@ -56,6 +56,8 @@ class VaultConnection(Base):
     expires_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
     refreshed_at: Mapped[int | None] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Who last called through it: the API key's name, or the client (and actor chain) of a person-bound token.
+    last_used_by: Mapped[str | None] = mapped_column(String(255))
     failures: Mapped[int] = mapped_column(Integer, default=0)
     retry_at: Mapped[int | None] = mapped_column(BigInteger)  # back-off after a transient refresh failure
     last_error: Mapped[str | None] = mapped_column(Text)
