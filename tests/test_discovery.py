@@ -21,6 +21,7 @@ POST_ONLY = {
     "revocation_endpoint",
     "device_authorization_endpoint",
     "registration_endpoint",
+    "backchannel_authentication_endpoint",  # OpenID Connect CIBA Core 1.0 §7.1: POST only
 }
 
 

@@ -129,6 +129,7 @@ def test_resource_create_registers_it_and_creates_its_missing_scopes(fd, cli):
         "scope": "files:read files:write",
         "access_token_ttl": None,
         "created_at": data["created_at"],
+        "require_dpop": False,
         "created_scopes": ["files:write"],
     }
     scopes = fd.scopes(fresh=True)
@@ -502,3 +503,15 @@ async def test_step_up_to_more_scopes_of_the_resource_goes_back_to_consent(http,
     )
     assert response.status_code == 200, response.text
     assert (await verified_claims(http, response.json()["access_token"]))["scope"] == "tools:read tools:write"
+
+
+def test_resource_create_and_update_set_require_dpop(fd, cli):
+    """RFC 9449 §7: --require-dpop at creation, and update --no-require-dpop / --require-dpop later."""
+    status, out, err = cli("create", FILES, "--name", "Files API", "--require-dpop", "--json")
+    assert status == 0, err
+    assert json.loads(out)["require_dpop"] is True
+    status, out, err = cli("update", FILES, "--no-require-dpop", "--json")
+    assert status == 0, err
+    assert json.loads(out)["require_dpop"] is False
+    status, _, err = cli("update", "https://nowhere.example", "--require-dpop")
+    assert status != 0

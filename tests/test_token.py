@@ -494,9 +494,16 @@ def _names(steps) -> list[str]:
 
 
 def test_the_token_endpoint_is_a_table_of_named_steps():
-    """The token endpoint parses the body, reads the client's credential (and its published keys), then
-    authenticates the client and dispatches the grant in one step, as node-oidc-provider's token action reads."""
-    assert _names(TOKEN) == ["parse_body", "present_credentials", "fetch_published_keys", "issue_tokens"]
+    """The token endpoint parses the body, reads the client's credential (and its published keys), checks a DPoP
+    proof when one came, then authenticates the client and dispatches the grant in one step, as node-oidc-provider's
+    token action reads."""
+    assert _names(TOKEN) == [
+        "parse_body",
+        "present_credentials",
+        "fetch_published_keys",
+        "check_dpop_proof",
+        "issue_tokens",
+    ]
 
 
 def test_every_client_endpoint_starts_with_the_same_client_authentication_steps():

@@ -15,7 +15,9 @@ __all__ = [
     "ExpiredToken",
     "InsufficientScope",
     "InteractionRequired",
+    "InvalidAuthorizationDetails",
     "InvalidClient",
+    "InvalidDpopProof",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
@@ -33,6 +35,7 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedResponseType",
+    "UseDpopNonce",
 ]
 
 
@@ -91,6 +94,13 @@ class InvalidTarget(OAuthError):
     """RFC 8707 §2: the requested resource is invalid, unknown or not allowed."""
 
     error = "invalid_target"
+
+
+class InvalidAuthorizationDetails(OAuthError):
+    """RFC 9396 §5: an unknown type, or an object that does not conform to its type (wrong or missing fields, values
+    not allowed); §6.1: a token request asks for details the grant does not cover."""
+
+    error = "invalid_authorization_details"
 
 
 class AccessDenied(OAuthError):
@@ -165,3 +175,17 @@ class RateLimited(OAuthError):
 class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status = 503
+
+
+class InvalidDpopProof(OAuthError):
+    """RFC 9449 §5, §7.1: the DPoP proof is missing, malformed or does not check out."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8, §9: the proof must carry the server's nonce; ``nonce`` is the fresh one the answer's
+    ``DPoP-Nonce`` header hands out (set by the service, which holds the nonce key)."""
+
+    error = "use_dpop_nonce"
+    nonce: str | None = None

@@ -26,6 +26,7 @@ PREFIXES = {
     "connect_state": "fd_vs_",
     "registration_access_token": "fd_rat_",  # RFC 7592 §3
     "initial_access_token": "fd_iat_",  # RFC 7591 §3
+    "auth_req_id": "fd_ar_",  # OpenID Connect CIBA Core 1.0 §7.3
 }
 
 

@@ -24,6 +24,7 @@ from frontdesk.oauth.registration import (
     validate,
 )
 from frontdesk.oauth.registration_request import requested
+from frontdesk.protocol.ciba import CIBA_GRANT
 
 WEB = "https://app.example/cb"
 PUBLIC_KEY = {
@@ -145,7 +146,9 @@ def test_every_grant_type_a_public_client_may_not_use_is_refused_for_one():
 def test_every_redirecting_grant_type_needs_a_redirect_uri():
     """RFC 6749 §3.1.2: a grant that goes through the authorization endpoint needs somewhere to send the answer."""
     for grant in GRANT_TYPES.values():
-        request = {"name": "App", "redirect_uris": [], "grant_types": [grant.name]}
+        request: dict[str, Any] = {"name": "App", "redirect_uris": [], "grant_types": [grant.name]}
+        if grant.name == CIBA_GRANT:  # CIBA Core 1.0 §4: a CIBA client says how its tokens reach it
+            request["backchannel_token_delivery_mode"] = "poll"
         if grant.redirect:
             with pytest.raises(ClientError) as refused:
                 validate(request)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frontdesk.errors import InvalidRequest, InvalidScope, InvalidTarget
-from frontdesk.protocol.forms import Params, parse_form, parse_query
+from frontdesk.protocol.forms import REPEATABLE, Params, parse_form, parse_query
 from frontdesk.protocol.rfc8707 import check_resource
 from frontdesk.protocol.scope import format_scope, parse_scope
 
@@ -165,7 +165,8 @@ def test_parse_query_raises_only_invalid_request(query):
 @settings(database=None, max_examples=300)
 @given(
     pairs=st.dictionaries(
-        st.text(min_size=1, max_size=10).filter(lambda k: "\x00" not in k and k != "resource"),
+        # Repeatable parameters (resource, audience) come back as lists: their own tests say how.
+        st.text(min_size=1, max_size=10).filter(lambda k: "\x00" not in k and k not in REPEATABLE),
         st.text(min_size=1, max_size=20).filter(lambda v: "\x00" not in v),
         max_size=6,
     )

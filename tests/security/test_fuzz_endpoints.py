@@ -50,6 +50,9 @@ FORM_PATHS = [
     "/interaction/{id}/upstream",
     "/interaction/{id}/upstream/{id}",
     "/account/apps/revoke",
+    "/account/approvals/decide",
+    "/account/connections/disconnect",
+    "/bc-authorize",
     "/account/sessions/sign-out",
     "/account/sessions/sign-out-everywhere",
     "/account/password",
@@ -83,12 +86,15 @@ QUERY_PATHS = [
     "/account",
     "/account/activity",
     "/account/apps",
+    "/account/approvals",
+    "/account/connections",
     "/account/security",
     "/account/sessions",
     "/account/second-factor",
     "/jwks",
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-protected-resource/mcp",
 ]
 JSON_PATHS = ["/vault/connect-sessions", "/vault/check", "/register"]
 # Routes fuzzed elsewhere: the proxy passes any path and body on to a provider (tests/vault/test_proxy_paths.py).

@@ -718,6 +718,10 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
         ("GET", "/.well-known/openid-configuration"): simple("GET", "/.well-known/openid-configuration"),
         ("GET", "/.well-known/oauth-authorization-server"): simple("GET", "/.well-known/oauth-authorization-server"),
         ("GET", "/jwks"): simple("GET", "/jwks"),
+        # RFC 9728 metadata of the vault's MCP server (web/mcp.py): a JSON document, nothing to redirect to.
+        ("GET", "/.well-known/oauth-protected-resource/mcp"): simple(
+            "GET", "/.well-known/oauth-protected-resource/mcp"
+        ),
         ("GET", "/static/frontdesk.css"): simple("GET", "/static/frontdesk.css"),
         ("GET", "/authorize"): authorize_both,
         ("POST", "/authorize"): authorize_both,
@@ -753,6 +757,10 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
             (method, "/register/{client_id}"): simple(method, "/register/some-client", headers=bearer("fd_rat_x"))
             for method in ("GET", "PUT", "DELETE")
         },
+        # CIBA (web/ciba.py): a JSON answer to the client; nothing here redirects anyone.
+        ("POST", "/bc-authorize"): simple(
+            "POST", "/bc-authorize", auth=basic(confidential), data={**evil_form, "scope": "openid", "login_hint": "x"}
+        ),
         ("POST", "/device_authorization"): simple(
             "POST", "/device_authorization", data={**evil_form, "client_id": public.client_id, "scope": "openid"}
         ),
@@ -773,6 +781,8 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
             for path in (
                 "/account",
                 "/account/apps",
+                "/account/approvals",
+                "/account/connections",
                 "/account/sessions",
                 "/account/activity",
                 "/account/security",
@@ -783,6 +793,8 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
             ("POST", path): simple("POST", path, data=evil_form)
             for path in (
                 "/account/apps/revoke",
+                "/account/approvals/decide",
+                "/account/connections/disconnect",
                 "/account/sessions/sign-out",
                 "/account/sessions/sign-out-everywhere",
                 "/account/password",

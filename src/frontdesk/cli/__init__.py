@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..config import ConfigError
 from ..vault import cli as vault_cli
-from . import clients, keys, people, registration, resources, scopes, serve, upkeep, upstream
+from . import authz_types, clients, keys, people, registration, resources, scopes, serve, upkeep, upstream
 from .context import CommandError, command, open_for, output, redirect_uri
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     people.add_commands(sub)
     scopes.add_commands(sub)
     resources.add_commands(sub)
+    authz_types.add_commands(sub)
     keys.add_commands(sub)
     vault_cli.add_commands(sub, command, open_for, output, redirect_uri)
     upkeep.add_purge_command(sub)

@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core import Frontdesk
+from ..oauth.ciba_clients import update_delivery
 from ..oauth.client_auth import AUTH_METHODS
+from ..oauth.dpop import require_for_client
+from ..oauth.exchange_policy import registered_targets, update_may_exchange_for
 from ..oauth.grants import GRANT_TYPES
 from ..oauth.registration import (
     ASSERTION_AUDIENCES,
@@ -20,6 +24,7 @@ from ..oauth.registration import (
     render_metadata,
     update_logout,
 )
+from ..protocol.ciba import DELIVERY_MODES
 from ..storage.clients import ClientRecord
 from .context import CommandError, command, open_for, output
 
@@ -41,6 +46,10 @@ def _client_text(c: ClientRecord) -> str:
         f"scope:        {' '.join(c.scope)}",
         f"redirect URIs: {' '.join(c.redirect_uris) or '-'}",
     ]
+    if c.may_exchange_for:
+        lines.append(f"may exchange for: {' '.join(c.may_exchange_for)}")
+    if c.dpop_bound_access_tokens:
+        lines.append("DPoP:         every token request needs a proof (dpop_bound_access_tokens)")
     if not c.vetted:
         used = time.strftime("%Y-%m-%d", time.gmtime(c.last_used_at)) if c.last_used_at else "never"
         lines += [f"registered by: {_REGISTERED_BY[c.registered_by]}", f"last used:    {used}"]
@@ -49,10 +58,17 @@ def _client_text(c: ClientRecord) -> str:
 
 def _client_json(c: ClientRecord) -> dict[str, Any]:
     """RFC 7591 metadata; a client the operator did not register also says who did, and when it was last used."""
-    data = render_metadata(c)
+    data = _with_policy(render_metadata(c), c)
     if not c.vetted:
         data["registered_by"] = c.registered_by
         data["last_used_at"] = c.last_used_at
+    return data
+
+
+def _with_policy(data: dict[str, Any], c: ClientRecord) -> dict[str, Any]:
+    """The operator's token exchange policy beside the metadata (frontdesk's own name: RFC 7591 has none)."""
+    if c.may_exchange_for:
+        data["may_exchange_for"] = list(c.may_exchange_for)
     return data
 
 
@@ -86,6 +102,10 @@ def _requested(args: argparse.Namespace) -> ClientRequest:
         backchannel_logout_uri=args.backchannel_logout_uri,
         backchannel_logout_session_required=bool(args.backchannel_logout_session_required),
         assertion_audience=args.assertion_audience,
+        may_exchange_for=args.may_exchange_for,
+        backchannel_token_delivery_mode=args.backchannel_token_delivery_mode,
+        backchannel_client_notification_endpoint=args.backchannel_client_notification_endpoint,
+        dpop_bound_access_tokens=args.dpop_bound_access_tokens is True,
     )
 
 
@@ -93,6 +113,8 @@ def cmd_client_create(args: argparse.Namespace) -> None:
     fd = open_for(args)
     request = _requested(args)
     try:
+        if args.may_exchange_for:
+            request["may_exchange_for"] = registered_targets(fd, args.may_exchange_for)
         # Scopes nobody defined are refused here rather than at every token request, where each one would fail.
         client, secret = register(fd, known_scopes=fd.scopes(fresh=True), **request)
     except UnknownScope as exc:
@@ -103,7 +125,7 @@ def cmd_client_create(args: argparse.Namespace) -> None:
         ) from None
     except ClientError as exc:
         raise CommandError(f"{exc.error}: {exc}") from None
-    data = render_metadata(client)
+    data = _with_policy(render_metadata(client), client)
     if secret is not None:
         data["client_secret"] = secret
     text = _client_text(client)
@@ -125,7 +147,7 @@ def cmd_client_show(args: argparse.Namespace) -> None:
 
 
 def cmd_client_update(args: argparse.Namespace) -> None:
-    """Change a client's sign-out metadata; what is not given stays as it was."""
+    """Change a client's sign-out metadata and token exchange policy; what is not given stays as it was."""
     fd = open_for(args)
     client = fd.clients.get(args.client_id, cached=False)
     if client is None:
@@ -138,6 +160,8 @@ def cmd_client_update(args: argparse.Namespace) -> None:
     backchannel = None if args.clear_backchannel_logout_uri else client.backchannel_logout_uri
     session_required = args.backchannel_logout_session_required
     try:
+        # Judged before anything is written, so a refused resource leaves the client as it was.
+        targets = registered_targets(fd, args.may_exchange_for or ())
         updated = update_logout(
             fd,
             client.client_id,
@@ -147,11 +171,34 @@ def cmd_client_update(args: argparse.Namespace) -> None:
                 client.backchannel_logout_session_required if session_required is None else session_required
             ),
         )
+        if updated is not None and (targets or args.clear_may_exchange_for):
+            updated = update_may_exchange_for(fd, client.client_id, targets)
     except ClientError as exc:
         raise CommandError(f"{exc.error}: {exc}") from None
     if updated is None:
         raise CommandError(f"no client {args.client_id!r}")
-    output(args, render_metadata(updated), _client_text(updated))
+    updated = _update_delivery(fd, args, updated)
+    if args.dpop_bound_access_tokens is not None:  # RFC 9449 §5.2
+        updated = require_for_client(fd, updated.client_id, args.dpop_bound_access_tokens) or updated
+    output(args, _with_policy(render_metadata(updated), updated), _client_text(updated))
+
+
+def _update_delivery(fd: Frontdesk, args: argparse.Namespace, client: ClientRecord) -> ClientRecord:
+    """CIBA Core 1.0 §4: a new delivery mode or notification endpoint, when given. Ping's endpoint is kept when only
+    the mode (ping again) is named, and dropped when the mode becomes poll."""
+    mode, endpoint = args.backchannel_token_delivery_mode, args.backchannel_client_notification_endpoint
+    if mode is None and endpoint is None:
+        return client
+    mode = mode or client.backchannel_token_delivery_mode
+    if endpoint is None and mode == "ping":
+        endpoint = client.backchannel_client_notification_endpoint
+    try:
+        updated = update_delivery(fd, client.client_id, mode, endpoint)
+    except ClientError as exc:
+        raise CommandError(f"{exc.error}: {exc}") from None
+    if updated is None:
+        raise CommandError(f"no client {args.client_id!r}")
+    return updated
 
 
 def cmd_client_delete(args: argparse.Namespace) -> None:
@@ -168,6 +215,36 @@ def _logout_options(parser: argparse.ArgumentParser) -> None:
         "--backchannel-logout-session-required",
         action=argparse.BooleanOptionalAction,
         help="the client needs sid in logout tokens (frontdesk always sends it)",
+    )
+
+
+def _exchange_option(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
+    """RFC 8693 token exchange policy (oauth/exchange_policy.py)."""
+    parser.add_argument(
+        "--may-exchange-for",
+        action="append",
+        metavar="URI",
+        help="a registered resource this client may exchange a person's token for (repeat; replaces the list)",
+    )
+
+
+def _dpop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dpop-bound-access-tokens",
+        action=argparse.BooleanOptionalAction,
+        help="refuse this client's token requests without a DPoP proof (RFC 9449 §5.2)",
+    )
+
+
+def _ciba_options(parser: argparse.ArgumentParser) -> None:
+    """OpenID Connect CIBA Core 1.0 §4 client metadata (with --grant-type urn:openid:params:grant-type:ciba)."""
+    parser.add_argument(
+        "--backchannel-token-delivery-mode",
+        choices=DELIVERY_MODES,
+        help="CIBA: how the client learns a request was answered: it polls the token endpoint, or it is pinged",
+    )
+    parser.add_argument(
+        "--backchannel-client-notification-endpoint", help="CIBA ping mode: the https URL notifications go to"
     )
 
 
@@ -197,12 +274,20 @@ def add_commands(sub: Any) -> None:
     create.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
     create.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
     _logout_options(create)
+    _exchange_option(create)
+    _ciba_options(create)
+    _dpop_option(create)
     command(clients, "list", cmd_client_list, "list clients")
     show = command(clients, "show", cmd_client_show, "show one client")
     show.add_argument("client_id")
-    update = command(clients, "update", cmd_client_update, "change a client's sign-out metadata")
+    update = command(clients, "update", cmd_client_update, "change a client's sign-out metadata or exchange policy")
     update.add_argument("client_id")
     _logout_options(update)
+    _ciba_options(update)
+    _dpop_option(update)
+    exchange = update.add_mutually_exclusive_group()
+    _exchange_option(exchange)
+    exchange.add_argument("--clear-may-exchange-for", action="store_true", help="allow no token exchange")
     update.add_argument("--clear-post-logout-redirect-uris", action="store_true")
     update.add_argument("--clear-backchannel-logout-uri", action="store_true")
     delete = command(clients, "delete", cmd_client_delete, "delete a client")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..oauth.dpop import require_for_resource
 from ..oauth.resources import ResourceError, ResourceRow, create, delete, listed, shown
 from .context import CommandError, command, open_for, output
 
@@ -19,6 +20,7 @@ def _data(r: ResourceRow) -> dict[str, Any]:
         "scope": " ".join(r.scope),
         "access_token_ttl": r.access_token_ttl,
         "created_at": r.created_at,
+        "require_dpop": r.require_dpop,
     }
 
 
@@ -30,6 +32,7 @@ def _text(r: ResourceRow) -> str:
             f"name:              {r.name}",
             f"scope:             {' '.join(r.scope) or '-'}",
             f"access token life: {ttl}",
+            f"DPoP:              {'required (RFC 9449)' if r.require_dpop else 'optional'}",
         ]
     )
 
@@ -37,7 +40,9 @@ def _text(r: ResourceRow) -> str:
 def cmd_resource_create(args: argparse.Namespace) -> None:
     fd = open_for(args)
     try:
-        row, new_scopes = create(fd, args.uri, args.name, args.scope, args.access_token_ttl)
+        row, new_scopes = create(
+            fd, args.uri, args.name, args.scope, args.access_token_ttl, require_dpop=args.require_dpop
+        )
     except ResourceError as exc:
         raise CommandError(str(exc)) from None
     text = f"created resource {row.uri}\n{_text(row)}"
@@ -66,6 +71,15 @@ def cmd_resource_show(args: argparse.Namespace) -> None:
     output(args, _data(row), _text(row))
 
 
+def cmd_resource_update(args: argparse.Namespace) -> None:
+    if args.require_dpop is None:
+        raise CommandError("nothing to change: give --require-dpop or --no-require-dpop")
+    row = require_for_resource(open_for(args), args.uri, args.require_dpop)
+    if row is None:
+        raise CommandError(f"no resource {args.uri!r}")
+    output(args, _data(row), _text(row))
+
+
 def cmd_resource_delete(args: argparse.Namespace) -> None:
     row = delete(open_for(args), args.uri)
     if row is None:
@@ -76,6 +90,9 @@ def cmd_resource_delete(args: argparse.Namespace) -> None:
         f"deleted resource {row.uri}: no new token is issued for it, refreshes included; "
         "tokens issued already run out with their lifetime",
     )
+
+
+_REQUIRE_DPOP = "mint only DPoP-bound tokens for it (RFC 9449): token requests for it without a proof are refused"
 
 
 def _seconds(value: str) -> int:
@@ -101,6 +118,10 @@ def add_commands(sub: Any) -> None:
         type=_seconds,
         help="seconds its access tokens live (the shorter one wins when the client sets one too)",
     )
+    rcreate.add_argument("--require-dpop", action="store_true", help=_REQUIRE_DPOP)
+    rupdate = command(resources, "update", cmd_resource_update, "change whether a resource requires DPoP")
+    rupdate.add_argument("uri")
+    rupdate.add_argument("--require-dpop", action=argparse.BooleanOptionalAction, help=_REQUIRE_DPOP)
     command(resources, "list", cmd_resource_list, "list resources")
     rshow = command(resources, "show", cmd_resource_show, "show a resource")
     rshow.add_argument("uri")

@@ -13,6 +13,7 @@ from .errors import ConfigError
 from .loader import load_settings
 from .sections import (
     BackchannelLogout,
+    Dpop,
     Lifetimes,
     PasswordHashing,
     RateLimits,
@@ -27,6 +28,7 @@ __all__ = [
     "SIGNING_ALGS",
     "BackchannelLogout",
     "ConfigError",
+    "Dpop",
     "Lifetimes",
     "PasswordHashing",
     "RateLimits",

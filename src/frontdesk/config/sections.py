@@ -14,6 +14,7 @@ __all__ = [
     "REGISTRATION_MODES",
     "SECOND_FACTOR_REQUIRED",
     "BackchannelLogout",
+    "Dpop",
     "Lifetimes",
     "PasswordHashing",
     "RateLimits",
@@ -243,3 +244,26 @@ class Registration(Section):
             raise ConfigError("registration.metadata_min_cache must not exceed registration.metadata_max_cache")
         if not 1 <= self.metadata_timeout <= 30:
             raise ConfigError("registration.metadata_timeout must be between 1 and 30 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Dpop(Section):
+    """``[dpop]``: DPoP proofs (RFC 9449) at the token endpoint and at this server's resources."""
+
+    unsigned: ClassVar[bool] = True
+
+    # §8: every proof must carry a nonce this server issued (answered with use_dpop_nonce until it does). Off by
+    # default: a nonce costs a client a round trip, and the replay cache already refuses a proof seen before.
+    require_nonce: bool = False
+    # §8: a nonce is an HMAC over a time step of this many seconds under a key derived from the master key, so every
+    # process issues and accepts the same ones; one stays good for one to two steps.
+    nonce_lifetime: int = 300
+    # §4.3 item 11, §11.1: a proof's iat may be this many seconds from the server's clock either way; its jti is
+    # remembered that long.
+    proof_window: int = 60
+
+    def check(self) -> None:
+        if not 10 <= self.proof_window <= 600:
+            raise ConfigError("dpop.proof_window must be between 10 and 600 seconds")
+        if not 30 <= self.nonce_lifetime <= 86400:
+            raise ConfigError("dpop.nonce_lifetime must be between 30 seconds and one day")

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .sections import (
     ARGON2ID_FLOORS,
     BackchannelLogout,
+    Dpop,
     Lifetimes,
     PasswordHashing,
     RateLimits,
@@ -88,6 +89,7 @@ class Settings:
     server: ServerLimits = field(default_factory=ServerLimits)
     passwords: PasswordHashing = field(default_factory=PasswordHashing)
     registration: Registration = field(default_factory=Registration)
+    dpop: Dpop = field(default_factory=Dpop)
     scopes: dict[str, str] = field(default_factory=dict)  # scope name -> the description consent pages show
     master_key: str = ""
     master_key_file: str = ""
@@ -120,6 +122,7 @@ class Settings:
             self.backchannel_logout,
             self.server,
             self.registration,
+            self.dpop,
         ):
             section.check()
         self._check_password_hashing()

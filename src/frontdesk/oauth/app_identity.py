@@ -26,6 +26,9 @@ class AppIdentity:
     name: str  # the operator's name for it; for any other client only what it calls itself
     registered_by: RegisteredBy | None
     document_host: str | None = None  # a metadata-document client: the host its client_id URL names
+    # Every redirect URI of a client nobody vetted is on this device (loopback): CIMD §6.7, any program on the device
+    # can listen there and so claim to be this client, whatever its document's host; the page warns.
+    device_only: bool = False
 
     @property
     def vetted(self) -> bool:
@@ -62,7 +65,19 @@ def identity_of(client: ClientRecord | None, client_id: str) -> AppIdentity:
     host = _document_host(client.client_id) if client.registered_by == "document" else None
     if client.registered_by == "document" and host is None:
         host = client.client_id  # not a URL after all: show what identifies it rather than its chosen name
-    return AppIdentity(client.client_id, client.name, client.registered_by, host)
+    device_only = client.registered_by != "operator" and _on_this_device(client.redirect_uris)
+    return AppIdentity(client.client_id, client.name, client.registered_by, host, device_only)
+
+
+def _on_this_device(redirect_uris: tuple[str, ...]) -> bool:
+    """Whether there are redirect URIs and every one is on loopback (``localhost`` or a loopback address)."""
+    hosts: list[str] = []
+    for uri in redirect_uris:
+        try:
+            hosts.append(urlsplit(uri).netloc)
+        except ValueError:
+            return False
+    return bool(hosts) and all(is_loopback(host) for host in hosts)
 
 
 def is_loopback(host: str) -> bool:

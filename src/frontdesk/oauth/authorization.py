@@ -6,6 +6,7 @@ or an answer at once — is ``decision``'s to say.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,6 +29,7 @@ from ..storage import audit
 from ..storage.clients import ClientRecord
 from ..storage.grants import insert_code, insert_grant
 from ..storage.logout import record_session_grant
+from .authorization_details import requested_details, type_names
 from .grants import check_scope
 from .logout import check_id_token_hint
 from .resources import resolve
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 PROMPTS = ("none", "login", "consent")
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class AuthorizationRequest:
     login_hint: str | None = None
     acr_values: tuple[str, ...] = ()  # OIDC Core §3.1.2.1: voluntary; the multi-factor one triggers a step-up
     hinted_subject: str | None = None  # the sub of a verified id_token_hint (OIDC Core §3.1.2.1)
+    authorization_details: tuple[dict[str, Any], ...] = ()  # RFC 9396 §2, validated (authorization_details.py)
+    dpop_jkt: str | None = None  # RFC 9449 §10: the thumbprint of the key that must redeem the code
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +84,8 @@ class AuthorizationRequest:
             login_hint=data.get("login_hint"),
             acr_values=tuple(data.get("acr_values", ())),
             hinted_subject=data.get("hinted_subject"),
+            authorization_details=tuple(data.get("authorization_details", ())),
+            dpop_jkt=data.get("dpop_jkt"),
         )
 
     @property
@@ -117,6 +124,8 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
     # RFC 8707 §2: only registered resources (oauth/resources.py); they may lend the client scopes, so first.
     resources = resolve(fd, fd.engine, check_resource(params.getall("resource")))
     scope = check_scope(fd, client, dropped_offline_access(client, parse_scope(params.get("scope"))), resources)
+    # RFC 9396 §3.1: with scope, both are processed; the person consents to both (interactions.ConsentView).
+    details = requested_details(fd, params.get("authorization_details"))
     max_age: int | None = None
     if "max_age" in params:
         if not (params["max_age"].isascii() and params["max_age"].isdigit()) or len(params["max_age"]) > 9:
@@ -136,7 +145,16 @@ def validate(fd: Frontdesk, client: ClientRecord, redirect_uri: str, params: Par
         login_hint=params.get("login_hint"),
         acr_values=tuple(params.get("acr_values", "").split()),
         hinted_subject=hinted_subject(fd, client, hint) if hint is not None else None,
+        authorization_details=details,
+        dpop_jkt=_dpop_jkt(params.get("dpop_jkt")),
     )
+
+
+def _dpop_jkt(value: str | None) -> str | None:
+    """RFC 9449 §10: a JWK SHA-256 thumbprint (RFC 7638), base64url without padding: 43 characters."""
+    if value is not None and not _JKT.fullmatch(value):
+        raise InvalidRequest("dpop_jkt must be the base64url SHA-256 thumbprint of a JWK (RFC 7638)")
+    return value
 
 
 def dropped_offline_access(client: ClientRecord, scope: tuple[str, ...]) -> tuple[str, ...]:
@@ -201,6 +219,7 @@ def issue_code(
         amr=amr,
         at=at,
         expires_at=at + lifetimes.refresh_token,
+        authorization_details=req.authorization_details,
     )
     code = insert_code(
         conn,
@@ -210,6 +229,7 @@ def issue_code(
         code_challenge=req.code_challenge,
         nonce=req.nonce,
         expires_at=at + lifetimes.code,
+        dpop_jkt=req.dpop_jkt,
     )
     if sid is not None:
         record_session_grant(
@@ -230,5 +250,6 @@ def issue_code(
         ip=ip,
         grant_id=grant.id,
         scope=" ".join(req.scope),
+        **({"authorization_details": type_names(req.authorization_details)} if req.authorization_details else {}),
     )
     return code

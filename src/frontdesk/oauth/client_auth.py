@@ -6,10 +6,17 @@ read by :func:`fetch_client_keys`, asynchronously, before the blocking part of a
 host must hold up its own token request, never the event loop and every other request with it. A key set is kept
 for five minutes; a failure for thirty seconds, so that a client whose host is down cannot make every one of its
 requests (or an attacker's, naming it) a fresh outbound fetch. The body is bounded and redirects are not followed.
+
+A ``jwks_uri`` nobody vetted (a client that registered itself, RFC 7591, or whose metadata document names it) is
+chosen by whoever wants this server to fetch it: it is fetched with the guards of a metadata document
+(``metadata_fetcher``: public addresses only, the connection to the checked address, JSON only; CIMD §6.5, RFC 7591
+§5), under ``[registration]``'s relaxation for private hosts. The operator's clients are fetched as before: the
+operator chose those URLs, internal hosts included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from dataclasses import dataclass, field, replace
@@ -18,6 +25,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from ..config import Registration as RegistrationSettings
 from ..core import Frontdesk
 from ..errors import InvalidClient, InvalidRequest
 from ..protocol.forms import Params
@@ -28,6 +36,7 @@ from ..storage.db import now
 from ..storage.replay import spend_jti
 from ..wire import loads
 from .clients import find_client
+from .metadata_fetcher import FetchFailed, FetchPolicy, fetch_document
 from .rate_limits import Limit, check, count_failure
 
 __all__ = [
@@ -73,20 +82,23 @@ class ClientKeys:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.transport = transport
-        # uri → (when read, the key set or None for a failure). Only touched on the event loop: no lock.
-        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        # (uri, guarded) → (when read, the key set or None for a failure). Only touched on the event loop: no lock.
+        # Kept apart by guard, so that a set read unguarded for the operator's client never answers for another.
+        self._cache: dict[tuple[str, bool], tuple[float, dict[str, Any] | None]] = {}
 
     def clear(self) -> None:
         self._cache.clear()
 
-    async def read(self, uri: str, kid: str | None = None) -> dict[str, Any] | None:
+    async def read(self, uri: str, kid: str | None = None, guard: FetchPolicy | None = None) -> dict[str, Any] | None:
         """The key set at ``uri``, or None when it cannot be read now (and will not be tried again for a while).
+        With ``guard``, fetched as a metadata document is (:func:`~.metadata_fetcher.fetch_document`).
 
         A cached set that lacks ``kid`` (the key an assertion names) is read again once it is ``refetch_after``
         seconds old: a client that rotates its keys (adding the new one to its set, then signing with it) is not
         locked out until the cache expires, and naming unknown kids cannot make us fetch more than that often. If
         that read fails, the set we had stays."""
-        hit = self._cache.get(uri)
+        key = (uri, guard is not None)
+        hit = self._cache.get(key)
         if hit is not None:
             age = time.monotonic() - hit[0]
             cached = hit[1]
@@ -95,13 +107,23 @@ class ClientKeys:
                     return None
             elif age < self.ttl and (kid is None or kid in _kids(cached) or age < self.refetch_after):
                 return cached
-        jwks = await self._fetch(uri)
+        jwks = await self._fetch(uri) if guard is None else await self._fetch_guarded(uri, guard)
         if jwks is None and hit is not None and hit[1] is not None and time.monotonic() - hit[0] < self.ttl:
             jwks = hit[1]
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[uri] = (time.monotonic(), jwks)
+        self._cache[key] = (time.monotonic(), jwks)
         return jwks
+
+    async def _fetch_guarded(self, uri: str, guard: FetchPolicy) -> dict[str, Any] | None:
+        # CIMD §6.5: resolve, refuse special-use addresses, connect to the checked one. The fetcher blocks (at most
+        # its timeout), so it runs in a worker thread, never on the event loop.
+        try:
+            fetched = await asyncio.to_thread(fetch_document, uri, guard)
+        except FetchFailed:
+            return None
+        jwks = fetched.document
+        return jwks if isinstance(jwks.get("keys"), list) else None
 
     async def _fetch(self, uri: str) -> dict[str, Any] | None:
         # No redirects: the keys are those at the URL the client registered (RFC 7591 §2), nowhere else. No proxy or
@@ -140,12 +162,29 @@ def needs_published_keys(presented: Presented) -> bool:
     return presented.method == "private_key_jwt" and bool(presented.client_id)
 
 
+def _guard(keys: ClientKeys, client: ClientRecord, registration: RegistrationSettings | None) -> FetchPolicy | None:
+    """How ``client``'s ``jwks_uri`` may be fetched: None (as the operator registered it) for an operator's client;
+    for any other, the metadata fetcher's guards, with ``[registration]``'s relaxation (defaults when not given)."""
+    if client.registered_by == "operator":
+        return None
+    limits = registration if registration is not None else RegistrationSettings()
+    return FetchPolicy(
+        max_bytes=keys.max_bytes,
+        timeout=min(keys.timeout, float(limits.metadata_timeout)),
+        allow_private=limits.allow_private_metadata_hosts,
+    )
+
+
 async def fetch_client_keys(
-    presented: Presented, client: ClientRecord | None, keys: ClientKeys = client_keys
+    presented: Presented,
+    client: ClientRecord | None,
+    keys: ClientKeys = client_keys,
+    registration: RegistrationSettings | None = None,
 ) -> Presented:
     """``presented`` with the key set that ``client`` publishes at its ``jwks_uri``, read before authentication
     proper (which runs without awaiting); unchanged for every other client. Keys that cannot be read stay None,
-    and authentication then fails as ``invalid_client``."""
+    and authentication then fails as ``invalid_client``. ``registration``: the settings that guard the fetch for a
+    client nobody vetted (:func:`_guard`)."""
     if (
         client is None
         or client.client_id != presented.client_id
@@ -155,7 +194,8 @@ async def fetch_client_keys(
     ):
         return presented
     kid = _assertion_kid(presented.assertion.value) if presented.assertion is not None else None
-    return replace(presented, published_keys=await keys.read(client.jwks_uri, kid))
+    guard = _guard(keys, client, registration)
+    return replace(presented, published_keys=await keys.read(client.jwks_uri, kid, guard))
 
 
 def _kids(jwks: dict[str, Any]) -> set[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "check_limits",
     "check_logout_uris",
     "check_response_types",
+    "on_redirect_hosts",
 ]
 
 MAX_JWKS_URI = 2048
@@ -204,6 +205,22 @@ def check_display_fields(fields: Mapping[str, Any], limits: Limits | None) -> di
                 raise ClientError(f"{name} must be printable and at most {max_text} characters")
             out[name] = value
     return out
+
+
+def on_redirect_hosts(display: Mapping[str, Any], redirect_uris: Sequence[str]) -> dict[str, Any]:
+    """RFC 7591 §5: the display URLs of a client nobody vetted SHOULD share a host with its redirect URIs. One that
+    does not is left out of what is stored and answered (§3.2.1 lets the server replace what was asked; the answer
+    shows what was kept), not refused: refusing would turn away clients whose redirects are on loopback or a
+    private-use scheme (MCP clients: a ``client_uri`` on github.com and a ``localhost`` redirect) over fields no one
+    needs to sign in, while keeping them would let a client at evil.example link a bank's policy or logo."""
+    hosts = {parts.hostname for parts in map(_split, redirect_uris) if parts is not None and parts.hostname}
+    kept = dict(display)
+    for name in DISPLAY_URIS:
+        value = kept.get(name)
+        parts = _split(value) if isinstance(value, str) else None
+        if value is not None and (parts is None or parts.hostname not in hosts):
+            del kept[name]
+    return kept
 
 
 def check_limits(name: str, redirect_uris: Sequence[str], post_logout: Sequence[str], limits: Limits | None) -> None:

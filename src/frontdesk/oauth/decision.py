@@ -82,8 +82,11 @@ def needs_consent(req: AuthorizationRequest, consented: Collection[str], *, vett
     A client that registered itself (RFC 7591) or is named by its metadata document was checked by nobody: anyone
     can register one under a trusted app's name and send people links to it, so a consent once given never
     answers a later request silently (RFC 7591 §5: treat such clients as untrusted; MCP security best practices,
-    "Confused Deputy": the person consents to each of them)."""
-    if "consent" in req.prompt or not vetted:
+    "Confused Deputy": the person consents to each of them).
+
+    A request with ``authorization_details`` asks every time too: a recorded consent holds scope only, and a detail
+    is one particular thing (this payment, this document) the person approves as such (RFC 9396 §3.1, §2)."""
+    if "consent" in req.prompt or not vetted or req.authorization_details:
         return True
     return not set(req.scope) <= set(consented)
 

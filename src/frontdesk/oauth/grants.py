@@ -28,6 +28,7 @@ from ..errors import (
     UnsupportedGrantType,
 )
 from ..protocol import rfc7636
+from ..protocol.ciba import CIBA_GRANT
 from ..protocol.forms import Params
 from ..protocol.rfc8707 import check_resource, comparable
 from ..protocol.scope import OIDC_SCOPES, parse_scope
@@ -37,6 +38,7 @@ from ..storage.db import Raw, now, raw_transaction, transaction
 from ..storage.device import consume_device, device_for, poll_device
 from ..storage.grants import (
     GrantRow,
+    bind_grant_key,
     code_for,
     consume_code,
     consume_refresh,
@@ -46,13 +48,18 @@ from ..storage.grants import (
     revoke_grant,
     session_of,
 )
+from . import ciba_grant
+from .authorization_details import token_details
+from .dpop import check_binding
 from .resources import ResourceRow, resolve, scopes_beyond_registration
+from .token_exchange import TOKEN_EXCHANGE, token_exchange
 from .tokens import mint_access_token, mint_id_token
 
 __all__ = ["DEVICE_CODE", "GRANT_TYPES", "GrantType", "check_scope", "exchange"]
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 Response = dict[str, Any]
+Jkt = str | None  # the thumbprint of the key of a token request's checked DPoP proof (RFC 9449 §6.1), if it had one
 
 # A client the operator did not register is purged once unused for a while (``housekeeping``), so each token issued
 # to one records the day (``last_used_at``). The token endpoint is the hot path: nothing is written for the
@@ -128,19 +135,27 @@ def _issue(
     resources: Sequence[ResourceRow],
     nonce: str | None,
     at: int,
+    details: Sequence[dict[str, Any]] | None = None,
+    jkt: Jkt = None,
 ) -> Response:
-    access = mint_access_token(fd, client, scope, resources, grant, at)
+    # RFC 9396 §6, §7: the grant's details (or those the token request narrowed them to), in token and response.
+    details = grant.authorization_details if details is None else details
+    access = mint_access_token(fd, client, scope, resources, grant, at, authorization_details=details, jkt=jkt)
     _record_use(conn, client, at)
     body: Response = {
         "access_token": access.token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if jkt else "Bearer",  # RFC 9449 §5
         "expires_in": access.expires_in,
         "scope": " ".join(scope),
     }
+    if details:
+        body["authorization_details"] = list(details)
     # OIDC Core §11: for an OpenID request, a refresh token only with offline_access.
     wants_refresh = "refresh_token" in client.grant_types and (
         "openid" not in grant.scope or "offline_access" in grant.scope
     )
+    if wants_refresh and jkt is not None and client.public:  # RFC 9449 §5: a public client's, to the proof's key
+        bind_grant_key(conn, grant.id, jkt)
     if wants_refresh:
         body["refresh_token"] = insert_refresh(conn, grant=grant, at=at, idle=fd.settings.lifetimes.refresh_idle)
     if "openid" in scope and grant.user_id:
@@ -165,7 +180,9 @@ def _theft(fd: Frontdesk, grant: GrantRow, event: str, client: ClientRecord, ip:
     return InvalidGrant("the grant is no longer valid")
 
 
-def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+def authorization_code(
+    fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None
+) -> Response:
     code = params.get("code")
     if code is None:
         raise InvalidRequest("code is required")
@@ -184,12 +201,15 @@ def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
         rfc7636.verify(params.get("code_verifier"), row.code_challenge)
         if row.expires_at <= at:
             raise InvalidGrant("the code has expired")
+        if row.dpop_jkt is not None and row.dpop_jkt != jkt:  # RFC 9449 §10: the key named at /authorize
+            raise InvalidGrant("the code must be redeemed with a DPoP proof of the key named at authorization")
         replayed = not consume_code(conn, code, at)
         if not replayed:
             if row.grant.revoked_at is not None:
                 raise InvalidGrant("the grant is no longer valid")
             resources = _narrowed_resource(fd, conn, params, row.grant)
-            body = _issue(fd, conn, client, row.grant, row.grant.scope, resources, row.nonce, at)
+            details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
+            body = _issue(fd, conn, client, row.grant, row.grant.scope, resources, row.nonce, at, details, jkt=jkt)
             audit.record(
                 conn,
                 "token.issued",
@@ -204,7 +224,7 @@ def authorization_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
     raise _theft(fd, row.grant, "code.replayed", client, ip)
 
 
-def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None) -> Response:
     token = params.get("refresh_token")
     if token is None:
         raise InvalidRequest("refresh_token is required")
@@ -215,9 +235,12 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:
             raise InvalidGrant("the refresh token is no longer valid")
+        if row.grant.dpop_jkt is not None and row.grant.dpop_jkt != jkt:
+            raise InvalidGrant("the refresh token is bound to another DPoP key")  # RFC 9449 §5
         scope, resources = _narrowed_scope(params, row.grant), _narrowed_resource(fd, conn, params, row.grant)
+        details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
         if consume_refresh(conn, token, at):
-            body = _issue(fd, conn, client, row.grant, scope, resources, None, at)
+            body = _issue(fd, conn, client, row.grant, scope, resources, None, at, details, jkt=jkt)
             audit.record(
                 conn,
                 "token.refreshed",
@@ -235,7 +258,9 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
     raise _theft(fd, row.grant, "refresh.reused", client, ip)
 
 
-def client_credentials(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+def client_credentials(
+    fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None
+) -> Response:
     requested = parse_scope(params.get("scope"))
     if any(s in OIDC_SCOPES for s in requested):
         raise InvalidScope("OpenID Connect scopes need a person; client_credentials has none")
@@ -245,7 +270,7 @@ def client_credentials(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
     else:
         scope = tuple(s for s in client.scope if s not in OIDC_SCOPES)
     at = now()
-    access = mint_access_token(fd, client, scope, resources, None, at)
+    access = mint_access_token(fd, client, scope, resources, None, at, jkt=jkt)
     if _use_due(client, at):  # a client that registered with an initial access token may use it (RFC 7591 §3)
         with transaction(fd.engine) as conn:
             _record_use(conn, client, at)
@@ -253,13 +278,14 @@ def client_credentials(fd: Frontdesk, client: ClientRecord, params: Params, ip: 
     audit.record_soon(
         fd.engine, "token.issued", "success", client_id=client.client_id, ip=ip, grant_type="client_credentials"
     )
-    body: Response = {"access_token": access.token, "token_type": "Bearer", "expires_in": access.expires_in}
+    token_type = "DPoP" if jkt else "Bearer"  # RFC 9449 §5
+    body: Response = {"access_token": access.token, "token_type": token_type, "expires_in": access.expires_in}
     if scope:
         body["scope"] = " ".join(scope)
     return body
 
 
-def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None) -> Response:
     code = params.get("device_code")
     if code is None:
         raise InvalidRequest("device_code is required")
@@ -299,7 +325,7 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
                 at=at,
                 expires_at=at + fd.settings.lifetimes.refresh_token,
             )
-            body = _issue(fd, conn, client, grant, row.scope, resources, None, at)
+            body = _issue(fd, conn, client, grant, row.scope, resources, None, at, jkt=jkt)
             audit.record(
                 conn,
                 "token.issued",
@@ -316,7 +342,13 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
     raise pending
 
 
+def ciba(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+    """OpenID Connect CIBA Core 1.0 §10.1 (``oauth.ciba_grant``), issuing as the other grants do."""
+    return ciba_grant.redeem(fd, client, params, ip, _issue)
+
+
 Handler = Callable[[Frontdesk, ClientRecord, Params, "str | None"], Response]
+BindingHandler = Callable[[Frontdesk, ClientRecord, Params, "str | None", "str | None"], Response]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,20 +365,26 @@ class GrantType:
     redirect: bool = False
     # Registered for a client that names no grant types.
     default: bool = False
+    # RFC 9449 §5: the handler binding its tokens to a DPoP key; without one a proof is refused, not ignored.
+    bind: BindingHandler | None = None
 
 
 GRANT_TYPES: dict[str, GrantType] = {
     grant.name: grant
     for grant in (
-        GrantType("authorization_code", authorization_code, public=True, redirect=True, default=True),
-        GrantType("refresh_token", refresh_token, public=True, default=True),
-        GrantType("client_credentials", client_credentials, public=False),
-        GrantType(DEVICE_CODE, device_code, public=True),
+        GrantType(
+            "authorization_code", authorization_code, public=True, redirect=True, default=True, bind=authorization_code
+        ),
+        GrantType("refresh_token", refresh_token, public=True, default=True, bind=refresh_token),
+        GrantType("client_credentials", client_credentials, public=False, bind=client_credentials),
+        GrantType(DEVICE_CODE, device_code, public=True, bind=device_code),
+        GrantType(TOKEN_EXCHANGE, token_exchange, public=False, bind=token_exchange),  # RFC 8693 §5: no public client
+        GrantType(CIBA_GRANT, ciba, public=False),  # CIBA Core 1.0 §7.1: confidential clients only
     )
 }
 
 
-def exchange(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
+def exchange(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None) -> Response:
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
@@ -356,4 +394,5 @@ def exchange(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"the client is not allowed the {grant_type} grant")
-    return grant.handle(fd, client, params, ip)
+    check_binding(client, grant_type, grant.bind is not None, jkt)
+    return grant.handle(fd, client, params, ip) if grant.bind is None else grant.bind(fd, client, params, ip, jkt)

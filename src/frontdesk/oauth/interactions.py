@@ -31,6 +31,7 @@ from .authorization import (
     success_redirect,
     validate,
 )
+from .authorization_details import describe_details, type_names
 from .decision import (
     AskConsent,
     IssueCode,
@@ -228,6 +229,8 @@ class ConsentView:
     request: AuthorizationRequest
     username: str
     app: AppIdentity
+    # RFC 9396 §3.1 (AG-RAR-03): the authorization details in the plain words of their types, beside the scopes.
+    details: tuple[str, ...] = ()
 
     @property
     def redirect_to_device(self) -> bool:
@@ -250,7 +253,8 @@ def consent_view(fd: Frontdesk, ix_id: str, binding: str, token: str | None, ip:
             return bound
         user = fd.users.by_id(conn, bound.user_id)
     app = identity_of(fd.clients.get(req.client_id), req.client_id)
-    return ConsentView(req, user.username if user else "", app)
+    details = tuple(describe_details(fd, req.authorization_details))
+    return ConsentView(req, user.username if user else "", app, details)
 
 
 def answer_consent(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: str | None, ip: str | None) -> Outcome:
@@ -281,6 +285,7 @@ def answer_consent(fd: Frontdesk, ix_id: str, binding: str, allow: bool, token: 
             user_id=user_id,
             ip=ip,
             scope=" ".join(req.scope),
+            **({"authorization_details": type_names(req.authorization_details)} if req.authorization_details else {}),
         )
         if session is None:
             return Redirect(

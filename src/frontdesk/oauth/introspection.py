@@ -126,10 +126,17 @@ def introspect(fd: Frontdesk, client: ClientRecord, token: str) -> dict[str, Any
     if access.claims.get("client_id") != client.client_id and not set(access.audiences) & set(client.resources):
         return INACTIVE
     claims = access.claims
-    out = {"active": True, "token_type": "Bearer"}
+    # RFC 9449 §6.2: a DPoP-bound token says so, with the thumbprint of its key, for the resource server to check.
+    out = {"active": True, "token_type": "DPoP" if "cnf" in claims else "Bearer"}
+    if "cnf" in claims:
+        out["cnf"] = claims["cnf"]
     for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time"):
         if name in claims:
             out[name] = claims[name]
+    if "authorization_details" in claims:  # RFC 9396 §9.2: what the person approved, as the token carries it
+        out["authorization_details"] = claims["authorization_details"]
+    if "act" in claims:  # RFC 8693 §4.1, §2.2.1: who acts for the subject of a delegated token, current actor first
+        out["act"] = claims["act"]
     return out
 
 

@@ -22,6 +22,7 @@ from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import parse_scope
 from ..secret import new_token
 from ..storage.clients import AssertionAudience, ClientExists, ClientRecord
+from .ciba_clients import check_delivery
 from .client_auth import AUTH_METHODS
 from .client_metadata import (
     DISPLAY_FIELDS,
@@ -35,7 +36,9 @@ from .client_metadata import (
     check_limits,
     check_logout_uris,
     check_response_types,
+    on_redirect_hosts,
 )
+from .exchange_policy import exchange_targets
 from .grants import GRANT_TYPES
 
 __all__ = [
@@ -82,6 +85,7 @@ class ClientRequest(TypedDict, total=False):
     post_logout_redirect_uris: Sequence[str] | None
     backchannel_logout_uri: str | None
     backchannel_logout_session_required: bool
+    dpop_bound_access_tokens: bool  # RFC 9449 §5.2
     assertion_audience: str
     # OpenID Connect Registration 1.0 §2; None (the operator's command line): inferred, no redirect rule of its own.
     application_type: str | None
@@ -94,6 +98,9 @@ class ClientRequest(TypedDict, total=False):
     contacts: Sequence[str] | None
     software_id: str | None
     software_version: str | None
+    may_exchange_for: Sequence[str] | None  # RFC 8693: the operator's exchange policy (oauth.exchange_policy)
+    backchannel_token_delivery_mode: str | None  # OpenID Connect CIBA Core 1.0 §4 (oauth.ciba_clients)
+    backchannel_client_notification_endpoint: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,10 @@ class ClientMetadata:
     application_type: str = "web"
     response_types: tuple[str, ...] = ("code",)
     extra_metadata: dict[str, Any] = field(default_factory=dict)  # RFC 7591 §2 display fields
+    may_exchange_for: tuple[str, ...] = ()
+    backchannel_token_delivery_mode: str | None = None  # CIBA Core 1.0 §4
+    backchannel_client_notification_endpoint: str | None = None
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: token requests without a DPoP proof are refused
 
 
 class Registration(NamedTuple):
@@ -238,6 +249,14 @@ def validate(
     if secret is not None and len(secret) < 16:
         raise ClientError("a client secret must be at least 16 characters")
     extra = check_display_fields({f: request.get(f) for f in DISPLAY_FIELDS}, limits)
+    if limits is not None:  # a registration without an operator: RFC 7591 §5, client_metadata.on_redirect_hosts
+        extra = on_redirect_hosts(extra, redirect_uris)
+    delivery, notification = check_delivery(
+        grants,
+        public,
+        request.get("backchannel_token_delivery_mode"),
+        request.get("backchannel_client_notification_endpoint"),
+    )
     return ClientMetadata(
         name=name.strip(),
         auth_method=method,
@@ -258,6 +277,10 @@ def validate(
         application_type=application_type,
         response_types=response_types,
         extra_metadata=extra,
+        may_exchange_for=exchange_targets(request.get("may_exchange_for")),
+        backchannel_token_delivery_mode=delivery,
+        backchannel_client_notification_endpoint=notification,
+        dpop_bound_access_tokens=request.get("dpop_bound_access_tokens") is True,
     )
 
 
@@ -281,6 +304,9 @@ def stored_metadata(metadata: ClientMetadata) -> dict[str, Any]:
         "assertion_audience": metadata.assertion_audience,
         "application_type": metadata.application_type,
         "extra_metadata": metadata.extra_metadata,
+        "backchannel_token_delivery_mode": metadata.backchannel_token_delivery_mode,
+        "backchannel_client_notification_endpoint": metadata.backchannel_client_notification_endpoint,
+        "dpop_bound_access_tokens": metadata.dpop_bound_access_tokens,
     }
 
 
@@ -294,7 +320,12 @@ def register(
     if secret is None and metadata.auth_method in SECRET_METHODS:
         secret = new_token("client_secret")
     try:
-        client = fd.clients.insert(client_id=metadata.client_id, secret=secret, **stored_metadata(metadata))
+        client = fd.clients.insert(
+            client_id=metadata.client_id,
+            secret=secret,
+            may_exchange_for=metadata.may_exchange_for,
+            **stored_metadata(metadata),
+        )
     except ClientExists as exc:
         raise ClientError(str(exc), "invalid_client_id") from None
     return Registration(client, secret)
@@ -353,5 +384,11 @@ def render_metadata(client: ClientRecord) -> dict[str, Any]:
     if client.backchannel_logout_uri:
         out["backchannel_logout_uri"] = client.backchannel_logout_uri
         out["backchannel_logout_session_required"] = client.backchannel_logout_session_required
+    if client.backchannel_token_delivery_mode:  # CIBA Core 1.0 §4
+        out["backchannel_token_delivery_mode"] = client.backchannel_token_delivery_mode
+    if client.backchannel_client_notification_endpoint:
+        out["backchannel_client_notification_endpoint"] = client.backchannel_client_notification_endpoint
+    if client.dpop_bound_access_tokens:
+        out["dpop_bound_access_tokens"] = True
     out.update({k: v for k, v in client.extra_metadata.items() if k in DISPLAY_FIELDS})
     return out

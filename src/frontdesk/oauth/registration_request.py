@@ -47,6 +47,9 @@ def requested(body: Mapping[str, Any]) -> ClientRequest:
     session_required = body.get("backchannel_logout_session_required")
     if session_required is not None and not isinstance(session_required, bool):
         raise ClientError("backchannel_logout_session_required must be a boolean")
+    dpop_bound = body.get("dpop_bound_access_tokens")  # RFC 9449 §5.2
+    if dpop_bound is not None and not isinstance(dpop_bound, bool):
+        raise ClientError("dpop_bound_access_tokens must be a boolean")
     strings = {name: _string(body, name) for name in _STRINGS}
     lists = {name: _strings(body, name) for name in _LISTS}
     return ClientRequest(
@@ -59,6 +62,7 @@ def requested(body: Mapping[str, Any]) -> ClientRequest:
         id_token_alg=_string(body, "id_token_signed_response_alg"),
         jwks=body.get("jwks"),
         backchannel_logout_session_required=bool(session_required),
+        dpop_bound_access_tokens=bool(dpop_bound),
         grant_types=lists["grant_types"],
         response_types=lists["response_types"],
         post_logout_redirect_uris=lists["post_logout_redirect_uris"],

@@ -1,10 +1,11 @@
 """Protected resources as objects (RFC 8707, RFC 9728 §2; issue 13): the resources tokens may be minted for, the
 scopes that belong to each, and their token lifetime.
 
-A ``resource`` parameter names one of them or this server's own UserInfo (the issuer, RFC 9068 §3's audience of a
-token asked for without a resource); anything else is ``invalid_target`` (RFC 8707 §2: "the requested resource is
-invalid, missing, unknown"). The operator registers them (``frontdesk resource …``); each change is one transaction
-with its audit event.
+A ``resource`` parameter names one of them, this server's own UserInfo (the issuer, RFC 9068 §3's audience of a
+token asked for without a resource), its token vault (``{issuer}/vault``, issue 14: one ``vault:<integration>``
+scope per integration) or its MCP server for the vault (``{issuer}/mcp``: the tools' scopes and the vault's);
+anything else is ``invalid_target`` (RFC 8707 §2: "the requested resource is invalid, missing, unknown"). The
+operator registers them (``frontdesk resource …``); each change is one transaction with its audit event.
 """
 
 from __future__ import annotations
@@ -32,20 +33,35 @@ from ..storage.resources import (
 )
 
 __all__ = [
+    "MCP_SCOPES",
+    "VAULT_SCOPE_PREFIX",
     "ResourceError",
     "ResourceRow",
     "create",
     "delete",
     "listed",
+    "mcp_resource",
     "resolve",
     "scopes_beyond_registration",
     "shown",
     "token_ttl",
+    "vault_resource",
 ]
 
 MAX_URI = 255  # the resources table's key (storage/schema/clients.py)
 MAX_NAME = 255
 _UNKNOWN = "a requested resource is not registered at this server"
+# The vault's scopes: ``vault:calendar`` reaches the person's connection of integration ``calendar`` (issue 14). The
+# vault stores one per integration as it is added (vault/integrations.py), so they are known, described for consent
+# and registrable like any operator's scope.
+VAULT_SCOPE_PREFIX = "vault:"
+# The MCP server's tools, one scope each (issue 14 item 3), in the words the consent page shows. Stored as built-in
+# scopes when the vault opens (vault/mcp_tools.py), so they are known, described and restrictable like any other.
+MCP_SCOPES = {
+    "vault.connections.read": "See which accounts you have connected and whether each still works (never a token)",
+    "vault.call": "Use your connected accounts for you, within what each connection allows",
+    "vault.connect": "Ask you to connect an account, with a link only you can use",
+}
 
 
 class ResourceError(ValueError):
@@ -56,6 +72,21 @@ def _userinfo(fd: Frontdesk) -> ResourceRow:
     """This server's own UserInfo, built in: its tokens are addressed to the issuer (``oauth.introspection``). Its
     scopes are OpenID Connect's, which a client must be registered for: it lends none to a client naming it."""
     return ResourceRow(fd.issuer, "UserInfo", (), None, 0)
+
+
+def vault_resource(fd: Frontdesk) -> ResourceRow:
+    """The token vault, built in (DESIGN §8): a person's token addressed to ``{issuer}/vault`` reaches that person's
+    connections, of the integrations its ``vault:<integration>`` scopes name. Those scopes belong to it, so a client
+    nobody vetted may ask for them with it, and the person consents to each (``scopes_beyond_registration``)."""
+    scopes = tuple(sorted(s for s in fd.scopes() if s.startswith(VAULT_SCOPE_PREFIX)))
+    return ResourceRow(fd.issuer + "/vault", "Connected accounts", scopes, None, 0)
+
+
+def mcp_resource(fd: Frontdesk) -> ResourceRow:
+    """The MCP server for the vault, built in (web/mcp.py): its own audience, since MCP clients ask for the URL they
+    connect to (MCP 2025-06-18, RFC 8707), with the tools' scopes and the vault's ``vault:<integration>`` ones."""
+    scopes = (*MCP_SCOPES, *vault_resource(fd).scope)
+    return ResourceRow(fd.issuer + "/mcp", "Connected accounts, for AI assistants", scopes, None, 0)
 
 
 def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRow, ...]:
@@ -69,12 +100,17 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
     for uri in requested:
         if not _storable(uri):  # cannot be registered: no need to ask the store
             raise InvalidTarget(_UNKNOWN, detail=uri[:MAX_URI])
-    builtin = _userinfo(fd)
-    by_uri = {r.uri: r for r in resources_named(db, [u for u in requested if u != builtin.uri])}
-    by_uri[builtin.uri] = builtin
+    userinfo = _userinfo(fd)
+    builtins = {userinfo.uri: userinfo}
+    if any(comparable(u) == comparable(fd.issuer + "/vault") for u in requested):
+        builtins[fd.issuer + "/vault"] = vault_resource(fd)
+    if any(comparable(u) == comparable(fd.issuer + "/mcp") for u in requested):
+        builtins[fd.issuer + "/mcp"] = mcp_resource(fd)
+    by_uri = {r.uri: r for r in resources_named(db, [u for u in requested if u not in builtins])}
+    by_uri.update(builtins)
     missing = [u for u in requested if u not in by_uri]
     if missing:
-        by_key = {comparable(r.uri): r for r in (*all_resources(db), builtin)}
+        by_key = {comparable(r.uri): r for r in (*all_resources(db), *builtins.values())}
         for uri in missing:
             found = by_key.get(comparable(uri))
             if found is None:
@@ -128,6 +164,10 @@ def _checked_uri(fd: Frontdesk, uri: str) -> str:
         raise ResourceError(f"a resource URI is at most {MAX_URI} characters")
     if comparable(uri) == comparable(fd.issuer):
         raise ResourceError(f"{uri!r} is this server's own UserInfo, which is built in")
+    if comparable(uri) == comparable(fd.issuer + "/vault"):
+        raise ResourceError(f"{uri!r} is this server's token vault, which is built in")
+    if comparable(uri) == comparable(fd.issuer + "/mcp"):
+        raise ResourceError(f"{uri!r} is this server's MCP server for the vault, which is built in")
     return uri
 
 
@@ -141,11 +181,24 @@ def _checked_scope(scope: str) -> tuple[str, ...]:
         # They are this server's (UserInfo, refresh tokens), never a resource's: an unvetted client naming the
         # resource would otherwise be lent them.
         raise ResourceError(f"{oidc[0]!r} is an OpenID Connect scope of this server, not a resource's")
+    vault = [s for s in names if s.startswith(VAULT_SCOPE_PREFIX)]
+    if vault:
+        raise ResourceError(f"{vault[0]!r} is a scope of this server's token vault, not a resource's")
+    tools = [s for s in names if s in MCP_SCOPES]
+    if tools:
+        # Another resource naming them would lend them to any unvetted client that names it (scopes_beyond_...).
+        raise ResourceError(f"{tools[0]!r} is a scope of this server's MCP tools, not a resource's")
     return names
 
 
 def create(
-    fd: Frontdesk, uri: str, name: str, scope: str = "", access_token_ttl: int | None = None
+    fd: Frontdesk,
+    uri: str,
+    name: str,
+    scope: str = "",
+    access_token_ttl: int | None = None,
+    *,
+    require_dpop: bool = False,
 ) -> tuple[ResourceRow, tuple[str, ...]]:
     """Register a resource; returns it and the scopes it brought that did not exist yet, created with the scope's
     name as its description until the operator gives one (``frontdesk scope …``). One transaction, audited as
@@ -166,7 +219,15 @@ def create(
             stored = stored_scopes(conn, names)
             new = [s for s in names if s not in settings_scopes and s not in stored]
             insert_scopes(conn, {s: s for s in new})
-            row = insert_resource(conn, uri=uri, name=name, scope=names, access_token_ttl=access_token_ttl, at=now())
+            row = insert_resource(
+                conn,
+                uri=uri,
+                name=name,
+                scope=names,
+                access_token_ttl=access_token_ttl,
+                at=now(),
+                require_dpop=require_dpop,  # RFC 9449 §7
+            )
             audit.record(
                 conn,
                 "resource.created",
@@ -175,6 +236,7 @@ def create(
                 scope=" ".join(names),
                 created_scopes=" ".join(new),
                 access_token_ttl=access_token_ttl,
+                require_dpop=require_dpop,
             )
     except IntegrityError:
         # Another process registered the same URI or scope in the meantime; nothing of this one was written.

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import Frontdesk
+from ..errors import InvalidDpopProof
 from ..protocol.oidc import at_hash
 from ..storage.clients import ClientRecord
 from ..storage.grants import GrantRow
+from .authorization_details import for_audience
 from .resources import ResourceRow, token_ttl
 
 __all__ = ["ACR_MFA", "ACR_PASSWORD", "ACR_VALUES", "AccessToken", "mint_access_token", "mint_id_token", "split_jti"]
@@ -47,10 +49,21 @@ def mint_access_token(
     resources: Sequence[ResourceRow],
     grant: GrantRow | None,
     at: int,
+    *,
+    act: dict[str, Any] | None = None,
+    not_after: int | None = None,
+    authorization_details: Sequence[Mapping[str, Any]] = (),
+    jkt: str | None = None,
 ) -> AccessToken:
     """A JWT access token for ``resources`` (registered ones, ``resources.resolve``), living as long as the
-    shortest lifetime the client and those resources set (``resources.token_ttl``)."""
+    shortest lifetime the client and those resources set (``resources.token_ttl``), and never past ``not_after``.
+    ``act`` (RFC 8693 §4.1): the actor chain of a delegated token."""
+    if jkt is None and any(r.require_dpop for r in resources):
+        # RFC 9449 §7: the resource accepts only DPoP-bound tokens, so a bearer one is never minted for it.
+        raise InvalidDpopProof("the requested resource accepts only DPoP-bound tokens: send a DPoP proof")
     ttl = token_ttl(fd, client, resources)
+    if not_after is not None:
+        ttl = max(0, min(ttl, not_after - at))  # RFC 8693 §5: an exchanged token outlives not its subject token
     # RFC 8707 §2 / RFC 9068 §3: the audience is the resource asked for; without one, this issuer (UserInfo).
     uris = [r.uri for r in resources]
     aud: str | list[str] = uris if len(uris) > 1 else uris[0] if uris else fd.issuer
@@ -67,6 +80,14 @@ def mint_access_token(
         claims["scope"] = " ".join(scope)
     if grant and grant.auth_time is not None:
         claims["auth_time"] = grant.auth_time
+    if act is not None:
+        claims["act"] = act
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1: bound to the key of the token request's DPoP proof
+    # RFC 9396 §9.1: a top-level claim, holding the granted details that concern this token's audience.
+    details = for_audience(authorization_details, uris or [fd.issuer])
+    if details:
+        claims["authorization_details"] = list(details)
     token = fd.keys.sign(claims, fd.settings.access_token_alg, typ="at+jwt")
     return AccessToken(token, ttl, scope)
 

@@ -2,7 +2,7 @@
 
 RFC 6749 §3.1/§3.2: "Request and response parameters MUST NOT be included more than once." A duplicated parameter
 is refused rather than resolved, since first-wins and last-wins parsers disagree and that disagreement is an attack.
-The exception is ``resource``, which RFC 8707 §2 lets a client repeat.
+The exceptions are ``resource``, which RFC 8707 §2 lets a client repeat, and ``audience``, which RFC 8693 §2.1 does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..errors import InvalidRequest
 
 __all__ = ["Params", "parse_form", "parse_query"]
 
-REPEATABLE = frozenset({"resource"})
+REPEATABLE = frozenset({"resource", "audience"})
 
 
 class Params(dict[str, str]):

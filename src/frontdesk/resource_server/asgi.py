@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .rfc6750 import Challenge, bearer_token
+from .rfc6750 import Challenge
+from .rfc9449 import DpopVerifier, credentials
 from .rfc9728 import ProtectedResource
 from .tokens import (
     AuthorizationServerUnavailable,
@@ -53,14 +54,18 @@ def access_token(request: HTTPConnection) -> VerifiedToken | None:
 
 
 async def _judge(
-    validator: TokenValidator, connection: HTTPConnection, required: Collection[str]
+    validator: TokenValidator, connection: HTTPConnection, required: Collection[str], dpop: DpopVerifier
 ) -> VerifiedToken | TokenError | None:
-    """The verified token, the error that refuses it, or None when the request brought no bearer token."""
+    """The verified token, the error that refuses it, or None when the request brought no access token. A
+    DPoP-bound token (RFC 9449 §7) also needs its proof, from the key it is bound to."""
     try:
-        token = bearer_token(connection.headers.getlist("authorization"))
-        if token is None:
+        presented = credentials(connection.headers.getlist("authorization"))
+        if presented is None:
             return None
+        scheme, token = presented
         verified = await validator.validate(token)
+        method = connection.scope.get("method", "GET")
+        dpop.check(scheme, token, verified.claims, method, str(connection.url), connection.headers.getlist("dpop"))
     except TokenError as error:
         log.debug("bearer token refused: %s", error)  # the reason only, never the token
         return error
@@ -94,7 +99,8 @@ class BearerAuth:
 
     Left through without a token: the RFC 9728 metadata (``GET``), and ``OPTIONS`` (a CORS preflight carries no
     credentials; put a CORS middleware outside this one to answer it). ``on_token`` may put the token where a
-    framework expects it (see :func:`frontdesk.resource_server.mcp.protect`)."""
+    framework expects it (see :func:`frontdesk.resource_server.mcp.protect`). ``dpop`` checks the proofs of
+    DPoP-bound tokens (RFC 9449 §7); one with default settings is made when none is given."""
 
     def __init__(
         self,
@@ -105,6 +111,7 @@ class BearerAuth:
         required_scopes: Collection[str] | ScopeRule = (),
         serve_metadata: bool = True,
         on_token: OnToken | None = None,
+        dpop: DpopVerifier | None = None,
     ) -> None:
         if validator.resource != resource.resource:
             raise ValueError("the validator checks tokens for another resource than the metadata describes")
@@ -115,6 +122,7 @@ class BearerAuth:
         self._fixed = () if callable(required_scopes) else tuple(required_scopes)
         self._metadata_paths = resource.metadata_paths if serve_metadata else ()
         self._on_token = on_token
+        self.dpop = dpop or DpopVerifier()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -142,7 +150,7 @@ class BearerAuth:
 
     async def _outcome(self, connection: HTTPConnection, required: tuple[str, ...]) -> VerifiedToken | Response:
         try:
-            verdict = await _judge(self.validator, connection, required)
+            verdict = await _judge(self.validator, connection, required, self.dpop)
         except AuthorizationServerUnavailable as exc:
             log.warning("bearer token not checked: %s", exc)
             return Response(_UNAVAILABLE, 503, {"Retry-After": "5"}, media_type="application/json")
@@ -196,10 +204,18 @@ class RequireToken:
     :class:`BearerChallenge`. FastAPI: ``token: VerifiedToken = Depends(RequireToken(validator, resource, ["a"]))``;
     Starlette: ``token = await require(request)``. A token the middleware accepted is not validated twice."""
 
-    def __init__(self, validator: TokenValidator, resource: ProtectedResource, scopes: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        validator: TokenValidator,
+        resource: ProtectedResource,
+        scopes: Collection[str] = (),
+        *,
+        dpop: DpopVerifier | None = None,
+    ) -> None:
         self.validator = validator
         self.resource = resource
         self.scopes = tuple(scopes)
+        self.dpop = dpop or DpopVerifier()
 
     async def __call__(self, request: Request) -> VerifiedToken:
         verdict: VerifiedToken | TokenError | None
@@ -211,7 +227,7 @@ class RequireToken:
             )
         else:
             try:
-                verdict = await _judge(self.validator, request, self.scopes)
+                verdict = await _judge(self.validator, request, self.scopes, self.dpop)
             except AuthorizationServerUnavailable as exc:
                 log.warning("bearer token not checked: %s", exc)
                 raise HTTPException(503, "the token cannot be checked now", {"Retry-After": "5"}) from None

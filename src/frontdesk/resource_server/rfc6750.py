@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from .tokens import InsufficientScope, InvalidRequest, TokenError
 
-__all__ = ["Challenge", "bearer_token"]
+__all__ = ["B64TOKEN", "Challenge", "bearer_token"]
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
 _NONE = "this resource needs a bearer access token"
 _UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
@@ -41,7 +41,7 @@ def bearer_token(authorization: list[str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     token = token.strip()
-    if not _B64TOKEN.fullmatch(token):
+    if not B64TOKEN.fullmatch(token):
         raise InvalidRequest("the bearer token is malformed")
     return token
 
@@ -72,7 +72,11 @@ class Challenge:
             params.append(("scope", " ".join(scopes)))
         if resource_metadata is not None:
             params.append(("resource_metadata", resource_metadata))
-        header = "Bearer " + ", ".join(f"{name}={_quoted(value)}" for name, value in params)
+        scheme = "Bearer"
+        algorithms = getattr(error, "algorithms", None)  # a DPoP refusal (rfc9449.DpopChallenge): its own scheme
+        if isinstance(algorithms, tuple):
+            scheme, params = "DPoP", [("algs", " ".join(algorithms)), *params[:2]]
+        header = scheme + " " + ", ".join(f"{name}={_quoted(value)}" for name, value in params)
         status = error.status if error is not None else 401
         # No token, no error code (§3.1), in the body as in the header.
         payload = {"error": error.error, "error_description": str(error)} if error else {"error_description": _NONE}

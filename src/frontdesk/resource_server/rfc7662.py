@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from .discovery import TIMEOUT, ServerMetadata, check_endpoint
-from .tokens import AuthorizationServerUnavailable, InvalidToken, VerifiedToken
+from .tokens import AuthorizationServerUnavailable, InvalidToken, VerifiedToken, authorization_details_of
 
 __all__ = ["CACHE_SECONDS", "MAX_CACHED", "IntrospectionValidator"]
 
@@ -151,6 +151,7 @@ class IntrospectionValidator:
             claims=MappingProxyType(dict(answer)),
             act=MappingProxyType(act) if isinstance(act, dict) else None,
             token=token,
+            authorization_details=authorization_details_of(answer.get("authorization_details")),
         )
 
     async def aclose(self) -> None:

@@ -23,7 +23,7 @@ from joserfc.errors import JoseError
 
 from .discovery import TIMEOUT, ServerMetadata, check_endpoint
 from .keys import REFETCH_FLOOR, TTL, KeyCache
-from .tokens import AuthorizationServerUnavailable, InvalidToken, VerifiedToken
+from .tokens import AuthorizationServerUnavailable, InvalidToken, VerifiedToken, authorization_details_of
 
 __all__ = ["ALGORITHMS", "LEEWAY", "MAX_TOKEN_LENGTH", "JWTValidator"]
 
@@ -182,6 +182,7 @@ class JWTValidator:
             claims=MappingProxyType(claims),
             act=MappingProxyType(act) if act is not None else None,
             token=token,
+            authorization_details=authorization_details_of(claims.get("authorization_details")),
         )
 
     async def aclose(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 __all__ = [
@@ -18,7 +19,9 @@ __all__ = [
     "TokenError",
     "TokenValidator",
     "VerifiedToken",
+    "authorization_details_of",
     "missing_scopes",
+    "satisfies",
 ]
 
 
@@ -69,14 +72,49 @@ class VerifiedToken:
     # RFC 8693 §4.1: the party acting for the subject (an agent); only the outermost ``act`` counts (§4.1).
     act: Mapping[str, Any] | None = None
     token: str = field(default="", repr=False, compare=False)
+    # RFC 9396 §9: what exactly the person approved (a payment, a document), as the token carries it for this
+    # resource: the JWT's top-level claim or the introspection answer's member.
+    authorization_details: tuple[Mapping[str, Any], ...] = ()
 
     def has_scopes(self, required: Collection[str]) -> bool:
         return not missing_scopes(self.scopes, required)
 
+    def details_of(self, type_: str) -> tuple[Mapping[str, Any], ...]:
+        """The authorization details of one type (RFC 9396 §2), e.g. ``details_of("payment_initiation")``."""
+        return tuple(d for d in self.authorization_details if d.get("type") == type_)
+
+
+def authorization_details_of(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """The ``authorization_details`` claim or member (RFC 9396 §9.1, §9.2): absent is none; anything but an array
+    of objects with a string ``type`` (§2) is a malformed token, never guessed at."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(d, dict) and isinstance(d.get("type"), str) for d in value):
+        raise InvalidToken("the token's authorization_details are malformed")
+    return tuple(MappingProxyType(d) for d in value)
+
+
+# MCP 2026-07-28 (§Scope Challenge Handling): a broader scope satisfies a narrower one. The one hierarchy the kit
+# reads into scope names is the ``prefix:*`` wildcard: ``files:*`` covers ``files:read`` and ``files:read:own``.
+WILDCARD = ":*"
+
+
+def satisfies(granted: str, required: str) -> bool:
+    """Whether the granted scope value covers the required one: the same value (RFC 6749 §3.3 compares scope values
+    as strings), or a ``prefix:*`` wildcard over ``prefix:…``. A bare ``*`` or ``:*`` covers nothing: a hierarchy
+    needs a named root, so a token never holds everything by accident."""
+    if granted == required:
+        return True
+    if not granted.endswith(WILDCARD) or len(granted) <= len(WILDCARD):
+        return False
+    return required.startswith(granted[:-1]) and len(required) > len(granted) - 1
+
 
 def missing_scopes(granted: Collection[str], required: Collection[str]) -> tuple[str, ...]:
-    """The required scopes a token lacks, in the order required (scope values compare exactly, RFC 6749 §3.3)."""
-    return tuple(s for s in required if s not in granted)
+    """The required scopes a token lacks, in the order required: a required scope is held when a granted one
+    :func:`satisfies` it (the same value, or a ``prefix:*`` above it)."""
+    wildcards = [g for g in granted if g.endswith(WILDCARD)]
+    return tuple(s for s in required if s not in granted and not any(satisfies(w, s) for w in wildcards))
 
 
 class TokenValidator(Protocol):

@@ -31,6 +31,8 @@ __all__ = [
     "insert_client",
     "mark_used",
     "replace_client_metadata",
+    "replace_dpop_bound",
+    "replace_may_exchange_for",
     "save_document_client",
 ]
 
@@ -83,6 +85,11 @@ class ClientRecord:
     extra_metadata: dict[str, Any] = field(default_factory=dict)  # RFC 7591 §2 display fields
     metadata_expires_at: int | None = None  # a metadata document's: refetch after this
     metadata_stale_until: int | None = None  # ... and, while refetching fails, use the stored copy until this
+    # RFC 8693: the resources the operator lets this client exchange a person's token for (token_exchange.py).
+    may_exchange_for: tuple[str, ...] = ()
+    backchannel_token_delivery_mode: str | None = None  # CIBA Core 1.0 §4: "poll" or "ping"
+    backchannel_client_notification_endpoint: str | None = None  # CIBA Core 1.0 §4, §10.2: ping mode's https URL
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request of it must carry a DPoP proof
 
     @property
     def public(self) -> bool:
@@ -121,6 +128,10 @@ def _record(row: Any) -> ClientRecord:
         extra_metadata=json.loads(row.extra_metadata or "{}"),
         metadata_expires_at=row.metadata_expires_at,
         metadata_stale_until=row.metadata_stale_until,
+        may_exchange_for=tuple(json.loads(row.may_exchange_for or "[]")),
+        backchannel_token_delivery_mode=row.backchannel_token_delivery_mode,
+        backchannel_client_notification_endpoint=row.backchannel_client_notification_endpoint,
+        dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
     )
 
 
@@ -212,6 +223,9 @@ def _metadata_columns(
     assertion_audience: AssertionAudience = "issuer",
     application_type: str = "web",
     extra_metadata: dict[str, Any] | None = None,
+    backchannel_token_delivery_mode: str | None = None,
+    backchannel_client_notification_endpoint: str | None = None,
+    dpop_bound_access_tokens: bool = False,
 ) -> dict[str, Any]:
     """The columns of a client's metadata, as stored."""
     return {
@@ -231,6 +245,9 @@ def _metadata_columns(
         "assertion_audience": assertion_audience,
         "application_type": application_type,
         "extra_metadata": json.dumps(extra_metadata or {}),
+        "backchannel_token_delivery_mode": backchannel_token_delivery_mode,
+        "backchannel_client_notification_endpoint": backchannel_client_notification_endpoint,
+        "dpop_bound_access_tokens": dpop_bound_access_tokens,
     }
 
 
@@ -243,6 +260,7 @@ def insert_client(
     registration_token: str | None = None,
     metadata_expires_at: int | None = None,
     metadata_stale_until: int | None = None,
+    may_exchange_for: Sequence[str] = (),
     **metadata: Any,
 ) -> str:
     """Store a client in the caller's transaction (a new client_id when none is given) and return its client_id;
@@ -258,6 +276,7 @@ def insert_client(
         "registration_token_digest": digest(registration_token) if registration_token else None,
         "metadata_expires_at": metadata_expires_at,
         "metadata_stale_until": metadata_stale_until,
+        "may_exchange_for": json.dumps(list(may_exchange_for)),
         **_metadata_columns(**metadata),
     }
     try:
@@ -273,6 +292,23 @@ def replace_client_metadata(conn: Connection, client_id: str, **metadata: Any) -
     client_id, secret, registration token and who registered it as they are; False for an unknown client."""
     updated = conn.execute(
         update(Client).where(Client.client_id == client_id).values(**_metadata_columns(**metadata))
+    ).rowcount
+    return bool(updated)
+
+
+def replace_dpop_bound(conn: Connection, client_id: str, bound: bool) -> bool:
+    """Set whether a client's token requests must carry a DPoP proof (RFC 9449 §5.2); False for an unknown client."""
+    updated = conn.execute(
+        update(Client).where(Client.client_id == client_id).values(dpop_bound_access_tokens=bound)
+    ).rowcount
+    return bool(updated)
+
+
+def replace_may_exchange_for(conn: Connection, client_id: str, uris: Sequence[str]) -> bool:
+    """Replace the resources a client may exchange tokens for (RFC 8693, the operator's policy; kept apart from the
+    metadata a client may replace itself, RFC 7592 §2.2); False for an unknown client."""
+    updated = conn.execute(
+        update(Client).where(Client.client_id == client_id).values(may_exchange_for=json.dumps(list(uris)))
     ).rowcount
     return bool(updated)
 

@@ -25,9 +25,11 @@ __all__ = [
     "GrantRow",
     "RefreshRow",
     "access_token_revoked",
+    "bind_grant_key",
     "code_for",
     "consume_code",
     "consume_refresh",
+    "grant_for",
     "grant_revoked",
     "insert_code",
     "insert_grant",
@@ -51,6 +53,9 @@ class GrantRow:
     amr: tuple[str, ...]
     expires_at: int
     revoked_at: int | None
+    dpop_jkt: str | None = None  # RFC 9449 §5: a public client's refresh tokens are bound to this key
+    # RFC 9396: the authorization details the person approved, carried by every token of the grant and on refresh.
+    authorization_details: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class CodeRow:
     nonce: str | None
     expires_at: int
     consumed_at: int | None
+    dpop_jkt: str | None = None  # RFC 9449 §10: the key named at /authorize that must redeem the code
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +80,14 @@ class RefreshRow:
 
 # The token paths read and write with plain SQL on the driver's connection (storage/db.py says why); the grant's
 # columns come last in each joined row, in this order.
-_GRANT_COLUMNS = "g.id, g.client_id, g.user_id, g.scope, g.resource, g.auth_time, g.amr, g.expires_at, g.revoked_at"
+_GRANT_COLUMNS = (
+    "g.id, g.client_id, g.user_id, g.scope, g.resource, g.auth_time, g.amr, g.expires_at, g.revoked_at, g.dpop_jkt, "
+    "g.authorization_details"
+)
 
 
 def _grant(row: Sequence[Any]) -> GrantRow:
-    grant_id, client_id, user_id, scope, resource, auth_time, amr, expires_at, revoked_at = row
+    grant_id, client_id, user_id, scope, resource, auth_time, amr, expires_at, revoked_at, dpop_jkt, details = row
     return GrantRow(
         id=grant_id,
         client_id=client_id,
@@ -89,6 +98,8 @@ def _grant(row: Sequence[Any]) -> GrantRow:
         amr=tuple(json.loads(amr)) if amr else (),
         expires_at=expires_at,
         revoked_at=revoked_at,
+        dpop_jkt=dpop_jkt,
+        authorization_details=tuple(json.loads(details)) if details else (),
     )
 
 
@@ -103,6 +114,7 @@ def insert_grant(
     amr: tuple[str, ...],
     at: int,
     expires_at: int,
+    authorization_details: Sequence[dict[str, Any]] = (),
 ) -> GrantRow:
     grant_id = secrets.token_urlsafe(16)
     row = {
@@ -116,9 +128,21 @@ def insert_grant(
         "created_at": at,
         "expires_at": expires_at,
         "revoked_at": None,
+        "authorization_details": json.dumps(list(authorization_details)) if authorization_details else None,
     }
     conn.execute(insert(Grant), row)
-    return GrantRow(grant_id, client_id, user_id, scope, resource, auth_time, amr, expires_at, None)
+    return GrantRow(
+        grant_id,
+        client_id,
+        user_id,
+        scope,
+        resource,
+        auth_time,
+        amr,
+        expires_at,
+        None,
+        authorization_details=tuple(authorization_details),
+    )
 
 
 def insert_code(
@@ -130,6 +154,7 @@ def insert_code(
     code_challenge: str,
     nonce: str | None,
     expires_at: int,
+    dpop_jkt: str | None = None,
 ) -> str:
     code = new_token("code")
     conn.execute(
@@ -143,6 +168,7 @@ def insert_code(
             "nonce": nonce,
             "expires_at": expires_at,
             "consumed_at": None,
+            "dpop_jkt": dpop_jkt,
         },
     )
     return code
@@ -150,6 +176,7 @@ def insert_code(
 
 _CODE_FOR = (
     "SELECT c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, "  # noqa: S608
+    "c.dpop_jkt, "
     f"{_GRANT_COLUMNS} FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.digest = ?"
 )
 
@@ -158,8 +185,8 @@ def code_for(conn: Connection | Raw, code: str) -> CodeRow | None:
     rows = fetch(conn, _CODE_FOR, (digest(code),))
     if not rows:
         return None
-    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, *grant = rows[0]
-    return CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at)
+    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, *grant = rows[0]
+    return CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt)
 
 
 def consume_code(conn: Connection | Raw, code: str, at: int) -> bool:
@@ -208,9 +235,20 @@ def consume_refresh(conn: Connection | Raw, token: str, at: int) -> bool:
     return updated == 1
 
 
+def bind_grant_key(conn: Connection | Raw, grant_id: str, jkt: str) -> bool:
+    """Bind a grant's refresh tokens to a key's thumbprint (RFC 9449 §5), once: False when it was bound already."""
+    return run(conn, "UPDATE grants SET dpop_jkt = ? WHERE id = ? AND dpop_jkt IS NULL", (jkt, grant_id)) == 1
+
+
 def revoke_grant(conn: Connection, grant_id: str, at: int) -> bool:
     result = conn.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=at))
     return result.rowcount == 1
+
+
+def grant_for(conn: DB, grant_id: str) -> GrantRow | None:
+    """The grant with this id, revoked or not; None when there is none."""
+    rows = fetch(conn, f"SELECT {_GRANT_COLUMNS} FROM grants g WHERE g.id = ?", (grant_id,))  # noqa: S608
+    return _grant(rows[0]) if rows else None
 
 
 def grant_revoked(conn: DB, grant_id: str) -> bool:

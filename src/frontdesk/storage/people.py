@@ -312,6 +312,7 @@ ACCOUNT_EVENTS = (
     "second_factor.enrolled",
     "second_factor.removed",
     "recovery_codes.created",
+    "vault.connection.deleted",  # disconnected on the account page (only then is it the person's event)
 )
 
 

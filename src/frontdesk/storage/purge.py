@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select
 from .db import transaction
 from .schema import (
     AuthorizationCode,
+    BackchannelRequest,
     Client,
     Consent,
     DeviceCode,
@@ -46,6 +47,8 @@ _TABLES = (
     (Session, Session.digest, Session.expires_at, 0),
     (Interaction, Interaction.id, Interaction.expires_at, 0),
     (DeviceCode, DeviceCode.digest, DeviceCode.expires_at, 0),
+    # CIBA §11: kept an hour past expiry, so a client still polling hears expired_token rather than invalid_grant.
+    (BackchannelRequest, BackchannelRequest.digest, BackchannelRequest.expires_at, 3600),
     (UsedJti, UsedJti.key, UsedJti.expires_at, 0),
     (RateLimit, RateLimit.key, RateLimit.expires_at, 0),
     (WebAuthnChallenge, WebAuthnChallenge.digest, WebAuthnChallenge.expires_at, 0),

@@ -14,7 +14,7 @@ from ..secret import digest
 from .db import transaction
 from .schema import UsedJti
 
-__all__ = ["spend_jti"]
+__all__ = ["spend_dpop_jti", "spend_jti"]
 
 
 def _key(client_id: str, jti: str) -> str:
@@ -27,6 +27,19 @@ def spend_jti(engine: Engine, client_id: str, jti: str, expires_at: int) -> bool
     try:
         with transaction(engine) as conn:
             conn.execute(insert(UsedJti), {"key": _key(client_id, jti), "expires_at": expires_at})
+    except IntegrityError:
+        return False
+    return True
+
+
+def spend_dpop_jti(engine: Engine, jkt: str, htu: str, jti: str, expires_at: int) -> bool:
+    """Record a DPoP proof's ``jti`` as used for its key and target URI (RFC 9449 §11.1) until ``expires_at``; False
+    when it was used already. A key space of its own: the digested text starts with a control character, as no
+    client_id does."""
+    key = digest("\x01dpop\x00" + jkt + "\x00" + htu + "\x00" + jti)
+    try:
+        with transaction(engine) as conn:
+            conn.execute(insert(UsedJti), {"key": key, "expires_at": expires_at})
     except IntegrityError:
         return False
     return True

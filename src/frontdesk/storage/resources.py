@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from .db import DB, fetch
 from .schema import Resource, Scope
@@ -24,13 +24,14 @@ __all__ = [
     "insert_resource",
     "insert_scopes",
     "longest_resource_ttl",
+    "replace_require_dpop",
     "resources_named",
     "restricted_scopes",
     "stored_scopes",
 ]
 
-_BY_URI = "SELECT uri, name, scope, access_token_ttl, created_at FROM resources WHERE uri = ?"
-_ALL = "SELECT uri, name, scope, access_token_ttl, created_at FROM resources ORDER BY uri"
+_BY_URI = "SELECT uri, name, scope, access_token_ttl, created_at, require_dpop FROM resources WHERE uri = ?"
+_ALL = "SELECT uri, name, scope, access_token_ttl, created_at, require_dpop FROM resources ORDER BY uri"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,12 @@ class ResourceRow:
     scope: tuple[str, ...]
     access_token_ttl: int | None
     created_at: int
+    require_dpop: bool = False  # RFC 9449 §7: only DPoP-bound tokens are minted for it
 
 
 def _row(row: Sequence[Any]) -> ResourceRow:
-    uri, name, scope, ttl, created_at = row
-    return ResourceRow(uri, name, tuple(scope.split()), ttl, created_at)
+    uri, name, scope, ttl, created_at, require_dpop = row
+    return ResourceRow(uri, name, tuple(scope.split()), ttl, created_at, bool(require_dpop))
 
 
 def resources_named(db: DB, uris: Sequence[str]) -> list[ResourceRow]:
@@ -65,13 +67,25 @@ def longest_resource_ttl(db: DB) -> int:
 
 
 def insert_resource(
-    conn: Connection, *, uri: str, name: str, scope: Sequence[str], access_token_ttl: int | None, at: int
+    conn: Connection,
+    *,
+    uri: str,
+    name: str,
+    scope: Sequence[str],
+    access_token_ttl: int | None,
+    at: int,
+    require_dpop: bool = False,
 ) -> ResourceRow:
     """Store a resource; a URI stored already raises ``IntegrityError`` (the primary key), for the caller to turn
     into its own error once the transaction is rolled back."""
     row = {"uri": uri, "name": name, "scope": " ".join(scope), "access_token_ttl": access_token_ttl, "created_at": at}
-    conn.execute(insert(Resource), row)
-    return ResourceRow(uri, name, tuple(scope), access_token_ttl, at)
+    conn.execute(insert(Resource), {**row, "require_dpop": require_dpop})
+    return ResourceRow(uri, name, tuple(scope), access_token_ttl, at, require_dpop)
+
+
+def replace_require_dpop(conn: Connection, uri: str, required: bool) -> bool:
+    """Set whether only DPoP-bound tokens are minted for a resource (RFC 9449 §7); False for an unknown one."""
+    return bool(conn.execute(update(Resource).where(Resource.uri == uri).values(require_dpop=required)).rowcount)
 
 
 def delete_resource(conn: Connection, uri: str) -> ResourceRow | None:

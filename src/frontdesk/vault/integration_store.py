@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..secret import Secret
 from ..storage.db import now, transaction
-from ..storage.schema import VaultConnection, VaultConnectSession, VaultIntegration
+from ..storage.schema import Scope, VaultConnection, VaultConnectSession, VaultIntegration
 from .store import VaultError, storable
 
 if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
@@ -26,10 +26,12 @@ if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
 __all__ = [
     "Integration",
     "add_integration",
+    "add_scope",
     "delete_integration",
     "integration",
     "integration_providers",
     "integrations",
+    "missing_scopes",
     "reseal_secrets",
     "sealed_secrets",
     "secret_key_ids",
@@ -76,7 +78,10 @@ def add_integration(
     client_secret: str | None,
     scopes: Sequence[str],
     params: Mapping[str, str],
+    vault_scope: tuple[str, str] | None = None,
 ) -> Integration:
+    """Store an integration and, with ``vault_scope`` (name, plain words), the authorization server's scope that reaches
+    its connections with a person's token (issue 14), unless a scope of that name exists already."""
     if not _NAME.fullmatch(name):
         raise VaultError("an integration name is 1-63 lowercase letters, digits, '-' or '_'")
     if not client_id.strip():
@@ -99,6 +104,10 @@ def add_integration(
                     "adds_default_scopes": False,
                 },
             )
+            if vault_scope is not None:
+                name_taken = conn.execute(select(Scope.name).where(Scope.name == vault_scope[0])).first()
+                if name_taken is None:
+                    conn.execute(insert(Scope), {"name": vault_scope[0], "description": vault_scope[1]})
     except IntegrityError:
         raise VaultError(f"integration {name!r} already exists") from None
     return Integration(
@@ -133,6 +142,24 @@ def integration_providers(conn: Connection) -> list[tuple[str, str]]:
     return [
         (name, provider) for name, provider in conn.execute(select(VaultIntegration.name, VaultIntegration.provider))
     ]
+
+
+def missing_scopes(engine: Engine, prefix: str) -> list[tuple[str, str]]:
+    """(name, provider) of the integrations without a scope ``prefix + name``: made before the vault had scopes."""
+    with transaction(engine, readonly=True) as conn:
+        stored = {name for (name,) in conn.execute(select(Scope.name).where(Scope.name.startswith(prefix)))}
+        found = conn.execute(select(VaultIntegration.name, VaultIntegration.provider)).all()
+    return [(name, provider) for name, provider in found if prefix + name not in stored]
+
+
+def add_scope(engine: Engine, name: str, description: str) -> bool:
+    """Store a scope (see :func:`add_integration`); False when another process stored it first."""
+    try:
+        with transaction(engine) as conn:
+            conn.execute(insert(Scope), {"name": name, "description": description})
+    except IntegrityError:
+        return False
+    return True
 
 
 def delete_integration(engine: Engine, name: str, *, with_connections: bool = False) -> bool:

@@ -53,9 +53,11 @@ class Integrations:
         client_secret: str | None,
         scopes: Sequence[str] | None = None,
         params: Mapping[str, str] | None = None,
+        vault_scope: tuple[str, str] | None = None,
     ) -> Integration:
         """``scopes`` given replace the provider's default scopes (a provider may refuse one of them); None asks
-        for the defaults. The integration keeps the whole list, so what it asks for is what the operator saw."""
+        for the defaults. The integration keeps the whole list, so what it asks for is what the operator saw.
+        ``vault_scope`` is the authorization server's scope for it, stored with it (``integration_store``)."""
         entry = self.catalog.get(provider)
         chosen = list(dict.fromkeys(entry.default_scopes if scopes is None else scopes))
         for scope in chosen:
@@ -73,7 +75,7 @@ class Integrations:
                 raise VaultError(f"provider {provider!r} needs --param {variable.name}=… ({variable.description})")
         return integration_store.add_integration(
             self.engine, self.keys, name=name, provider=provider, client_id=client_id, client_secret=client_secret,
-            scopes=chosen, params=params,
+            scopes=chosen, params=params, vault_scope=vault_scope,
         )  # fmt: skip
 
     def scopes_of(self, integration: Integration) -> tuple[str, ...]:

@@ -43,8 +43,13 @@ class Lifecycle:
     webhooks: Webhooks
     http: httpx.Client
 
-    def delete(self, record: ConnectionRecord) -> bool:
-        """Revoke at the provider where it can, then delete here. Returns whether the provider confirmed."""
+    def delete(
+        self, record: ConnectionRecord, *, person: str | None = None, ip: str | None = None, shown_as: str | None = None
+    ) -> bool:
+        """Revoke at the provider where it can, then delete here. Returns whether the provider confirmed.
+
+        ``person`` is the frontdesk person disconnecting their own connection from their account page (with their
+        ``ip``, and the provider's name it was ``shown_as``): the event is theirs, so their activity shows it."""
         with transaction(self.engine, readonly=True) as conn:
             row = store.connection(conn, record.id)
         if row is None:
@@ -57,9 +62,10 @@ class Lifecycle:
             log.warning("could not revoke at the provider", extra={"connection": record.id, "error": str(exc)})
         with transaction(self.engine) as conn:
             store.delete_connection(conn, record.id)
+            by_person = {"user_id": person, "ip": ip, "by": "person", "provider": shown_as} if person else {}
             audit.record(
                 conn, "vault.connection.deleted", "success", connection=record.id, integration=record.integration,
-                user=record.user, revoked_at_provider=revoked,
+                user=record.user, revoked_at_provider=revoked, **by_person,
             )  # fmt: skip
         self.webhooks.send("connection.deleted", {**record.public(), "revoked_at_provider": revoked})
         return revoked

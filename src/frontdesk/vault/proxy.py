@@ -21,6 +21,7 @@ from ..config import Settings, is_loopback_host
 from ..storage import audit
 from ..storage.db import now, transaction
 from . import oauth, store
+from .callers import Caller
 from .catalog import Provider, allowed_hosts, fill
 from .connect import Connector, plain_words
 from .integrations import Integrations
@@ -97,7 +98,8 @@ class PreparedCall:
     url: str
     provider: Provider
     credentials: Credentials
-    note_use: bool  # the connection's last_used_at is due (store.LAST_USED_EVERY)
+    note_use: bool  # the connection's last_used_at is due (store.LAST_USED_EVERY), or another caller is calling
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -109,6 +111,7 @@ class PendingCall:
     url: str
     provider: Provider
     flight: Flight
+    caller: Caller | None = None
 
 
 @dataclass(slots=True)
@@ -176,21 +179,21 @@ class Proxy:
         )
 
     def prepare(
-        self, record: ConnectionRecord, path: str, query: str, row: Any = None
+        self, record: ConnectionRecord, path: str, query: str, row: Any = None, *, caller: Caller | None = None
     ) -> PreparedCall | PendingCall | AuthorizationRequired:
         """The blocking half of a proxied call, all of it before the call: the provider URL (:class:`VaultError`
         off its API hosts), then the credential, refreshed first when due, or a connect link when there is none.
         ``row`` is the connection as just read: it is read again only for a refresh. A refresh already in flight
-        is not waited for here: the :class:`PendingCall` goes to :meth:`ready`."""
+        is not waited for here: the :class:`PendingCall` goes to :meth:`ready`. ``caller`` is who calls, for the
+        audit event and the connection's ``last_used_by``."""
         integration, provider, values = self.integrations.resolve(record.integration, record.meta)
         url = _target(provider, values, path, query)
         fresh = self.refresher.begin(record.id, integration, provider, values, row=row)
         if not isinstance(fresh, Fresh):
-            return PendingCall(record, url, provider, fresh)
+            return PendingCall(record, url, provider, fresh, caller)
         if fresh.credentials is None:
             return self.authorization_required(record.user, record.integration)
-        used = store.last_used_due(fresh.record.last_used_at, now())
-        return PreparedCall(fresh.record, url, provider, fresh.credentials, used)
+        return PreparedCall(fresh.record, url, provider, fresh.credentials, _use_due(fresh.record, caller), caller)
 
     async def ready(self, pending: PendingCall) -> PreparedCall | AuthorizationRequired:
         """The call, once the refresh it waited for is over (its outcome is this call's: a refresh that failed
@@ -199,8 +202,8 @@ class Proxy:
         record = pending.record
         if fresh.credentials is None:
             return await anyio.to_thread.run_sync(self.authorization_required, record.user, record.integration)
-        used = store.last_used_due(fresh.record.last_used_at, now())
-        return PreparedCall(fresh.record, pending.url, pending.provider, fresh.credentials, used)
+        used = _use_due(fresh.record, pending.caller)
+        return PreparedCall(fresh.record, pending.url, pending.provider, fresh.credentials, used, pending.caller)
 
     async def call(
         self, call: PreparedCall, method: str, headers: Mapping[str, str], body: bytes, client: httpx.AsyncClient
@@ -280,24 +283,44 @@ class Proxy:
         return self.refresher.begin(record.id, integration, provider, values, force=True, stale=stale)
 
     async def _audit_call(self, call: PreparedCall, method: str, status: int) -> None:
-        record, parts = call.record, urlsplit(call.url)
+        record, parts, caller = call.record, urlsplit(call.url), call.caller
         outcome = "success" if status < 400 else "failure"
         detail: dict[str, Any] = {
             "connection": record.id, "integration": record.integration, "user": record.user, "method": method,
             "host": parts.netloc, "path": parts.path[:200], "status": status,
+            **(caller.audit() if caller else {}),
         }  # fmt: skip
+        # A person's token: the app (or agent) and the person are the event's own columns, the actor chain
+        # (RFC 8693 §4.1) its detail, so the person's activity and the operator's audit both see who acted.
+        columns = {"client_id": caller.client_id, "user_id": caller.person} if caller and caller.for_person else {}
         if call.note_use:
-            await anyio.to_thread.run_sync(self._used, record.id, outcome, detail)
+            await anyio.to_thread.run_sync(self._used, record.id, outcome, detail, columns, caller)
         else:
             # Nothing else is written for the call, so its event joins the next audit batch (storage/audit.py):
             # a queued row under `frontdesk serve`, written at once where no audit writer runs.
-            audit.record_soon(self.engine, "vault.proxy", outcome, **detail)
+            audit.record_soon(self.engine, "vault.proxy", outcome, **columns, **detail)
 
-    def _used(self, connection_id: str, outcome: str, detail: dict[str, Any]) -> None:
-        """Once a minute a call also notes the connection's last use: the event then lands with that write."""
+    def _used(
+        self,
+        connection_id: str,
+        outcome: str,
+        detail: dict[str, Any],
+        columns: dict[str, str | None],
+        caller: Caller | None,
+    ) -> None:
+        """Once a minute, or when another caller calls, a call also notes the connection's last use and who made
+        it: the event then lands with that write."""
         with transaction(self.engine) as conn:
-            store.touch(conn, connection_id, now())
-            audit.record(conn, "vault.proxy", outcome, **detail)
+            store.touch(conn, connection_id, now(), caller.stored() if caller else None)
+            audit.record(conn, "vault.proxy", outcome, **columns, **detail)
+
+
+def _use_due(record: ConnectionRecord, caller: Caller | None) -> bool:
+    """Whether a call notes the connection's use: once a minute, and whenever an app or agent with a person's
+    token is not the last caller, so that the person's account page names the one that really used it last."""
+    if store.last_used_due(record.last_used_at, now()):
+        return True
+    return caller is not None and caller.for_person and caller.stored() != record.last_used_by
 
 
 def _target(provider: Provider, values: Mapping[str, str], path: str, query: str) -> str:

@@ -9,7 +9,7 @@ synchronous and runs on worker threads; the proxied API call itself is asynchron
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,20 +20,32 @@ from sqlalchemy import Engine
 
 from ..config import Settings
 from ..core import Frontdesk
+from ..oauth.resources import VAULT_SCOPE_PREFIX
 from ..storage.db import transaction
-from . import api_key_store, lifecycle, store
-from .catalog import Catalog, Provider, load_catalog
-from .connect import Connector, ConnectPage, ConnectSession
+from . import api_key_store, integration_store, lifecycle, person_tokens, store
+from .accounts import ConnectedAccounts
+from .callers import Caller
+from .catalog import Catalog, CatalogError, Provider, load_catalog
+from .connect import Connector, ConnectPage, ConnectSession, plain_words
 from .integration_store import Integration
 from .integrations import Integrations
 from .keys import VaultKeys, check_keys, load_vault_keys
 from .lifecycle import Lifecycle
+from .person_tokens import PersonVault
 from .proxy import AuthorizationRequired, PendingCall, PreparedCall, Proxy, ProxyResponse
 from .refresh import Fresh, Refresher
 from .store import ConnectionRecord
 from .webhooks import Webhooks
 
 __all__ = ["Vault", "open_vault", "vault_of"]
+
+# Checks a person's access token (``person_tokens.verified_claims``): its claims, or None when it is not a live
+# token of this server for the vault. Wired by open_vault; a vault opened without it accepts API keys only.
+TokenCheck = Callable[[str], "dict[str, Any] | None"]
+
+
+def _no_person_tokens(token: str) -> dict[str, Any] | None:
+    return None
 
 
 @dataclass(slots=True)
@@ -44,11 +56,13 @@ class Vault:
     catalog: Catalog
     webhooks: Webhooks
     http: httpx.Client
+    person_tokens: TokenCheck = _no_person_tokens
     refresher: Refresher = field(init=False)
     integrations: Integrations = field(init=False)
     connector: Connector = field(init=False)
     calls: Proxy = field(init=False)
     lifecycle: Lifecycle = field(init=False)
+    accounts: ConnectedAccounts = field(init=False)
 
     def __post_init__(self) -> None:
         self.refresher = Refresher(self.engine, self.keys, self.http, partial(lifecycle.dead, self.webhooks))
@@ -56,6 +70,7 @@ class Vault:
         self.connector = Connector(self.settings, self.engine, self.keys, self.integrations, self.http, self.webhooks)
         self.calls = Proxy(self.settings, self.engine, self.integrations, self.connector, self.refresher)
         self.lifecycle = Lifecycle(self.engine, self.keys, self.integrations, self.calls, self.webhooks, self.http)
+        self.accounts = ConnectedAccounts(self.engine, self.integrations, self.lifecycle)
 
     def close(self) -> None:
         """Release the connections to providers (the core closes the vault it carries with itself)."""
@@ -79,7 +94,23 @@ class Vault:
         scopes: Sequence[str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Integration:
-        return self.integrations.add(name, provider, client_id, client_secret, scopes, params)
+        """The integration, and its scope ``vault:<name>`` for people's tokens (issue 14), described in plain words
+        for the consent page."""
+        entry = self.catalog.get(provider)
+        scope = (VAULT_SCOPE_PREFIX + name, _scope_words(entry, name))
+        return self.integrations.add(name, provider, client_id, client_secret, scopes, params, scope)
+
+    def add_missing_scopes(self) -> int:
+        """Give every integration made before people's tokens reached the vault its ``vault:<name>`` scope; how
+        many were added."""
+        added = 0
+        for name, provider in integration_store.missing_scopes(self.engine, VAULT_SCOPE_PREFIX):
+            try:
+                words = _scope_words(self.catalog.get(provider), name)
+            except CatalogError:
+                words = f"Use your connected account ({name})"
+            added += integration_store.add_scope(self.engine, VAULT_SCOPE_PREFIX + name, words)
+        return added
 
     def scopes_of(self, integration: Integration) -> tuple[str, ...]:
         return self.integrations.scopes_of(integration)
@@ -163,7 +194,8 @@ class Vault:
         api_key, row = api_key_store.api_key_and_connection(self.engine, key, connection_id)
         if api_key is None or row is None:
             return api_key, None
-        return api_key, self.calls.prepare(store.record_of(row), path, query, row)
+        caller = Caller(api_key=api_key.id, api_key_name=api_key.name)
+        return api_key, self.calls.prepare(store.record_of(row), path, query, row, caller=caller)
 
     async def ready(self, pending: PendingCall) -> PreparedCall | AuthorizationRequired:
         return await self.calls.ready(pending)
@@ -172,6 +204,20 @@ class Vault:
         self, call: PreparedCall, method: str, headers: Mapping[str, str], body: bytes, client: httpx.AsyncClient
     ) -> ProxyResponse | AuthorizationRequired:
         return await self.calls.call(call, method, headers, body, client)
+
+    # A person's token instead of an API key (vault/person_tokens.py), and the person's own page (vault/accounts.py).
+
+    def person(self, token: str) -> PersonVault | None:
+        """The vault as a person's access token reaches it, or None when the token is not a live access token of
+        this server, addressed to the vault, of a person (the answer is then 401 ``invalid_token``)."""
+        claims = self.person_tokens(token)
+        return self.for_person(claims) if claims is not None else None
+
+    def for_person(self, claims: Mapping[str, Any]) -> PersonVault | None:
+        """The vault for the claims of a token someone else validated (an MCP server with the resource-server
+        kit): None when it acts for no person. Its ``vault:<integration>`` scopes still bound what it reaches."""
+        token = person_tokens.person_token(claims)
+        return PersonVault(token, self.engine, self.calls) if token is not None else None
 
     # Lifecycle (vault/lifecycle.py).
 
@@ -186,6 +232,11 @@ class Vault:
 
     def rotate_keys(self, batch: int = 100) -> int:
         return self.lifecycle.rotate_keys(batch)
+
+
+def _scope_words(entry: Provider, name: str) -> str:
+    """The consent page's words for ``vault:<name>``: the provider's words for what a connection reaches."""
+    return f"Use {plain_words(entry, ())} through your connected account ({name})"
 
 
 def vault_of(fd: Frontdesk) -> Vault:
@@ -208,6 +259,7 @@ def open_vault(fd: Frontdesk) -> Vault:
     catalog = load_catalog(extra)
     # Redirects are not followed: a token endpoint or API that redirects is not where the credential was meant to go.
     http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
-    return Vault(
-        settings, fd.engine, keys, catalog, Webhooks(settings.vault_webhook_url, settings.vault_webhook_secret), http
-    )
+    webhooks = Webhooks(settings.vault_webhook_url, settings.vault_webhook_secret)
+    vault = Vault(settings, fd.engine, keys, catalog, webhooks, http, partial(person_tokens.verified_claims, fd))
+    vault.add_missing_scopes()
+    return vault

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
 from ..storage.db import now, transaction
-from ..storage.schema import VaultConnection
+from ..storage.schema import VaultConnection, VaultConnectSession
 
 if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
     from .keys import VaultKeys
@@ -36,6 +36,7 @@ __all__ = [
     "last_used_due",
     "mark_needs_reauth",
     "note_refresh_failure",
+    "person_candidates",
     "record_of",
     "reseal_connections",
     "save_connection",
@@ -108,6 +109,8 @@ class ConnectionRecord:
     last_error: str | None
     created_at: int
     updated_at: int
+    # Who last called through it (``vault.person_tokens.Caller``, as JSON): an API key, or a client and its actors.
+    last_used_by: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -120,6 +123,7 @@ class ConnectionRecord:
             "expires_at": self.expires_at,
             "refreshed_at": self.refreshed_at,
             "last_used_at": self.last_used_at,
+            "last_used_by": json.loads(self.last_used_by) if self.last_used_by else None,
             "last_error": self.last_error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -142,6 +146,7 @@ def record_of(row: Any) -> ConnectionRecord:
         row.last_error,
         row.created_at,
         row.updated_at,
+        row.last_used_by,
     )
 
 
@@ -165,6 +170,7 @@ class ConnectionRow(NamedTuple):
     last_error: str | None
     created_at: int
     updated_at: int
+    last_used_by: str | None
 
 
 def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:
@@ -186,6 +192,18 @@ def connections_of(engine: Engine, user: str, integration_name: str | None = Non
     with transaction(engine, readonly=True) as conn:
         rows = conn.execute(query.order_by(VaultConnection.created_at)).all()
     return [record_of(r) for r in rows]
+
+
+def person_candidates(conn: Connection, person: str) -> list[ConnectionRecord]:
+    """Connections that may be the frontdesk person ``person``'s: made for their id as the platform's user, or
+    through a connect link bound to them (``subject``). Which of them are theirs is ``person_tokens.belongs``."""
+    if not storable(person):
+        return []
+    bound = select(VaultConnectSession.connection_id).where(
+        VaultConnectSession.subject == person, VaultConnectSession.connection_id.is_not(None)
+    )
+    query = select(VaultConnection).where(or_(VaultConnection.user == person, VaultConnection.id.in_(bound)))
+    return [record_of(r) for r in conn.execute(query.order_by(VaultConnection.created_at)).all()]
 
 
 def credentials_of(keys: VaultKeys, row: Any) -> Credentials:
@@ -290,8 +308,12 @@ def delete_connection(conn: Connection, connection_id: str) -> None:
     conn.execute(delete(VaultConnection).where(VaultConnection.id == connection_id))
 
 
-def touch(conn: Connection, connection_id: str, at: int) -> None:
-    conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(last_used_at=at))
+def touch(conn: Connection, connection_id: str, at: int, by: str | None = None) -> None:
+    """Note a call through the connection, and who made it when known (``by``)."""
+    values: dict[str, Any] = {"last_used_at": at}
+    if by is not None:
+        values["last_used_by"] = by
+    conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(**values))
 
 
 def idle_connections(

@@ -50,6 +50,8 @@ __all__ = [
 SECTIONS = (
     ("/account", "Profile"),
     ("/account/apps", "Connected apps"),
+    ("/account/connections", "Connected accounts"),  # the person's vault connections (web/account_connections.py)
+    ("/account/approvals", "Approvals"),  # CIBA requests waiting for the person (web/ciba.py)
     ("/account/sessions", "Sessions"),
     ("/account/security", "Security"),
     ("/account/activity", "Activity"),
@@ -286,6 +288,7 @@ def _activity_text(
         ("second_factor.enrolled", "success"): "You turned on the second step at sign-in",
         ("second_factor.removed", "success"): "You turned off the second step at sign-in",
         ("recovery_codes.created", "success"): "You made new recovery codes; the old ones stopped working",
+        ("vault.connection.deleted", "success"): f"You disconnected your {detail.get('provider', 'connected')} account",
     }
     text = texts.get((event, outcome))
     return _sentence(text) if text else None

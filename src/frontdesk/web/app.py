@@ -29,12 +29,15 @@ from ..upstream import ProviderKeys
 from ..vault.service import vault_of
 from . import (
     account,
+    account_connections,
     account_security,
     authorize,
+    ciba,
     demo,
     device,
     discovery,
     logout,
+    mcp,
     register,
     resource,
     signin,
@@ -137,6 +140,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             tasks.start_soon(purge_forever)
             tasks.start_soon(keep_connections_alive)
             tasks.start_soon(logout.deliver_forever, app)  # Back-Channel Logout 1.0: the outbox
+            tasks.start_soon(mcp.serve_forever, app)  # the MCP SDK's session manager, for /mcp
             yield
             tasks.cancel_scope.cancel()
     finally:
@@ -144,6 +148,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
+    mcp_endpoint = mcp.build(fd)  # {issuer}/mcp, the vault's MCP server (web/mcp.py); None when not served here
     routes = [
         # cross_origin(...): CORS for browser-based clients (web/cors.py); /authorize and the pages stay navigations.
         cross_origin(HotRoute("/.well-known/openid-configuration", discovery.openid_configuration, methods=["GET"])),
@@ -161,6 +166,10 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/account", account.profile, methods=["GET"]),
         Route("/account/apps", account.apps, methods=["GET"]),
         Route("/account/apps/revoke", account.revoke_app, methods=["POST"]),
+        Route("/account/connections", account_connections.connections, methods=["GET"]),
+        Route("/account/connections/disconnect", account_connections.disconnect, methods=["POST"]),
+        Route("/account/approvals", ciba.approvals, methods=["GET"]),
+        Route("/account/approvals/decide", ciba.decide, methods=["POST"]),
         Route("/account/sessions", account.sessions, methods=["GET"]),
         Route("/account/sessions/sign-out", account.sign_out, methods=["POST"]),
         Route("/account/sessions/sign-out-everywhere", account.sign_out_everywhere, methods=["POST"]),
@@ -199,6 +208,8 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/device_authorization", device.device_authorization, methods=["POST"]),
         Route("/device", device.verification, methods=["GET", "POST"]),
         Route("/device/decide", device.verification, methods=["POST"]),
+        # OpenID Connect CIBA Core 1.0 §7: clients call it from their servers, so no CORS.
+        Route("/bc-authorize", ciba.backchannel_authentication, methods=["POST"]),
         Route("/vault/connect-sessions", vault.connect_sessions, methods=["POST"]),
         Route("/vault/connections", vault.connections, methods=["GET"]),
         Route("/vault/connections/{connection_id}", vault.connection, methods=["GET", "DELETE"]),
@@ -214,6 +225,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/vault/connect/{token}", vault_connect.connect_confirmed, methods=["POST"]),
         Route("/vault/callback", vault_connect.callback, methods=["GET"]),
         *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
+        *(mcp_endpoint.routes if mcp_endpoint else []),
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     app = Starlette(
@@ -240,6 +252,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
     )
     app.state.demo = demo_client
+    app.state.mcp = mcp_endpoint
     # Upstream providers' key sets, shared by this process's sign-ins (OpenID Connect Core 1.0 §10.1.1).
     app.state.upstream_keys = ProviderKeys()
     return app

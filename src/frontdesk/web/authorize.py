@@ -233,7 +233,8 @@ def scope_words(fd: Frontdesk, scope: tuple[str, ...]) -> list[str]:
 
 def _consent_page(fd: Frontdesk, ix_id: str, csrf: str, view: ConsentView) -> Response:
     req = view.request
-    descriptions = scope_words(fd, req.scope)
+    # A request of authorization details alone asks for nothing but them (RFC 9396 §3.1).
+    descriptions = scope_words(fd, req.scope) if req.scope or not view.details else []
     return page(
         "consent.html",
         title="Allow access?",
@@ -242,6 +243,7 @@ def _consent_page(fd: Frontdesk, ix_id: str, csrf: str, view: ConsentView) -> Re
         client_name=view.app.name,
         app=view.app,
         scopes=descriptions,
+        details=view.details,
         resources=req.resource,
         redirect_host=req.redirect_host,
         redirect_to_device=view.redirect_to_device,

@@ -10,10 +10,13 @@ from starlette.responses import Response
 
 from ..config import SIGNING_ALGS
 from ..core import Frontdesk
+from ..oauth.authorization_detail_types import types_supported
 from ..oauth.client_auth import AUTH_METHODS
 from ..oauth.grants import GRANT_TYPES
 from ..oauth.tokens import ACR_VALUES
+from ..protocol.ciba import DELIVERY_MODES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
+from ..protocol.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
 from .http import run_sync
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
@@ -32,6 +35,10 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "introspection_endpoint": url("/introspect"),
         "revocation_endpoint": url("/revoke"),
         "device_authorization_endpoint": url("/device_authorization"),
+        # OpenID Connect CIBA Core 1.0 §4; no signed requests, no user_code (metadata left out / false).
+        "backchannel_authentication_endpoint": url("/bc-authorize"),
+        "backchannel_token_delivery_modes_supported": list(DELIVERY_MODES),
+        "backchannel_user_code_parameter_supported": False,
         "end_session_endpoint": url("/logout"),  # RP-Initiated Logout 1.0 §2.1
         "scopes_supported": sorted(fd.scopes()),
         "response_types_supported": ["code"],
@@ -72,6 +79,8 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
+        "authorization_details_types_supported": list(types_supported(fd)),  # RFC 9396 §10.1
         "backchannel_logout_supported": True,  # Back-Channel Logout 1.0 §2.1
         "backchannel_logout_session_supported": True,
         # draft-ietf-oauth-client-id-metadata-document §5: https client_ids naming a metadata document are fetched.
@@ -81,19 +90,20 @@ def metadata(fd: Frontdesk) -> dict[str, Any]:
     }
 
 
-# The rendered document for the scope registry it was rendered with: fd.scopes() returns the same dict for as long
-# as its cache holds, and a new one when the scopes may have changed.
-_rendered: tuple[object, bytes] | None = None
+# The rendered document for the scope and authorization details type registries it was rendered with: fd.scopes()
+# returns the same dict for as long as its cache holds, and a new one when the scopes may have changed;
+# types_supported the same tuple until the types change.
+_rendered: tuple[object, object, bytes] | None = None
 
 
 def _render(fd: Frontdesk) -> bytes:
     global _rendered
-    scopes = fd.scopes()
+    scopes, types = fd.scopes(), types_supported(fd)
     cached = _rendered
-    if cached is not None and cached[0] is scopes:
-        return cached[1]
+    if cached is not None and cached[0] is scopes and cached[1] is types:
+        return cached[2]
     body = json.dumps(metadata(fd), separators=(",", ":")).encode()
-    _rendered = (scopes, body)
+    _rendered = (scopes, types, body)
     return body
 
 

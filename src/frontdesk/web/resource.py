@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ..core import Frontdesk
 from ..errors import InvalidClient, InvalidRequest, OAuthError
 from ..oauth.client_auth import Presented, authenticate
+from ..oauth.dpop import ResourceProofRefused, check_userinfo_proof
 from ..oauth.introspection import introspect as introspection
 from ..oauth.introspection import revoke
 from ..oauth.introspection import userinfo as userinfo_of
@@ -83,7 +84,10 @@ async def revocation(request: Request) -> Response:
 
 async def userinfo(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    token = bearer_token(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    dpop = scheme.lower() == "dpop" and bool(value.strip())  # RFC 9449 §7.1: a DPoP-bound token and its proof
+    token = value.strip() if dpop else bearer_token(authorization)
     if token is None:
         # RFC 6750 §3.1: no credentials → 401 with a bare challenge. Query-string tokens are not accepted
         # (OAuth 2.1 §5.1), so a request carrying one lands here too.
@@ -91,7 +95,10 @@ async def userinfo(request: Request) -> Response:
     try:
         if request.method == "POST" and request.headers.get("content-type"):
             await read_form(request, fd.settings.max_body_bytes)
+        await run_in_threadpool(check_userinfo_proof, fd, request.method, request.headers, token)
         claims = await run_in_threadpool(userinfo_of, fd, token)
+    except ResourceProofRefused as exc:
+        return json_response(exc.body(), exc.status, exc.headers())
     except OAuthError as exc:
         return error_response(exc, {"WWW-Authenticate": www_authenticate(exc.error, exc.description)})
     return json_response(claims)

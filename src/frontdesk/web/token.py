@@ -4,7 +4,7 @@ revocation (RFC 7009) and device authorization (RFC 8628).
 In the manner of node-oidc-provider's ``lib/actions/token.js``, an endpoint is a table of small named steps run top
 to bottom over one typed :class:`ClientRequest`; which step runs on which endpoint reads at a glance:
 
-    token           parse_body → present_credentials → fetch_published_keys → issue_tokens
+    token           parse_body → present_credentials → fetch_published_keys → check_dpop_proof → issue_tokens
     introspection   parse_body → present_credentials → fetch_published_keys → introspect_token   (web/resource.py)
     revocation      parse_body → present_credentials → fetch_published_keys → authenticate_client → require_token
     device          parse_body → present_credentials → fetch_published_keys → authenticate_client (web/device.py)
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core import Frontdesk
-from ..errors import InvalidClient, OAuthError
+from ..errors import InvalidClient, OAuthError, UseDpopNonce
 from ..oauth.client_auth import (
     AuthenticatedClient,
     Presented,
@@ -33,6 +33,7 @@ from ..oauth.client_auth import (
     presented_credentials,
 )
 from ..oauth.clients import find_client, prepare_client
+from ..oauth.dpop import fresh_nonce, spend_proof, token_proof
 from ..oauth.grants import Response as Body
 from ..oauth.grants import exchange
 from ..oauth.rate_limits import Limit, client_auth_limits
@@ -47,6 +48,7 @@ __all__ = [
     "Step",
     "authenticate_client",
     "authenticated_client",
+    "check_dpop_proof",
     "fetch_published_keys",
     "oauth_error",
     "parse_body",
@@ -66,6 +68,7 @@ class ClientRequest:
     presented: Presented = field(init=False)  # present_credentials; fetch_published_keys adds the client's keys
     limits: list[Limit] = field(init=False)  # present_credentials
     client: AuthenticatedClient = field(init=False)  # authenticate_client
+    jkt: str | None = field(default=None, init=False)  # check_dpop_proof: the proof key's thumbprint (RFC 9449 §6.1)
     answer: dict[str, Any] = field(init=False)  # the endpoint's last step
 
     @classmethod
@@ -94,7 +97,7 @@ async def fetch_published_keys(step: ClientRequest) -> None:
     await prepare_client(step.fd, step.presented.client_id)
     if needs_published_keys(step.presented):
         client = await run_sync(step.fd.engine, find_client, step.fd, step.presented.client_id, fetch=False)
-        step.presented = await fetch_client_keys(step.presented, client)
+        step.presented = await fetch_client_keys(step.presented, client, registration=step.fd.settings.registration)
 
 
 async def authenticate_client(step: ClientRequest) -> None:
@@ -102,22 +105,36 @@ async def authenticate_client(step: ClientRequest) -> None:
     step.client = await run_sync(step.fd.engine, authenticate, step.fd, step.presented, step.limits)
 
 
-def _issue(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params, ip: str | None) -> Body:
+async def check_dpop_proof(step: ClientRequest) -> None:
+    """RFC 9449 §4.3, §5, §11.1: a DPoP header must hold one good, fresh proof, whose key the tokens are then bound
+    to. Without the header nothing is done here: a bearer token request pays nothing for DPoP."""
+    values = step.request.headers.getlist("dpop")
+    if not values:
+        return
+    fd = step.fd
+    proof = token_proof(fd, values)
+    await run_write(fd.engine, spend_proof, fd, proof)  # its own write: a retried grant must not meet its own jti
+    step.jkt = proof.jkt
+
+
+def _issue(
+    fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params, ip: str | None, jkt: str | None
+) -> Body:
     # One trip to the thread pool for the whole request: authenticate, then exchange.
     client = authenticate(fd, presented, limits)
-    return exchange(fd, client, params, ip)
+    return exchange(fd, client, params, ip, jkt)
 
 
 async def issue_tokens(step: ClientRequest) -> None:
     """RFC 6749 §3.2.1 then §4.1.3, §6, §4.4, RFC 8628 §3.4: authenticate the client and dispatch its grant."""
     fd = step.fd
     step.answer = await run_write(
-        fd.engine, _issue, fd, step.presented, step.limits, step.params, client_ip(step.request)
+        fd.engine, _issue, fd, step.presented, step.limits, step.params, client_ip(step.request), step.jkt
     )
 
 
 CLIENT_AUTHENTICATION: tuple[Step, ...] = (parse_body, present_credentials, fetch_published_keys, authenticate_client)
-TOKEN: tuple[Step, ...] = (parse_body, present_credentials, fetch_published_keys, issue_tokens)
+TOKEN: tuple[Step, ...] = (parse_body, present_credentials, fetch_published_keys, check_dpop_proof, issue_tokens)
 
 
 def _add_challenge(request: Request, exc: InvalidClient) -> None:
@@ -138,6 +155,8 @@ async def _run(step: ClientRequest, steps: Sequence[Step]) -> None:
 def oauth_error(exc: OAuthError) -> Response:
     if isinstance(exc, InvalidClient) and exc.challenge:
         return error_response(exc, {"WWW-Authenticate": exc.challenge})
+    if isinstance(exc, UseDpopNonce) and exc.nonce:
+        return error_response(exc, {"DPoP-Nonce": exc.nonce})  # RFC 9449 §8: exactly one, the fresh nonce
     return error_response(exc)
 
 
@@ -160,4 +179,9 @@ async def authenticated_client(request: Request, fd: Frontdesk) -> tuple[Authent
 async def token(request: Request) -> Response:
     step = ClientRequest.of(request)
     refused = await run_steps(step, TOKEN)
-    return refused if refused is not None else json_response(step.answer)
+    if refused is not None:
+        return refused
+    # RFC 9449 §8.2: where nonces are required, each answer to a proof hands out the current one.
+    fd = step.fd
+    fresh = {"DPoP-Nonce": fresh_nonce(fd)} if step.jkt and fd.settings.dpop.require_nonce else None
+    return json_response(step.answer, headers=fresh)

@@ -1,6 +1,15 @@
 """The vault over HTTP for the platform: its API (Bearer API key) and the proxy that calls a provider's API for the
 person. The connect link and callback a person's browser follows are web/vault_connect.py.
 
+The connection listing, reading one connection and the proxy also take a person's access token for the vault
+(issue 14, vault/person_tokens.py): it reaches that person's connections of the integrations its scopes name, and
+anything else is a 403 that names nothing of anyone else's. The other calls remain the platform's (403 for such a
+token); a token that is not a live one for the vault is a 401, as an unknown API key is (RFC 6750 §3.1).
+
+A person's token may also come as ``Authorization: DPoP`` with a proof (RFC 9449 §7.1): one bound to a key (``cnf.jkt``)
+must, and is refused as a 401 with the ``DPoP`` challenge when it comes as Bearer, without its proof, or with a proof
+already spent (``oauth.dpop.verify_resource_proof``). API keys come as Bearer only, as before.
+
 API errors are JSON ``{"error", "error_description"}`` with a 4xx, or 503 with ``Retry-After`` when the provider is
 down; a connection that is missing or dead answers **424** with the ``authorization_required`` body, so a caller can
 tell "connect first" from anything the provider itself said.
@@ -19,9 +28,12 @@ from starlette.responses import Response
 
 from ..core import Frontdesk
 from ..crypto.aead import DecryptionFailed
+from ..oauth.dpop import ALGORITHMS, ResourceProofRefused, verify_resource_proof
+from ..secret import PREFIXES
 from ..vault import oauth
 from ..vault.api_key_store import ApiKeyRecord
 from ..vault.catalog import CatalogError
+from ..vault.person_tokens import NotReachable, PersonVault
 from ..vault.proxy import AuthorizationRequired, PendingCall, PreparedCall, ResponseTooLarge
 from ..vault.refresh import BackingOff
 from ..vault.service import Vault, vault_of
@@ -32,7 +44,9 @@ __all__ = ["check", "connect_sessions", "connection", "connections", "credential
 
 log = logging.getLogger("frontdesk.vault")
 AUTHORIZATION_REQUIRED = 424
+_DPOP_CHALLENGE = f'DPoP algs="{" ".join(ALGORITHMS)}"'
 Handler = Callable[[Request, Vault, ApiKeyRecord], Awaitable[Response]]
+PersonHandler = Callable[[Request, Vault, PersonVault], Awaitable[Response]]
 
 
 def _vault(request: Request) -> Vault:
@@ -45,29 +59,99 @@ def _error(status: int, error: str, description: str, headers: dict[str, str] | 
 
 
 def _unauthorized() -> Response:
+    # RFC 9449 §7.1: a resource that takes both schemes names both challenges.
     return _error(
-        401, "invalid_token", "send the platform's API key as a Bearer token",
-        {"WWW-Authenticate": 'Bearer realm="frontdesk-vault", error="invalid_token"'},
+        401, "invalid_token", "send the platform's API key, or a person's access token for the vault, as Bearer token",
+        {"WWW-Authenticate": f'Bearer realm="frontdesk-vault", error="invalid_token", {_DPOP_CHALLENGE}'},
     )  # fmt: skip
 
 
-def _bearer(request: Request) -> str | None:
+def _proof_refused(exc: ResourceProofRefused) -> Response:
+    return json_response(exc.body(), exc.status, exc.headers())
+
+
+def _not_reachable(exc: NotReachable, dpop: bool = False) -> Response:
+    """RFC 6750 §3.1 ``insufficient_scope``. The scope it lacks is named only for the person's own connection: for
+    anyone else's, or none, the answer is the same and says nothing of what exists. A token that came as DPoP is
+    answered with the DPoP challenge (RFC 9449 §7.1)."""
+    challenge = _DPOP_CHALLENGE if dpop else 'Bearer realm="frontdesk-vault"'
+    if exc.scope is None:
+        return _error(
+            403, "insufficient_scope", "this token does not reach that connection",
+            {"WWW-Authenticate": f'{challenge}, error="insufficient_scope"'},
+        )  # fmt: skip
+    return _error(
+        403, "insufficient_scope", f"this token's scopes do not include {exc.scope}",
+        {"WWW-Authenticate": f'{challenge}, error="insufficient_scope", scope="{exc.scope}"'},
+    )  # fmt: skip
+
+
+def _platform_only() -> Response:
+    return _error(
+        403, "insufficient_scope", "this call takes the platform's API key: a person's token only lists and calls",
+        {"WWW-Authenticate": 'Bearer realm="frontdesk-vault", error="insufficient_scope"'},
+    )  # fmt: skip
+
+
+def _presented(request: Request) -> tuple[str, str] | None:
+    """The credential and its scheme: ``bearer`` (an API key or a person's token) or ``dpop`` (a person's token with
+    a proof, RFC 9449 §7.1)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    return key.strip() if scheme.lower() == "bearer" and key else None
+    scheme, key = scheme.lower(), key.strip()
+    return (scheme, key) if scheme in ("bearer", "dpop") and key else None
 
 
-def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An API endpoint: the API key checked first, vault errors turned into their JSON answers."""
+def _api_key_shaped(key: str) -> bool:
+    return key.startswith(PREFIXES["api_key"])
+
+
+def _public_url(fd: Frontdesk, request: Request) -> str:
+    """The request's URL as the client addressed it, for a proof's ``htu`` (RFC 9449 §4.3 item 9): the issuer's
+    base and the path exactly as sent (percent-encoding kept; ``normalize_htu`` compares), without the query."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    root = request.scope.get("root_path") or ""
+    return fd.url(path.removeprefix(root) if root and path.startswith(root) else path)
+
+
+def _person(request: Request, vault: Vault, scheme: str, token: str) -> PersonVault | Response:
+    """The vault as a person's token reaches it, once its presentation is right (RFC 9449 §7.1: a bound token only
+    as DPoP with a fresh proof of its key; a bearer one only as Bearer); else the 401. Blocking (the replay insert)."""
+    if scheme == "dpop" and _api_key_shaped(token):
+        return _unauthorized()
+    claims = vault.person_tokens(token)
+    if claims is None:
+        return _unauthorized()
+    fd: Frontdesk = request.app.state.fd
+    try:
+        verify_resource_proof(fd, request.method, _public_url(fd, request), request.headers, claims)
+    except ResourceProofRefused as exc:
+        return _proof_refused(exc)
+    person = vault.for_person(claims)
+    return person if person is not None else _unauthorized()
+
+
+def api(handler: Handler, person: PersonHandler | None = None) -> Callable[[Request], Awaitable[Response]]:
+    """An API endpoint: the API key checked first, vault errors turned into their JSON answers. With ``person``,
+    a person's token for the vault is answered by it; without, such a token is refused with 403."""
 
     async def endpoint(request: Request) -> Response:
         vault = _vault(request)
-        key = _bearer(request)
-        if key is None:
+        presented = _presented(request)
+        if presented is None:
             return _unauthorized()
+        scheme, key = presented
 
         async def checked() -> Response:
-            record = await anyio.to_thread.run_sync(vault.authenticate, key)
-            return _unauthorized() if record is None else await handler(request, vault, record)
+            record = await anyio.to_thread.run_sync(vault.authenticate, key) if scheme == "bearer" else None
+            if record is not None:
+                return await handler(request, vault, record)
+            if scheme == "bearer" and _api_key_shaped(key):
+                return _unauthorized()
+            someone = await anyio.to_thread.run_sync(_person, request, vault, scheme, key)
+            if isinstance(someone, Response):
+                return someone
+            return _platform_only() if person is None else await person(request, vault, someone)
 
         return await _answered(request, checked())
 
@@ -78,6 +162,8 @@ async def _answered(request: Request, work: Awaitable[Response]) -> Response:
     """``work``'s response, or the JSON answer to the vault error it raised."""
     try:
         return await work
+    except NotReachable as exc:
+        return _not_reachable(exc, dpop=(_presented(request) or ("",))[0] == "dpop")
     except (VaultError, CatalogError) as exc:
         return _error(400, "invalid_request", str(exc))
     except BackingOff as exc:
@@ -156,8 +242,7 @@ async def connect_sessions(request: Request, vault: Vault, key: ApiKeyRecord) ->
     return json_response({"id": session.id, "connect_url": session.url, "expires_at": session.expires_at}, 201)
 
 
-@api
-async def connections(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
+async def _connections(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
     user = request.query_params.get("user")
     if not user:
         raise VaultError("give the user whose connections to list: ?user=…")
@@ -166,8 +251,20 @@ async def connections(request: Request, vault: Vault, key: ApiKeyRecord) -> Resp
     return json_response({"connections": [c.public() for c in found]})
 
 
-@api
-async def connection(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
+async def _persons_connections(request: Request, vault: Vault, person: PersonVault) -> Response:
+    """The token's person's connections it reaches: ``user`` is not needed (given, it narrows to the connections
+    made for that platform user id, among the person's own)."""
+    user = request.query_params.get("user")
+    found = await anyio.to_thread.run_sync(person.connections, request.query_params.get("integration"))
+    if user and user != person.token.subject:
+        found = [c for c in found if c.user == user]
+    return json_response({"connections": [c.public() for c in found]})
+
+
+connections = api(_connections, person=_persons_connections)
+
+
+async def _connection(request: Request, vault: Vault, key: ApiKeyRecord) -> Response:
     try:
         record = await _record(request, vault)
     except LookupError:
@@ -176,6 +273,17 @@ async def connection(request: Request, vault: Vault, key: ApiKeyRecord) -> Respo
         revoked = await anyio.to_thread.run_sync(vault.delete, record)
         return json_response({"deleted": True, "revoked_at_provider": revoked})
     return json_response(record.public())
+
+
+async def _persons_connection(request: Request, vault: Vault, person: PersonVault) -> Response:
+    """One of the person's connections. Disconnecting is the person's own act, on their account page."""
+    if request.method == "DELETE":
+        return _platform_only()
+    record = await anyio.to_thread.run_sync(person.connection, request.path_params["connection_id"])
+    return json_response(record.public())
+
+
+connection = api(_connection, person=_persons_connection)
 
 
 @api
@@ -216,17 +324,14 @@ async def proxy(request: Request) -> Response:
     before the call (the API key, the connection, its credential) is one trip to the thread pool, and the call's
     own bookkeeping none (``Vault.proxy``)."""
     vault = _vault(request)
-    key = _bearer(request)
-    if key is None:
+    presented = _presented(request)
+    if presented is None:
         return _unauthorized()
-    return await _answered(request, _proxied(request, vault, key))
+    return await _answered(request, _proxied(request, vault, *presented))
 
 
-async def _proxied(request: Request, vault: Vault, key: str) -> Response:
-    params = request.path_params
-    call = await anyio.to_thread.run_sync(
-        _prepare, vault, key, params["connection_id"], params["path"], request.url.query
-    )
+async def _proxied(request: Request, vault: Vault, scheme: str, key: str) -> Response:
+    call = await anyio.to_thread.run_sync(_prepare, request, vault, scheme, key)
     if isinstance(call, Response):
         return call
     if isinstance(call, PendingCall):
@@ -242,8 +347,14 @@ async def _proxied(request: Request, vault: Vault, key: str) -> Response:
 
 
 def _prepare(
-    vault: Vault, key: str, connection_id: str, path: str, query: str
+    request: Request, vault: Vault, scheme: str, key: str
 ) -> PreparedCall | PendingCall | AuthorizationRequired | Response:
+    connection_id, path, query = request.path_params["connection_id"], request.path_params["path"], request.url.query
+    if scheme == "dpop" or not _api_key_shaped(key):
+        person = _person(request, vault, scheme, key)
+        if isinstance(person, Response):
+            return person
+        return person.prepare(connection_id, path, query)  # NotReachable: a 403 (_answered)
     api_key, call = vault.prepare_for(key, connection_id, path, query)
     if api_key is None:
         return _unauthorized()
