@@ -21,8 +21,10 @@ from sqlalchemy import select
 
 from accounts import account_page, form_action
 from conftest import Registered, basic, csrf_of, remember
+from dpop_proofs import claims_of, jkt_of, new_key, proof
 from frontdesk.config import SecondFactorPolicy
 from frontdesk.core import Frontdesk
+from frontdesk.oauth.dpop import require_for_client
 from frontdesk.oauth.registration import register
 from frontdesk.storage.schema import AuditEvent, BackchannelRequest
 from frontdesk.vault.webhooks import sign
@@ -498,3 +500,46 @@ def test_an_operator_can_move_a_client_between_poll_and_ping(fd, agent):
     assert (polled.backchannel_token_delivery_mode, polled.backchannel_client_notification_endpoint) == ("poll", None)
     assert len(events(fd, "client.updated")) == 2
     assert update_delivery(fd, "no-such-client", "poll", None) is None
+
+
+# --- DPoP ---------------------------------------------------------------------------------------------------------
+
+
+async def poll_with_proof(http: httpx.AsyncClient, client: Registered, auth_req_id: str, *dpop: str) -> httpx.Response:
+    data = {"grant_type": CIBA, "auth_req_id": auth_req_id}
+    return await http.post("/token", auth=basic(client), data=data, headers=[("DPoP", value) for value in dpop])
+
+
+async def test_a_dpop_proof_binds_the_ciba_access_token_to_its_key(http, agent, person, secrets_seen):
+    """RFC 9449 §5 applies to every grant that issues access tokens at the token endpoint, CIBA's too: the access
+    token carries ``cnf.jkt`` and is of type DPoP; a confidential client's refresh token stays unbound (§5)."""
+    key = new_key()
+    auth_req_id = await started(http, agent, secrets_seen, scope="openid offline_access")
+    pending = await poll_with_proof(http, agent, auth_req_id, proof(key))
+    assert pending.json()["error"] == "authorization_pending"
+    await answer(http, person)
+    response = await poll_with_proof(http, agent, auth_req_id, proof(key))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "DPoP"
+    assert (await verified_claims(http, body["access_token"]))["cnf"] == {"jkt": jkt_of(key)}
+    data = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    refreshed = await http.post("/token", auth=basic(agent), data=data)
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["token_type"] == "Bearer"
+
+
+async def test_a_client_that_requires_dpop_redeems_its_auth_req_id_only_with_a_proof(
+    http, fd, agent, person, secrets_seen
+):
+    """RFC 9449 §5.2 ``dpop_bound_access_tokens``: a CIBA poll without a proof is refused and leaves the request
+    to be redeemed; with one, the token is bound."""
+    require_for_client(fd, agent.client_id, True)
+    auth_req_id = await started(http, agent, secrets_seen)
+    await answer(http, person)
+    bare = await poll(http, agent, auth_req_id)
+    assert (bare.status_code, bare.json()["error"]) == (400, "invalid_dpop_proof")
+    key = new_key()
+    bound = await poll_with_proof(http, agent, auth_req_id, proof(key))
+    assert bound.status_code == 200, bound.text
+    assert claims_of(bound.json()["access_token"])["cnf"] == {"jkt": jkt_of(key)}

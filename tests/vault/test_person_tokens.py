@@ -18,8 +18,8 @@ from frontdesk.core import Frontdesk
 from frontdesk.oauth.account import revoke_app
 from frontdesk.oauth.resources import ResourceError, create
 from frontdesk.storage import audit
-from frontdesk.vault.accounts import belongs
 from frontdesk.vault.callers import MAX_ACTORS, Caller, actors_of
+from frontdesk.vault.connect import owner
 from frontdesk.vault.person_tokens import person_token
 from peers.oidc_provider import Op, running_op
 
@@ -182,12 +182,12 @@ async def test_an_unknown_vault_scope_is_invalid_scope(http: httpx.AsyncClient, 
 
 
 def test_a_connection_is_the_persons_its_last_link_was_bound_to() -> None:
-    assert belongs("p1", "p1", None)  # made for their id, no link on record
-    assert belongs("p1", "platform-7", ("p1",))
-    assert not belongs("p1", "p1", ("p2",))  # reconnected through a link bound to someone else
-    assert not belongs("p1", "platform-7", (None,))  # a platform's own user id: nobody's
-    assert not belongs("p1", "p1", ("p1", "p2"))  # two owners in one second: nobody's
-    assert belongs("p1", "p1", ("p1", None))
+    assert owner("p1", None, user_is_person=True) == "p1"  # made for their id, no link on record
+    assert owner("platform-7", ("p1",), user_is_person=False) == "p1"
+    assert owner("p1", ("p2",), user_is_person=True) == "p2"  # reconnected through a link bound to someone else
+    assert owner("platform-7", (None,), user_is_person=False) is None  # a platform's own user id: nobody's
+    assert owner("p1", ("p1", "p2"), user_is_person=True) is None  # two owners in one second: nobody's
+    assert owner("p1", ("p1", None), user_is_person=True) == "p1"
 
 
 def test_the_actor_chain_reads_outermost_first_and_stops_at_the_cap() -> None:

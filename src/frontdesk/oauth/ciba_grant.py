@@ -39,7 +39,8 @@ SLOW_DOWN_STEP = 5
 
 class Issue(Protocol):
     """``oauth.grants``'s issuing of tokens on a grant (access, refresh per the client's grant types and
-    ``offline_access``, ID token for ``openid``), handed in so that both grants issue alike."""
+    ``offline_access``, ID token for ``openid``), handed in so that both grants issue alike; ``jkt`` binds the access
+    token to the key of the request's DPoP proof (RFC 9449 §5: ``cnf.jkt``, ``token_type`` DPoP)."""
 
     def __call__(
         self,
@@ -51,6 +52,8 @@ class Issue(Protocol):
         resources: Sequence[ResourceRow],
         nonce: str | None,
         at: int,
+        *,
+        jkt: str | None = None,
     ) -> Response: ...
 
 
@@ -74,7 +77,14 @@ def _expired(conn: Connection, row: BackchannelRow, client: ClientRecord, ip: st
 
 
 def _tokens(
-    fd: Frontdesk, conn: Connection, client: ClientRecord, row: BackchannelRow, issue: Issue, ip: str | None, at: int
+    fd: Frontdesk,
+    conn: Connection,
+    client: ClientRecord,
+    row: BackchannelRow,
+    issue: Issue,
+    ip: str | None,
+    at: int,
+    jkt: str | None,
 ) -> Response:
     resources = resolve(fd, conn, row.resource)  # still registered (RFC 8707 §2); else all rolls back
     grant = insert_grant(
@@ -89,7 +99,7 @@ def _tokens(
         expires_at=at + fd.settings.lifetimes.refresh_token,
         authorization_details=row.authorization_details,  # RFC 9396 §7: what the person approved, kept with the grant
     )
-    body = issue(fd, conn, client, grant, row.scope, resources, None, at)
+    body = issue(fd, conn, client, grant, row.scope, resources, None, at, jkt=jkt)
     audit.record(
         conn,
         "token.issued",
@@ -103,8 +113,11 @@ def _tokens(
     return body
 
 
-def redeem(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, issue: Issue) -> Response:
-    """§10.1: ``grant_type=urn:openid:params:grant-type:ciba`` with ``auth_req_id``; the answers of §11."""
+def redeem(
+    fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, issue: Issue, jkt: str | None = None
+) -> Response:
+    """§10.1: ``grant_type=urn:openid:params:grant-type:ciba`` with ``auth_req_id``; the answers of §11. ``jkt``: the
+    key of the token request's checked DPoP proof, if any (RFC 9449 §5 binds the tokens of every grant to it)."""
     auth_req_id = params.get("auth_req_id")
     if not auth_req_id:
         raise InvalidRequest("auth_req_id is required")
@@ -123,7 +136,7 @@ def redeem(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, 
         elif row.status == "pending":
             answer = _waiting(conn, row, at)
         elif consume_request(conn, row.digest):
-            return _tokens(fd, conn, client, row, issue, ip, at)
+            return _tokens(fd, conn, client, row, issue, ip, at, jkt)
         else:  # another request consumed it a moment ago (compare-and-set)
             raise InvalidGrant("the auth_req_id was already used")
     raise answer

@@ -342,9 +342,9 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
     raise pending
 
 
-def ciba(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None) -> Response:
-    """OpenID Connect CIBA Core 1.0 §10.1 (``oauth.ciba_grant``), issuing as the other grants do."""
-    return ciba_grant.redeem(fd, client, params, ip, _issue)
+def ciba(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None) -> Response:
+    """OpenID Connect CIBA Core 1.0 §10.1 (``oauth.ciba_grant``), issuing (and DPoP-binding) as the others do."""
+    return ciba_grant.redeem(fd, client, params, ip, _issue, jkt=jkt)
 
 
 Handler = Callable[[Frontdesk, ClientRecord, Params, "str | None"], Response]
@@ -379,7 +379,7 @@ GRANT_TYPES: dict[str, GrantType] = {
         GrantType("client_credentials", client_credentials, public=False, bind=client_credentials),
         GrantType(DEVICE_CODE, device_code, public=True, bind=device_code),
         GrantType(TOKEN_EXCHANGE, token_exchange, public=False, bind=token_exchange),  # RFC 8693 §5: no public client
-        GrantType(CIBA_GRANT, ciba, public=False),  # CIBA Core 1.0 §7.1: confidential clients only
+        GrantType(CIBA_GRANT, ciba, public=False, bind=ciba),  # CIBA Core 1.0 §7.1: confidential clients only
     )
 }
 

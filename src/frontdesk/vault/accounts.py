@@ -3,19 +3,20 @@
 A connection is made for the platform's user id (``vault_connections.user``), which frontdesk does not know as a
 person. It is a person's when the connect link that last connected it was bound to them (``subject``: they signed in
 here to use it, README "What a forwarded link can do"), or, when that link was bound to nobody, when the platform's
-user id *is* their frontdesk id. A connection a platform made for its own user ids through unbound links belongs to
-no person: nothing here can tell whose it is, so no person's token reaches it and no account page shows it.
+user id *is* their frontdesk id (the rule: ``connect.owner``). A connection a platform made for its own user ids
+through unbound links belongs to no person: nothing here can tell whose it is, so no person's token reaches it and
+no account page shows it. The callback records the person on the connection itself (``vault_connections.person``):
+the connect sessions are purged once expired, and the person's own tokens must not lose the connection with them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from ..storage.db import transaction
-from . import session_store, store
+from . import store
 from .callers import Caller
 from .catalog import CatalogError
 from .connect import plain_words
@@ -23,23 +24,14 @@ from .integrations import Integrations
 from .lifecycle import Lifecycle
 from .store import ConnectionRecord, Status, VaultError
 
-__all__ = ["ConnectedAccount", "ConnectedAccounts", "belongs", "owned"]
-
-
-def belongs(person: str, user: str, last_links: Sequence[str | None] | None) -> bool:
-    """Whether a connection made for the platform's ``user`` is ``person``'s, given the subjects of the connect
-    links that last connected it (None: a link bound to nobody). Two links finishing in the same second for two
-    owners make it nobody's: when in doubt, no one's token reaches it."""
-    owners = {subject if subject is not None else user for subject in (last_links or (None,))}
-    return owners == {person}
+__all__ = ["ConnectedAccount", "ConnectedAccounts", "owned"]
 
 
 def owned(engine: Engine, person: str) -> list[ConnectionRecord]:
-    """Every connection that is ``person``'s, oldest first."""
+    """Every connection that is ``person``'s, oldest first: as its ``person`` says (one indexed query), which
+    holds after its connect sessions are purged."""
     with transaction(engine, readonly=True) as conn:
-        candidates = store.person_candidates(conn, person)
-        links = session_store.last_links(conn, [c.id for c in candidates])
-    return [c for c in candidates if belongs(person, c.user, links.get(c.id))]
+        return store.person_candidates(conn, person)
 
 
 @dataclass(frozen=True, slots=True)

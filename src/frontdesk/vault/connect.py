@@ -29,7 +29,15 @@ from .keys import VaultKeys
 from .store import ConnectionRecord, VaultError
 from .webhooks import Webhooks
 
-__all__ = ["MAX_DISPLAY_NAME", "ConnectFailed", "ConnectPage", "ConnectSession", "Connector", "plain_words"]
+__all__ = [
+    "MAX_DISPLAY_NAME",
+    "ConnectFailed",
+    "ConnectPage",
+    "ConnectSession",
+    "Connector",
+    "owner",
+    "plain_words",
+]
 
 _SCOPE = re.compile(r"[\x21-\x7e]{1,256}")
 MAX_DISPLAY_NAME = 200
@@ -69,6 +77,25 @@ def plain_words(provider: Provider, scopes: Sequence[str]) -> str:
     if not words:
         return provider.access_words or f"your {provider.display_name} account"
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def owner(user: str, links: Sequence[str | None] | None, user_is_person: bool) -> str | None:
+    """The frontdesk person a connection made for the platform's ``user`` is, given the subjects of the connect
+    links that last connected it (None: a link bound to nobody; no link on record counts as one such).
+
+    A link bound to a person (``subject``: they signed in here to use it, README "What a forwarded link can do")
+    makes it theirs; a link bound to nobody makes it the person whose frontdesk id the platform's user id is
+    (``user_is_person``), or nobody's: nothing here can tell whose a platform's own user id is, so no person's
+    token reaches it and no account page shows it. Two links finishing in the same second for two owners make it
+    nobody's: when in doubt, no one's token reaches it. The callback calls this with the one link that just
+    connected it, so the person stored is always the one whose credentials are stored (revision 0013 applied it to
+    what the connect sessions said before)."""
+    subjects = tuple(links or (None,))
+    owners = {subject if subject is not None else user for subject in subjects}
+    if len(owners) != 1:
+        return None
+    (one,) = owners
+    return one if one in subjects or user_is_person else None
 
 
 def _check_owner(user: str, display_name: str | None, subject: str | None) -> None:
@@ -255,10 +282,14 @@ class Connector:
             raise ConnectFailed("exchange_failed", exc.code) from None
         scopes = tokens.scopes if tokens.scopes is not None else tuple(json.loads(row.scopes))
         with transaction(self.engine) as conn:
+            # Whose it is goes in with the credentials, in one transaction: the session that says so is purged
+            # once expired, and a reconnect through a link bound to someone else makes it theirs.
+            user_is_person = row.subject is None and session_store.person(conn, row.user) is not None
             record, created = store.save_connection(
                 conn, self.keys, integration_name=row.integration, user=row.user, credentials=tokens.credentials,
                 scopes=scopes, meta={**params, **tokens.kept},
                 expires_at=at + tokens.expires_in if tokens.expires_in is not None else None,
+                person=owner(row.user, (row.subject,), user_is_person),
             )  # fmt: skip
             session_store.attach_connection(conn, row.id, record.id)
             audit.record(

@@ -7,7 +7,7 @@ opened once and consumed once: each step is a compare-and-set, so two browsers r
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -19,7 +19,6 @@ __all__ = [
     "attach_connection",
     "consume_session",
     "create_session",
-    "last_links",
     "open_session",
     "owner_of_state",
     "person",
@@ -111,23 +110,3 @@ def attach_connection(conn: Connection, session_id: str, connection_id: str) -> 
     conn.execute(
         update(VaultConnectSession).where(VaultConnectSession.id == session_id).values(connection_id=connection_id)
     )
-
-
-def last_links(conn: Connection, connection_ids: Collection[str]) -> dict[str, tuple[str | None, ...]]:
-    """For each connection, the ``subject`` of the connect link that last connected it (of each, should two have
-    finished in the same second): the frontdesk person it was bound to, or None for a link bound to nobody."""
-    if not connection_ids:
-        return {}
-    rows = conn.execute(
-        select(VaultConnectSession.connection_id, VaultConnectSession.subject, VaultConnectSession.consumed_at).where(
-            VaultConnectSession.connection_id.in_(list(connection_ids))
-        )
-    ).all()
-    latest: dict[str, int] = {}
-    for connection_id, _, at in rows:
-        latest[str(connection_id)] = max(latest.get(str(connection_id), at or 0), at or 0)
-    out: dict[str, tuple[str | None, ...]] = {}
-    for connection_id, subject, at in rows:
-        if (at or 0) == latest[str(connection_id)]:
-            out[str(connection_id)] = (*out.get(str(connection_id), ()), subject)
-    return out

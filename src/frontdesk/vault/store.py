@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from ..storage.db import now, transaction
-from ..storage.schema import VaultConnection, VaultConnectSession
+from ..storage.schema import VaultConnection
 
 if TYPE_CHECKING:  # keys.py reads the sealed rows' key ids through this module
     from .keys import VaultKeys
@@ -111,6 +111,8 @@ class ConnectionRecord:
     updated_at: int
     # Who last called through it (``vault.person_tokens.Caller``, as JSON): an API key, or a client and its actors.
     last_used_by: str | None = None
+    # The frontdesk person it is (``vault.connect.owner``), None when it is no person's; not shown to the platform.
+    person: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -147,6 +149,7 @@ def record_of(row: Any) -> ConnectionRecord:
         row.created_at,
         row.updated_at,
         row.last_used_by,
+        row.person,
     )
 
 
@@ -171,6 +174,7 @@ class ConnectionRow(NamedTuple):
     created_at: int
     updated_at: int
     last_used_by: str | None
+    person: str | None
 
 
 def connection(conn: Connection, connection_id: str, *, for_update: bool = False) -> Any:
@@ -195,15 +199,12 @@ def connections_of(engine: Engine, user: str, integration_name: str | None = Non
 
 
 def person_candidates(conn: Connection, person: str) -> list[ConnectionRecord]:
-    """Connections that may be the frontdesk person ``person``'s: made for their id as the platform's user, or
-    through a connect link bound to them (``subject``). Which of them are theirs is ``person_tokens.belongs``."""
+    """The frontdesk person ``person``'s connections, oldest first: those whose ``person`` the link that connected
+    them set to them (``vault.connect.owner``), by its index."""
     if not storable(person):
         return []
-    bound = select(VaultConnectSession.connection_id).where(
-        VaultConnectSession.subject == person, VaultConnectSession.connection_id.is_not(None)
-    )
-    query = select(VaultConnection).where(or_(VaultConnection.user == person, VaultConnection.id.in_(bound)))
-    return [record_of(r) for r in conn.execute(query.order_by(VaultConnection.created_at)).all()]
+    query = select(VaultConnection).where(VaultConnection.person == person).order_by(VaultConnection.created_at)
+    return [record_of(r) for r in conn.execute(query).all()]
 
 
 def credentials_of(keys: VaultKeys, row: Any) -> Credentials:
@@ -220,9 +221,11 @@ def save_connection(
     scopes: Sequence[str],
     meta: Mapping[str, str],
     expires_at: int | None,
+    person: str | None,
 ) -> tuple[ConnectionRecord, bool]:
-    """Store a completed connection; reconnecting updates the same connection in place (its id survives).
-    Returns the record and whether it is new."""
+    """Store a completed connection for the frontdesk ``person`` it is (None: nobody's), with the credentials, so
+    that the one who gave them is the one it is: reconnecting updates the same connection in place (its id
+    survives) and its person with it. Returns the record and whether it is new."""
     at = now()
     existing = conn.execute(
         select(VaultConnection)
@@ -243,6 +246,7 @@ def save_connection(
         "retry_at": None,
         "last_error": None,
         "updated_at": at,
+        "person": person,
     }
     if existing:
         conn.execute(update(VaultConnection).where(VaultConnection.id == connection_id).values(**values))

@@ -58,6 +58,9 @@ class VaultConnection(Base):
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
     # Who last called through it: the API key's name, or the client (and actor chain) of a person-bound token.
     last_used_by: Mapped[str | None] = mapped_column(String(255))
+    # The frontdesk person it is (``vault.connect.owner``), set with the credentials by the link that connected it:
+    # the connect sessions that say so are purged once expired, the person's access to it must not go with them.
+    person: Mapped[str | None] = mapped_column(String(64), index=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     retry_at: Mapped[int | None] = mapped_column(BigInteger)  # back-off after a transient refresh failure
     last_error: Mapped[str | None] = mapped_column(Text)
