@@ -6,66 +6,35 @@ issues the tokens; the protocol error is raised after the transaction commits, s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection
 
 from ..core import Frontdesk
 from ..errors import (
     AccessDenied,
-    AuthorizationPending,
     ExpiredToken,
     InvalidGrant,
     InvalidRequest,
     OAuthError,
-    SlowDown,
 )
 from ..protocol.ciba import CIBA_GRANT
 from ..protocol.forms import Params
 from ..storage import audit
 from ..storage.ciba import BackchannelRow, consume_request, expire_request, poll_request, request_for
 from ..storage.clients import ClientRecord
-from ..storage.db import Raw, now, transaction
-from ..storage.grants import GrantRow, insert_grant
-from .resources import ResourceRow, resolve
+from ..storage.db import now, transaction
+from .decoupled import Issue, poll_answer, tokens_for_approval
 
-__all__ = ["SLOW_DOWN_STEP", "Issue", "redeem"]
+__all__ = ["redeem"]
 
 Response = dict[str, Any]
-# §11 slow_down: "the interval MUST be increased by at least 5 seconds for this and all subsequent requests".
-SLOW_DOWN_STEP = 5
-
-
-class Issue(Protocol):
-    """``oauth.grants``'s issuing of tokens on a grant (access, refresh per the client's grant types and
-    ``offline_access``, ID token for ``openid``), handed in so that both grants issue alike; ``jkt`` binds the access
-    token to the key of the request's DPoP proof (RFC 9449 §5: ``cnf.jkt``, ``token_type`` DPoP)."""
-
-    def __call__(
-        self,
-        fd: Frontdesk,
-        conn: Connection | Raw,
-        client: ClientRecord,
-        grant: GrantRow,
-        scope: tuple[str, ...],
-        resources: Sequence[ResourceRow],
-        nonce: str | None,
-        at: int,
-        *,
-        jkt: str | None = None,
-    ) -> Response: ...
 
 
 def _waiting(conn: Connection, row: BackchannelRow, at: int) -> OAuthError:
     """§11: ``slow_down`` to a client that polls faster than the interval (which then grows), else
     ``authorization_pending``; the poll is recorded either way."""
-    interval = row.interval
-    if row.last_polled_at is not None and at - row.last_polled_at < row.interval:
-        interval += SLOW_DOWN_STEP
-        answer: OAuthError = SlowDown("poll more slowly")
-    else:
-        answer = AuthorizationPending("the person has not answered yet")
+    answer, interval = poll_answer(row.last_polled_at, row.interval, at)
     poll_request(conn, row.digest, at, interval)
     return answer
 
@@ -74,43 +43,6 @@ def _expired(conn: Connection, row: BackchannelRow, client: ClientRecord, ip: st
     if expire_request(conn, row.digest, at):
         audit.record(conn, "ciba.expired", "expired", client_id=client.client_id, user_id=row.user_id, ip=ip)
     return ExpiredToken("the authentication request has expired; make a new one")
-
-
-def _tokens(
-    fd: Frontdesk,
-    conn: Connection,
-    client: ClientRecord,
-    row: BackchannelRow,
-    issue: Issue,
-    ip: str | None,
-    at: int,
-    jkt: str | None,
-) -> Response:
-    resources = resolve(fd, conn, row.resource)  # still registered (RFC 8707 §2); else all rolls back
-    grant = insert_grant(
-        conn,
-        client_id=client.client_id,
-        user_id=row.user_id,
-        scope=row.scope,
-        resource=row.resource,
-        auth_time=row.auth_time,
-        amr=row.amr or ("pwd",),  # RFC 8176: how the person who approved signed in
-        at=at,
-        expires_at=at + fd.settings.lifetimes.refresh_token,
-        authorization_details=row.authorization_details,  # RFC 9396 §7: what the person approved, kept with the grant
-    )
-    body = issue(fd, conn, client, grant, row.scope, resources, None, at, jkt=jkt)
-    audit.record(
-        conn,
-        "token.issued",
-        "success",
-        client_id=client.client_id,
-        user_id=row.user_id,
-        ip=ip,
-        grant_type=CIBA_GRANT,
-        grant_id=grant.id,
-    )
-    return body
 
 
 def redeem(
@@ -136,7 +68,22 @@ def redeem(
         elif row.status == "pending":
             answer = _waiting(conn, row, at)
         elif consume_request(conn, row.digest):
-            return _tokens(fd, conn, client, row, issue, ip, at, jkt)
+            return tokens_for_approval(
+                fd,
+                conn,
+                client,
+                grant_type=CIBA_GRANT,
+                user_id=row.user_id,
+                scope=row.scope,
+                resource=row.resource,
+                auth_time=row.auth_time,
+                amr=row.amr,
+                authorization_details=row.authorization_details,
+                issue=issue,
+                ip=ip,
+                at=at,
+                jkt=jkt,
+            )
         else:  # another request consumed it a moment ago (compare-and-set)
             raise InvalidGrant("the auth_req_id was already used")
     raise answer

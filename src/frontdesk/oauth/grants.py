@@ -16,14 +16,12 @@ from sqlalchemy import Connection
 from ..core import Frontdesk
 from ..errors import (
     AccessDenied,
-    AuthorizationPending,
     ExpiredToken,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
     OAuthError,
-    SlowDown,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -42,7 +40,6 @@ from ..storage.grants import (
     code_for,
     consume_code,
     consume_refresh,
-    insert_grant,
     insert_refresh,
     refresh_for,
     revoke_grant,
@@ -50,6 +47,7 @@ from ..storage.grants import (
 )
 from . import ciba_grant
 from .authorization_details import token_details
+from .decoupled import poll_answer, tokens_for_approval
 from .dpop import check_binding
 from .resources import ResourceRow, resolve, scopes_beyond_registration
 from .token_exchange import TOKEN_EXCHANGE, token_exchange
@@ -302,41 +300,26 @@ def device_code(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | N
         if row.status == "denied":
             raise AccessDenied("the person denied the request")
         if row.status == "pending":
-            # RFC 8628 §3.5: polling faster than the interval earns slow_down and a longer interval.
-            interval = row.interval
-            if row.last_polled_at is not None and at - row.last_polled_at < row.interval:
-                interval += 5
-                pending = SlowDown("poll more slowly")
-            else:
-                pending = AuthorizationPending("the person has not answered yet")
+            pending, interval = poll_answer(row.last_polled_at, row.interval, at)  # RFC 8628 §3.5
             poll_device(conn, row.digest, at, interval)
         elif consume_device(conn, row.digest):
             assert row.user_id is not None
-            resources = resolve(fd, conn, row.resource)  # still registered (RFC 8707 §2); else all rolls back
-            grant = insert_grant(
+            return tokens_for_approval(
+                fd,
                 conn,
-                client_id=client.client_id,
+                client,
+                grant_type=DEVICE_CODE,
                 user_id=row.user_id,
                 scope=row.scope,
                 resource=row.resource,
                 auth_time=row.auth_time,
-                # RFC 8176: how the person who approved signed in; approvals stored before 0009 have none recorded.
-                amr=row.amr or ("pwd",),
-                at=at,
-                expires_at=at + fd.settings.lifetimes.refresh_token,
-            )
-            body = _issue(fd, conn, client, grant, row.scope, resources, None, at, jkt=jkt)
-            audit.record(
-                conn,
-                "token.issued",
-                "success",
-                client_id=client.client_id,
-                user_id=row.user_id,
+                amr=row.amr,
+                authorization_details=None,
+                issue=_issue,
                 ip=ip,
-                grant_type=DEVICE_CODE,
-                grant_id=grant.id,
+                at=at,
+                jkt=jkt,
             )
-            return body
         else:
             raise InvalidGrant("the device code was already used")
     raise pending
