@@ -56,6 +56,10 @@ class ResponseTooLarge(Exception):
     """The provider answered with more than the proxy will hold (``max_proxy_body``)."""
 
 
+# Why a tool gets a connect link instead of an API result.
+Reason = Literal["not_connected", "needs_reauth", "missing_scopes"]
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorizationRequired:
     """What a tool gets instead of an API result when the person must connect (or reconnect) first."""
@@ -64,7 +68,7 @@ class AuthorizationRequired:
     scopes: tuple[str, ...]
     authorization_url: str
     message: str
-    reason: Literal["not_connected", "needs_reauth", "missing_scopes"]
+    reason: Reason
     connect_session_id: str
     expires_at: int
 
@@ -133,7 +137,7 @@ class Proxy:
         user: str,
         integration_name: str,
         needed: Sequence[str] = (),
-        reason: str | None = None,
+        reason: Reason | None = None,
         *,
         display_name: str | None = None,
         subject: str | None = None,
@@ -173,7 +177,7 @@ class Proxy:
             tuple(dict.fromkeys([*self.integrations.scopes_of(integration), *scopes])),
             session.url,
             message,
-            reason,  # type: ignore[arg-type]
+            reason,
             session.id,
             session.expires_at,
         )

@@ -32,7 +32,7 @@ from .integrations import Integrations
 from .keys import VaultKeys, check_keys, load_vault_keys
 from .lifecycle import Lifecycle
 from .person_tokens import PersonVault
-from .proxy import AuthorizationRequired, PendingCall, PreparedCall, Proxy, ProxyResponse
+from .proxy import AuthorizationRequired, PendingCall, PreparedCall, Proxy, ProxyResponse, Reason
 from .refresh import Fresh, Refresher
 from .store import ConnectionRecord
 from .webhooks import Webhooks
@@ -172,7 +172,7 @@ class Vault:
         user: str,
         integration_name: str,
         needed: Sequence[str] = (),
-        reason: str | None = None,
+        reason: Reason | None = None,
         *,
         display_name: str | None = None,
         subject: str | None = None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 import httpx
@@ -194,7 +194,12 @@ def _string(body: dict[str, Any], name: str, *, required: bool = True) -> str | 
     return value
 
 
-def _owner(body: dict[str, Any]) -> dict[str, str | None]:
+class _Owner(TypedDict):
+    display_name: str | None
+    subject: str | None
+
+
+def _owner(body: dict[str, Any]) -> _Owner:
     """Who a connect link is for, as its page says it: the platform's name for its user, and the frontdesk person
     who must be signed in to use it, when platform users are frontdesk people."""
     return {
