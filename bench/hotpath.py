@@ -3,6 +3,7 @@
     .venv/bin/python bench/hotpath.py a_client_credentials            # µs of CPU per request, no server, no sockets
     .venv/bin/python bench/hotpath.py c_refresh --profile              # plus the top of a cProfile, by own time
     .venv/bin/python bench/hotpath.py d_code --database-url postgresql://postgres@127.0.0.1:5432/fdprof
+    .venv/bin/python bench/hotpath.py a_client_credentials --log-level INFO 2>/dev/null  # as shipped, with its lines
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/hotpath.py a_client_credentials -n 1000 \
         --instructions                                                  # instructions, whatever the machine's load
 
@@ -39,12 +40,13 @@ from run import BASIC, provision  # noqa: E402
 SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
 
 
-def set_up(home: Path, database_url: str | None) -> None:
+def set_up(home: Path, database_url: str | None, log_level: str = "WARNING") -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update({"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": "WARNING"})
     if database_url:
         env["FRONTDESK_DATABASE_URL"] = database_url
     provision(env)
+    env["FRONTDESK_LOG_LEVEL"] = log_level  # the served app's; provisioning stays quiet
     os.environ.update({k: v for k, v in env.items() if k.startswith("FRONTDESK_")})
 
 
@@ -114,12 +116,15 @@ def main() -> None:
         help="under valgrind --tool=callgrind --instr-atstart=no: count instructions of the measured requests only",
     )
     parser.add_argument("--database-url", help="PostgreSQL (or another SQLite) instead of the home's SQLite file")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the app's log level (INFO: as shipped; lines go to stderr)"
+    )
     args = parser.parse_args()
 
     import uvloop
 
     with tempfile.TemporaryDirectory(prefix="fdprof-") as tmp:
-        set_up(Path(tmp), args.database_url)
+        set_up(Path(tmp), args.database_url, args.log_level)
         from mint import mint
 
         from frontdesk.asgi import app as make_app

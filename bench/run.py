@@ -64,6 +64,8 @@ SCENARIOS = {
     "g_vault_proxy": "GET through the vault proxy, against the same GET sent to the local upstream directly",
 }
 VAULT_PROXY = "g_vault_proxy"
+# What frontdesk as shipped (default settings, INFO) runs beside the comparison at --log-level: the targets' scenarios.
+SHIPPED_SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
 TARGETS_GOAL = {  # frontdesk (1 worker) ÷ peer, on one core each, in the same run
     ("node", "a_client_credentials"): 1.5,
     ("node", "b_introspection"): 1.5,
@@ -154,6 +156,7 @@ class Target:
     scenarios: tuple[str, ...]
     process: subprocess.Popen[bytes] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    log_level: str = ""  # frontdesk's; "INFO (default)" for frontdesk as shipped
 
     @property
     def url(self) -> str:
@@ -326,6 +329,10 @@ def upstream_stats(url: str) -> dict[str, int]:
     return dict(response.json())
 
 
+def postgres_database(workers: int, shipped: bool = False) -> str:
+    return f"fdbench_{workers}{'_shipped' if shipped else ''}"
+
+
 def postgres_url(admin: str, database: str) -> str:
     parts = urlsplit(admin)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, "", ""))
@@ -372,19 +379,29 @@ def provision(env: dict[str, str]) -> Callable[..., str]:
 
 
 def start_frontdesk(
-    workdir: Path, backend: str, workers: int, args: argparse.Namespace, upstream: Target | None = None
+    workdir: Path,
+    backend: str,
+    workers: int,
+    args: argparse.Namespace,
+    upstream: Target | None = None,
+    shipped: bool = False,
 ) -> FrontdeskTarget:
+    """frontdesk at ``--log-level``, or ``shipped``: with nothing but its home and database set, as the README
+    starts it (log level INFO, access lines and audit lines written)."""
     port = free_port()
-    home = workdir / f"home-{backend}-{workers}"
+    name = f"{backend}-{workers}{'-shipped' if shipped else ''}"
+    home = workdir / f"home-{name}"
     home.mkdir()
-    env = {"FRONTDESK_HOME": str(home), "FRONTDESK_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1"}
+    env = {"FRONTDESK_HOME": str(home)}
+    if not shipped:
+        env.update({"FRONTDESK_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1"})
     if backend == "postgresql":
-        env["FRONTDESK_DATABASE_URL"] = fresh_postgres(args.postgres, f"fdbench_{workers}")
+        env["FRONTDESK_DATABASE_URL"] = fresh_postgres(args.postgres, postgres_database(workers, shipped))
     if upstream is not None:
         env["FRONTDESK_VAULT_PROVIDERS_DIR"] = str(upstream.extra["providers"])
     target = FrontdeskTarget(
         "frontdesk",
-        f"frontdesk {backend} {workers}w",
+        f"frontdesk {backend} {workers}w{' shipped' if shipped else ''}",
         backend,
         workers,
         port,
@@ -394,8 +411,9 @@ def start_frontdesk(
             "jwks": "/jwks",
             "discovery": "/.well-known/openid-configuration",
         },
-        tuple(s for s in SCENARIOS if s != VAULT_PROXY or upstream is not None),
+        tuple(s for s in SCENARIOS if s != VAULT_PROXY or upstream is not None) if not shipped else SHIPPED_SCENARIOS,
         extra={"env": env},
+        log_level="INFO (default)" if shipped else args.log_level,
     )
     cli = [sys.executable, "-m", "frontdesk"]
     fd_env = target.env()
@@ -403,7 +421,7 @@ def start_frontdesk(
     if upstream is not None:
         connect_vault(target, upstream, run)
     cores = SERVER_CORE if workers == 1 else f"{SERVER_CORE},{LOAD_CORE}"
-    with (workdir / f"frontdesk-{backend}-{workers}.log").open("ab") as sink:
+    with (workdir / f"frontdesk-{name}.log").open("ab") as sink:
         target.process = subprocess.Popen(
             [
                 "taskset",
@@ -570,6 +588,7 @@ def measure(target: Target, scenario: str, args: argparse.Namespace, workdir: Pa
     return {
         "target": target.name,
         "label": target.label,
+        "log_level": target.log_level,
         "backend": target.backend,
         "workers": target.workers,
         "scenario": scenario,
@@ -613,6 +632,7 @@ def measure_flow(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "target": target.name,
         "label": target.label,
+        "log_level": target.log_level,
         "backend": target.backend,
         "workers": target.workers,
         "scenario": "f_flow",
@@ -718,11 +738,13 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if p is None:
                 continue
             ratio = round(r["rps"] / p["rps"], 2)
+            shipped = r.get("log_level", "").endswith("(default)")
             goal = TARGETS_GOAL.get((peer, r["scenario"]))
             out.append(
                 {
                     "scenario": r["scenario"],
                     "backend": r["backend"],
+                    "log_level": r.get("log_level", ""),
                     "peer": peer,
                     "frontdesk_rps": r["rps"],
                     "peer_rps": p["rps"],
@@ -732,6 +754,7 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "cpu_ratio": round(p["cpu_s_per_1k"] / r["cpu_s_per_1k"], 2) if r["cpu_s_per_1k"] else None,
                     "goal": goal,
                     "met": goal is None or ratio >= goal,
+                    "shipped": shipped,
                 }
             )
     return out
@@ -774,30 +797,38 @@ def table(run: dict[str, Any]) -> str:
         f"Node {run['machine']['node']}; {run['settings']['duration']} s per measurement after "
         f"{run['settings']['warmup']} s warm-up, best of {run['settings']['rounds']} interleaved rounds (one worker), "
         f"{CONNECTIONS} connections, frontdesk log level {run['settings']['log_level']}; "
-        f"load average at start {run['machine']['load_average_at_start'][0]:.1f}.",
+        f"load average at start {run['machine']['load_average_at_start'][0]:.1f}. "
+        "Column *log*: frontdesk's log level; `INFO (default)` is frontdesk as shipped (no setting but its home and "
+        "database: access line and audit event logged per request), the other rows the comparison at the level "
+        "above.",
         "",
-        "| scenario | server | store | workers | req/s (best) | rounds | p50 ms | p99 ms | CPU s / 1k req | non-2xx |",
-        "|---|---|---|---|---:|---|---:|---:|---:|---:|",
+        "| scenario | server | store | workers | log | req/s (best) | rounds | p50 ms | p99 ms | CPU s / 1k req "
+        "| non-2xx |",
+        "|---|---|---|---|---|---:|---|---:|---:|---:|---:|",
     ]
+    level = run["settings"]["log_level"]  # results from before the shipped rows name no level of their own
     for r in run["results"]:
         bad = r["requests"] - r["ok"] if r["scenario"] != "f_flow" else r.get("failures", 0)
         flag = " (pool ran dry)" if r["pool_exhausted"] else ""
         digits = 1 if r["scenario"] == "f_flow" else 0
         lines.append(
-            f"| {r['scenario']} | {r['target']} | {r['backend']} | {r['workers']} | {r['rps']:,.{digits}f}{flag} | "
+            f"| {r['scenario']} | {r['target']} | {r['backend']} | {r['workers']} | "
+            f"{r.get('log_level') or (level if r['target'] == 'frontdesk' else '')} | "
+            f"{r['rps']:,.{digits}f}{flag} | "
             f"{' / '.join(f'{x:,.{digits}f}' for x in r.get('rounds', []))} | "
             f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_s_per_1k']} | {bad} |"
         )
     lines += [
         "",
-        "| scenario | store | frontdesk ÷ peer (req/s) | ratio | CPU-per-request ratio | goal | |",
-        "|---|---|---|---:|---:|---:|---|",
+        "| scenario | store | frontdesk log | frontdesk ÷ peer (req/s) | ratio | CPU-per-request ratio | goal | |",
+        "|---|---|---|---|---:|---:|---:|---|",
     ]
     for q in run["ratios"]:
         goal = f"≥ {q['goal']}" if q["goal"] else ""
         mark = "" if q["goal"] is None else ("met" if q["met"] else "**not met**")
         lines.append(
-            f"| {q['scenario']} | {q['backend']} | ÷ {q['peer']} ({q['frontdesk_rps']:,.0f} ÷ {q['peer_rps']:,.0f}) | "
+            f"| {q['scenario']} | {q['backend']} | {q.get('log_level') or level} | "
+            f"÷ {q['peer']} ({q['frontdesk_rps']:,.0f} ÷ {q['peer_rps']:,.0f}) | "
             f"{q['ratio']} | {q['cpu_ratio']} | {goal} | {mark} |"
         )
     if run.get("vault_proxy"):
@@ -886,6 +917,12 @@ def main() -> None:
         help="frontdesk's log level (default WARNING: no line per request, as the peers)",
     )
     parser.add_argument(
+        "--shipped",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run one worker of frontdesk as shipped (default settings: INFO) per store (default: yes)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server where databases fdbench_1 and fdbench_2 may be created and dropped",
@@ -923,6 +960,7 @@ def main() -> None:
             "warmup": args.warmup,
             "connections": CONNECTIONS,
             "log_level": args.log_level,
+            "shipped": args.shipped and 1 in workers,
             "rounds": args.rounds,
             "filler": args.filler,
             "pinning": f"servers on core {SERVER_CORE} (2 workers: {SERVER_CORE},{LOAD_CORE}), wrk on core {LOAD_CORE}",
@@ -944,6 +982,9 @@ def main() -> None:
             for b in backends:
                 log(f"starting frontdesk on {b} with {w} worker(s)")
                 targets.append(start_frontdesk(workdir, b, w, args, upstream))
+                if w == 1 and args.shipped:
+                    log(f"starting frontdesk as shipped (default settings, INFO) on {b}")
+                    targets.append(start_frontdesk(workdir, b, w, args, shipped=True))
         hints: dict[str, float] = {}
         args.hints = hints
         for scenario in scenarios:
@@ -963,7 +1004,7 @@ def main() -> None:
                         r = measure(target, scenario, args, workdir, hint)
                     runs.setdefault(target.label, []).append(r)
                     log(
-                        f"{scenario:22} {target.label:26} {r['rps']:>9,.1f}/s  p50 {r['p50_ms']:6} ms"
+                        f"{scenario:22} {target.label:34} {r['rps']:>9,.1f}/s  p50 {r['p50_ms']:6} ms"
                         f"  p99 {r['p99_ms']:7} ms  cpu {r['cpu_s_per_1k']:.3f} s/1k  ok {r['ok']}/{r['requests']}"
                     )
             for label, measured in runs.items():
@@ -980,7 +1021,7 @@ def main() -> None:
         if do_growth:
             run["growth"] = []
             for target in targets:
-                if isinstance(target, FrontdeskTarget) and target.workers == 1:
+                if isinstance(target, FrontdeskTarget) and target.workers == 1 and not target.label.endswith("shipped"):
                     log(f"growth on {target.label}")
                     args.hints = {
                         s: next(r["rps"] for r in results if r["label"] == target.label and r["scenario"] == s)
@@ -998,8 +1039,9 @@ def main() -> None:
                 stop(target.process)
         if "postgresql" in backends:
             for w in workers:
-                with contextlib.suppress(Exception):
-                    drop_postgres(args.postgres, f"fdbench_{w}")
+                for shipped in (False, True):
+                    with contextlib.suppress(Exception):
+                        drop_postgres(args.postgres, postgres_database(w, shipped))
     run["seconds"] = round(time.monotonic() - began)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, select, text
 from frontdesk.asgi import open_frontdesk, served
 from frontdesk.config import Lifetimes, PasswordHashing, RateLimits, Settings
 from frontdesk.core import Frontdesk
-from frontdesk.logs import JsonFormatter
+from frontdesk.logs import LineHandler, LineWriter
 from frontdesk.oauth.registration import register
 from frontdesk.oauth.resources import create as create_resource
 from frontdesk.storage import db
@@ -114,8 +114,8 @@ SECRET_FIELDS = ("access_token", "refresh_token", "id_token", "device_code", "cl
 def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The whole suite logs at DEBUG into one JSON-lines file, which is then scanned for every secret seen."""
     path = tmp_path_factory.mktemp("logs") / "debug.log"
-    handler = logging.FileHandler(path)
-    handler.setFormatter(JsonFormatter())
+    sink = path.open("a", encoding="utf-8")
+    handler = LineHandler(LineWriter(sink))  # the writer and rendering of frontdesk serve (logs.py)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -125,6 +125,7 @@ def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
     root.removeHandler(handler)
     handler.close()
+    sink.close()
     root.setLevel(level)
     logged = path.read_text()
     leaked = sorted(secret[:12] + "…" for secret in SEEN if secret in logged)

@@ -33,7 +33,7 @@ CLI_TIMEOUT = 60.0
 RETRY_SECONDS = 1.5  # the audit writer retries every 0.2 s: some 7 attempts
 OUTAGE_SECONDS = 2.5
 OUTAGE_ATTEMPTS = 3
-AUDIT_RETRY = '"msg": "audit batch not written; will retry"'
+AUDIT_RETRY = '"msg":"audit batch not written; will retry"'  # lines are compact JSON (logs.py)
 # Every secret these tests handle joins the suite-wide scan of the run's DEBUG log (tests/conftest.py).
 HANDLED: set[str] = set()
 PR_CAPBSET_DROP = 24  # <linux/prctl.h>

@@ -8,6 +8,8 @@ the Starlette app (web/app.py) sit two things that only a served process needs:
 
 - the audit writer (storage/audit.py) runs from start-up to shutdown, and writes every queued event once the
   last request has been answered; on SQLite, so does the WAL checkpointer (storage/wal.py);
+- the access line of every request (``logs.access_line``, uvicorn's own line, written here so that it costs one
+  rendered line and carries the request's audit event; ``access_log = false`` turns it off);
 - the protocol endpoints that carry the load (token, introspection, JWKS, discovery; marked ``HotRoute`` in
   web/app.py's route table) are called straight from here rather than through the router and middleware stack:
   the same endpoint functions, the same exception handlers, the same security headers, and for those the table
@@ -28,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import logs
 from .config import Settings, load_settings
 from .core import Frontdesk, open_core
 from .logs import configure_logging
@@ -84,8 +87,31 @@ class Served:
         self.direct = _direct_routes(app)
         self.cross_origin = _cross_origin(app, self.direct)
         self.handlers = app.exception_handlers
+        self.access_log = fd.settings.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.access_log and logs.ACCESS.isEnabledFor(logging.INFO):
+            await self._logged(scope, receive, send)
+            return
+        await self._route(scope, receive, send)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with logs.RequestLines() as pending:
+            try:
+                await self._route(scope, receive, send_status)
+            finally:
+                if status:  # as uvicorn: no line for a request that got no response from the app
+                    logs.access_line(scope, status, pending)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             endpoint = self.direct.get((scope["method"], scope["path"]))
             if endpoint is not None and not scope.get("root_path"):
@@ -161,6 +187,8 @@ class Served:
                     wal.stop(self.fd.engine)
                 except Exception:
                     log.exception("the last WAL checkpoint failed")
+                for handler in logging.root.handlers:
+                    handler.flush()
             await send(message)
 
         return send_and_batch

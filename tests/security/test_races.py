@@ -100,7 +100,7 @@ def _ready(process: subprocess.Popen[bytes], base: str, issuer: str, log: Path, 
 
 def _error_lines(log: Path) -> list[str]:
     text_ = log.read_text(errors="replace") if log.exists() else ""
-    return [line for line in text_.splitlines() if re.search(r'"level": "(error|critical)"|Traceback', line)]
+    return [line for line in text_.splitlines() if re.search(r'"level": ?"(error|critical)"|Traceback', line)]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import logging
 import os
 import secrets
 import signal
@@ -95,8 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "log_config": None,
         "proxy_headers": False,
         "server_header": False,
-        # uvicorn formats each access line before the logger drops it; below INFO there is no line to format.
-        "access_log": logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+        # The access line is frontdesk's own (asgi.py, logs.py): one rendered line carrying the audit event.
+        "access_log": False,
         "http": http_protocol(within_descriptor_limit(settings.server)),
         # After SIGTERM, requests still running (or still receiving their body) get this long; then they are
         # cancelled and the process exits.

@@ -54,6 +54,7 @@ class Settings:
         "database_url",
         "issuer",
         "log_level",
+        "access_log",
         "allow_insecure_issuer",
         "insecure_fast_password_hashing",
         "access_token_alg",
@@ -73,6 +74,8 @@ class Settings:
     port: int = 8000
     workers: int = 1
     log_level: str = "INFO"
+    # One line per request at INFO (uvicorn's access line, with the request's audit event on it); see README.
+    access_log: bool = True
     # Named relaxation: allow a plain-http issuer that is not loopback (development only; logged at start).
     allow_insecure_issuer: bool = False
     # Named relaxation: allow [passwords] costs below OWASP's floor (test suites only; logged at start).
