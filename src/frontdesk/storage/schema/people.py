@@ -3,7 +3,7 @@ factor (RFC 6238) and recovery codes."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -80,3 +80,8 @@ class RecoveryCode(Base):
     user_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# A client's consents, read or deleted by client alone (a client deleted or purged): the primary key leads with
+# the person, so it cannot serve those.
+Index("ix_consents_client_id", Consent.client_id)
