@@ -11,9 +11,10 @@ import { parseArgs } from 'node:util';
 
 import * as client from 'openid-client';
 
+import { signInAndConsent } from './scripted_person.mjs';
+
 const REQUEST_TIMEOUT_SECONDS = 10;
 const OVERALL_TIMEOUT_MS = 60_000;
-const MAX_HOPS = 12;
 
 function options() {
   const { values } = parseArgs({
@@ -43,131 +44,6 @@ function options() {
     .map(([k]) => k);
   if (missing.length) throw new Error(`missing options: ${missing.join(', ')}`);
   return out;
-}
-
-// --- a minimal browser: manual redirects, a cookie jar that honours Path, and HTML form parsing -------------
-
-class Browser {
-  constructor(origin) {
-    this.origin = origin;
-    this.cookies = new Map(); // name → { value, path }
-  }
-
-  cookieHeader(url) {
-    const pairs = [];
-    for (const [name, { value, path }] of this.cookies) {
-      if (url.pathname === path || url.pathname.startsWith(path.endsWith('/') ? path : `${path}/`)) {
-        pairs.push(`${name}=${value}`);
-      }
-    }
-    return pairs.join('; ');
-  }
-
-  remember(url, response) {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq);
-      const value = pair.slice(eq + 1);
-      let path = url.pathname.replace(/\/[^/]*$/, '') || '/';
-      let expired = false;
-      for (const attr of attrs) {
-        const [k, v = ''] = attr.split('=');
-        if (k.toLowerCase() === 'path') path = v;
-        if (k.toLowerCase() === 'max-age' && Number(v) <= 0) expired = true;
-      }
-      if (expired || value === '' || value === '""') this.cookies.delete(name);
-      else this.cookies.set(name, { value, path });
-    }
-  }
-
-  async request(url, init = {}) {
-    if (url.origin !== this.origin) throw new Error(`refusing to send cookies to another origin: ${url}`);
-    const headers = new Headers(init.headers);
-    const cookie = this.cookieHeader(url);
-    if (cookie) headers.set('cookie', cookie);
-    const response = await fetch(url, {
-      ...init,
-      headers,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_SECONDS * 1000),
-    });
-    this.remember(url, response);
-    return response;
-  }
-}
-
-function decodeEntities(s) {
-  return s
-    .replaceAll('&amp;', '&')
-    .replaceAll('&quot;', '"')
-    .replaceAll('&#34;', '"')
-    .replaceAll('&#39;', "'")
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>');
-}
-
-function parseForm(html) {
-  const form = html.match(/<form\b[^>]*\bmethod="post"[^>]*\baction="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
-  if (!form) return null;
-  const hidden = {};
-  for (const input of form[2].matchAll(/<input\b[^>]*>/gi)) {
-    const tag = input[0];
-    if (!/\btype="hidden"/i.test(tag)) continue;
-    const name = tag.match(/\bname="([^"]*)"/i);
-    const value = tag.match(/\bvalue="([^"]*)"/i);
-    if (name) hidden[decodeEntities(name[1])] = value ? decodeEntities(value[1]) : '';
-  }
-  return {
-    action: decodeEntities(form[1]),
-    hidden,
-    password: /\bname="password"/i.test(form[2]),
-    consent: /\bname="decision"[^>]*\bvalue="allow"/i.test(form[2]),
-  };
-}
-
-/** Follows the authorization request through sign-in and consent; returns the redirect back to the client. */
-async function signInAndConsent(authorizationUrl, redirectUri, username, password, steps) {
-  const browser = new Browser(authorizationUrl.origin);
-  let url = authorizationUrl;
-  let response = await browser.request(url);
-  for (let hop = 0; hop < MAX_HOPS; hop++) {
-    if ([302, 303].includes(response.status)) {
-      const location = new URL(response.headers.get('location'), url);
-      if (response.status !== 303) throw new Error(`expected 303 See Other, got ${response.status} to ${location}`);
-      if (location.href.startsWith(`${redirectUri}?`)) {
-        steps.push(`303 → redirect_uri`);
-        return location;
-      }
-      if (location.origin !== url.origin) throw new Error(`unexpected cross-origin redirect to ${location}`);
-      steps.push(`303 → ${location.pathname}`);
-      url = location;
-      response = await browser.request(url);
-      continue;
-    }
-    const body = await response.text();
-    if (response.status !== 200) throw new Error(`unexpected ${response.status} at ${url.pathname}: ${body.slice(0, 300)}`);
-    const form = parseForm(body);
-    if (!form || !form.hidden.csrf) throw new Error(`no form with a csrf field at ${url.pathname}`);
-    const fields = new URLSearchParams(form.hidden);
-    if (form.password) {
-      fields.set('username', username);
-      fields.set('password', password);
-      steps.push(`sign-in form at ${url.pathname}`);
-    } else if (form.consent) {
-      fields.set('decision', 'allow');
-      steps.push(`consent form at ${url.pathname}`);
-    } else {
-      throw new Error(`a form that is neither sign-in nor consent at ${url.pathname}`);
-    }
-    url = new URL(form.action, url);
-    response = await browser.request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: fields.toString(),
-    });
-  }
-  throw new Error(`no redirect to ${redirectUri} after ${MAX_HOPS} hops`);
 }
 
 // --- helpers -------------------------------------------------------------------------------------------------
@@ -228,7 +104,10 @@ async function main() {
   });
   steps.push('authorization request built');
 
-  const callback = await signInAndConsent(authorizationUrl, opts.redirectUri, opts.username, opts.password, steps);
+  const { callback } = await signInAndConsent(authorizationUrl, opts.redirectUri, opts.username, opts.password, {
+    steps,
+    seeOtherOnly: true,
+  });
   result.callback_params = [...callback.searchParams.keys()].sort();
 
   const tokens = await client.authorizationCodeGrant(config, callback, {

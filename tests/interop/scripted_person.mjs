@@ -1,6 +1,7 @@
 // A person at a browser, scripted with fetch: follows an authorization URL through frontdesk's real sign-in and
 // consent pages (cookies kept, redirects followed by hand, CSRF fields read from the HTML) and stops at the redirect
-// back to the client, whose URL carries the code. The twin of scripted_person.py.
+// back to the client, whose URL carries the code. The twin of tests/scripted_person.py; rp.mjs and mcp_client.mjs
+// both use it.
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_HOPS = 12;
@@ -94,17 +95,32 @@ function parseForm(html) {
 /**
  * Signs in (when asked) and allows (when asked) until frontdesk redirects to redirectUri.
  * Returns { callback: URL, consentPages: [visible text of each consent page answered] }.
+ * Options: `steps`, an array each hop and form is recorded in; `seeOtherOnly`, refuse any redirect but 303.
  */
-export async function signInAndConsent(authorizationUrl, redirectUri, username, password) {
+export async function signInAndConsent(
+  authorizationUrl,
+  redirectUri,
+  username,
+  password,
+  { steps = [], seeOtherOnly = false } = {},
+) {
   const browser = new Browser(authorizationUrl.origin);
   const consentPages = [];
   let url = authorizationUrl;
   let response = await browser.request(url);
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     if ([302, 303].includes(response.status)) {
-      url = new URL(response.headers.get('location'), url);
-      if (url.href.startsWith(`${redirectUri}?`)) return { callback: url, consentPages };
-      if (url.origin !== authorizationUrl.origin) throw new Error(`unexpected redirect to ${url}`);
+      const location = new URL(response.headers.get('location'), url);
+      if (seeOtherOnly && response.status !== 303) {
+        throw new Error(`expected 303 See Other, got ${response.status} to ${location}`);
+      }
+      if (location.href.startsWith(`${redirectUri}?`)) {
+        steps.push(`${response.status} → redirect_uri`);
+        return { callback: location, consentPages };
+      }
+      if (location.origin !== authorizationUrl.origin) throw new Error(`unexpected redirect to ${location}`);
+      steps.push(`${response.status} → ${location.pathname}`);
+      url = location;
       response = await browser.request(url);
       continue;
     }
@@ -116,9 +132,11 @@ export async function signInAndConsent(authorizationUrl, redirectUri, username, 
     if (form.password) {
       fields.set('username', username);
       fields.set('password', password);
+      steps.push(`sign-in form at ${url.pathname}`);
     } else if (form.consent) {
       fields.set('decision', 'allow');
       consentPages.push(visibleText(body));
+      steps.push(`consent form at ${url.pathname}`);
     } else {
       throw new Error(`a form that is neither sign-in nor consent at ${url.pathname}`);
     }

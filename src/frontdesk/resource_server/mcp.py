@@ -74,12 +74,15 @@ def auth_settings(resource: ProtectedResource, required_scopes: Collection[str] 
     """The SDK's ``AuthSettings`` for a resource server whose tokens come from frontdesk."""
     from mcp.server.auth.settings import AuthSettings
 
-    return AuthSettings(
-        issuer_url=resource.authorization_servers[0],  # type: ignore[arg-type]  # pydantic parses the str
-        resource_server_url=resource.resource,  # type: ignore[arg-type]
-        required_scopes=list(required_scopes) or None,
-        # The validator checks the audience already; this makes the SDK check it a second time.
-        validate_token_resource=True,
+    # Validated from plain data: pydantic turns the URL strings into the SDK's URL type.
+    return AuthSettings.model_validate(
+        {
+            "issuer_url": resource.authorization_servers[0],
+            "resource_server_url": resource.resource,
+            "required_scopes": list(required_scopes) or None,
+            # The validator checks the audience already; this makes the SDK check it a second time.
+            "validate_token_resource": True,
+        }
     )
 
 
