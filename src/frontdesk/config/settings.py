@@ -14,6 +14,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .operations import Admin, Alerts, Email, Metrics, Signup
 from .sections import (
     ARGON2ID_FLOORS,
     BackchannelLogout,
@@ -44,6 +45,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+LOG_FORMATS = ("auto", "json", "text")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting: the file's top-level keys, then its tables (each a ``Section``), then ``[scopes]``."""
@@ -54,6 +58,7 @@ class Settings:
         "database_url",
         "issuer",
         "log_level",
+        "log_format",
         "access_log",
         "allow_insecure_issuer",
         "insecure_fast_password_hashing",
@@ -74,6 +79,8 @@ class Settings:
     port: int = 8000
     workers: int = 1
     log_level: str = "INFO"
+    # "auto": human-readable lines on a terminal, JSON lines otherwise; "json" or "text" to choose.
+    log_format: str = "auto"
     # One line per request at INFO (uvicorn's access line, with the request's audit event on it); see README.
     access_log: bool = True
     # Named relaxation: allow a plain-http issuer that is not loopback (development only; logged at start).
@@ -93,6 +100,11 @@ class Settings:
     passwords: PasswordHashing = field(default_factory=PasswordHashing)
     registration: Registration = field(default_factory=Registration)
     dpop: Dpop = field(default_factory=Dpop)
+    admin: Admin = field(default_factory=Admin)
+    alerts: Alerts = field(default_factory=Alerts)
+    metrics: Metrics = field(default_factory=Metrics)
+    email: Email = field(default_factory=Email)
+    signup: Signup = field(default_factory=Signup)
     scopes: dict[str, str] = field(default_factory=dict)  # scope name -> the description consent pages show
     master_key: str = ""
     master_key_file: str = ""
@@ -116,6 +128,8 @@ class Settings:
         for name in ("access_token_alg", "id_token_alg"):
             if getattr(self, name) not in SIGNING_ALGS:
                 raise ConfigError(f"{name} must be one of {', '.join(SIGNING_ALGS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         self.lifetimes.check()
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
@@ -126,6 +140,9 @@ class Settings:
             self.server,
             self.registration,
             self.dpop,
+            self.alerts,
+            self.metrics,
+            self.email,
         ):
             section.check()
         self._check_password_hashing()

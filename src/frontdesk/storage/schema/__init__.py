@@ -22,12 +22,17 @@ from .grants import (
 )
 from .keys import SigningKey
 from .limits import RateLimit, SigninFailure
-from .people import Consent, Passkey, RecoveryCode, TotpSecret, User, WebAuthnChallenge
+from .operations import AdminRole, AdminToken, Alert, AlertCursor
+from .people import Consent, EmailLink, Passkey, RecoveryCode, TotpSecret, User, WebAuthnChallenge
 from .sessions import Interaction, LogoutDelivery, Session, SessionGrant
 from .upstream import UpstreamIdentity, UpstreamLogin, UpstreamProvider
 from .vault import ApiKey, VaultConnection, VaultConnectSession, VaultIntegration
 
 __all__ = [
+    "AdminRole",
+    "AdminToken",
+    "Alert",
+    "AlertCursor",
     "ApiKey",
     "AuditEvent",
     "AuthorizationCode",
@@ -37,6 +42,7 @@ __all__ = [
     "Client",
     "Consent",
     "DeviceCode",
+    "EmailLink",
     "Grant",
     "InitialAccessToken",
     "Interaction",

@@ -16,6 +16,10 @@ class Client(Base):
     client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     secret_digest: Mapped[str | None] = mapped_column(String(64))
+    # Secret rotation with an overlap window: the secret before the last rotation keeps working until this time, so
+    # a client's instances can be moved to the new one without an outage.
+    previous_secret_digest: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     auth_method: Mapped[str] = mapped_column(String(40))
     redirect_uris: Mapped[str] = mapped_column(Text)  # JSON array
     grant_types: Mapped[str] = mapped_column(Text)  # JSON array

@@ -3,12 +3,12 @@ factor (RFC 6238) and recovery codes."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["Consent", "Passkey", "RecoveryCode", "TotpSecret", "User", "WebAuthnChallenge"]
+__all__ = ["Consent", "EmailLink", "Passkey", "RecoveryCode", "TotpSecret", "User", "WebAuthnChallenge"]
 
 
 class User(Base):
@@ -19,6 +19,11 @@ class User(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # OpenID Connect Core §5.1: true once the person followed a verification link sent to this address; an email
+    # change sets it back to false.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A disabled person cannot sign in and their sessions, grants and tokens are ended; the row stays for audit.
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Consent(Base):
@@ -85,3 +90,19 @@ class RecoveryCode(Base):
 # A client's consents, read or deleted by client alone (a client deleted or purged): the primary key leads with
 # the person, so it cannot serve those.
 Index("ix_consents_client_id", Consent.client_id)
+
+
+class EmailLink(Base):
+    """A one-time link sent by email (verify an address, reset a password, finish a sign-up): kept as the digest of
+    its secret, bound to one person, one purpose and the address it was sent to, used once, short-lived."""
+
+    __tablename__ = "email_links"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # verify | reset | signup
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    email: Mapped[str] = mapped_column(String(320))  # the address it went to: a changed address voids it
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Who asked for it: "self" or the admin principal that started a reset, for the audit trail.
+    requested_by: Mapped[str] = mapped_column(String(100), default="self", server_default="self")
