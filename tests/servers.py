@@ -86,10 +86,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT)
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], issuer: str, log: Path) -> bool:
-    """True once discovery answers with this issuer; False if the process died (e.g. the port was taken)."""
+def _wait_until_ready(process: subprocess.Popen[bytes], issuer: str, log: Path, base: str | None = None) -> bool:
+    """True once discovery answers with this issuer (at ``base``, by default the issuer itself); False if the process
+    died (e.g. the port was taken)."""
     deadline = time.monotonic() + START_TIMEOUT
-    url = f"{issuer}/.well-known/openid-configuration"
+    url = f"{base or issuer}/.well-known/openid-configuration"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
@@ -174,3 +175,66 @@ def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Several ``frontdesk serve`` processes behind one issuer, each with a home of its own, on one database: the
+    hosts of a scale-out deployment. ``servers[i].cli`` runs the command line as host ``i``'s operator would."""
+
+    issuer: str
+    bases: tuple[str, ...]  # where each process listens; the issuer names the first, as a load balancer would
+    servers: tuple[Server, ...]
+
+
+@contextlib.contextmanager
+def serving_together(tmp_path: Path, database_url: str, envs: list[dict[str, str]]) -> Iterator[Cluster]:
+    """One ``frontdesk serve`` per entry of ``envs`` (variables over ``_environment``; give each its own
+    ``FRONTDESK_HOME``), started at once on ``database_url`` (so they also race through its migrations) with the
+    issuer of the first; stopped afterwards, and each one's DEBUG log checked for credentials."""
+    logs = [tmp_path / f"frontdesk-{i}.log" for i in range(len(envs))]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(START_ATTEMPTS):
+            ports = [_free_port() for _ in envs]
+            if len(set(ports)) < len(ports):
+                continue
+            issuer = f"http://127.0.0.1:{ports[0]}"
+            bases = tuple(f"http://127.0.0.1:{port}" for port in ports)
+            full = [
+                {**_environment(Path(env["FRONTDESK_HOME"]), database_url), **env, "FRONTDESK_ISSUER": issuer}
+                for env in envs
+            ]
+            processes = []
+            for port, env, log in zip(ports, full, logs, strict=True):
+                with log.open("ab") as sink:
+                    command = [sys.executable, "-m", "frontdesk", "serve", "--host", "127.0.0.1", "--port", str(port)]
+                    processes.append(
+                        subprocess.Popen(
+                            command, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                        )
+                    )
+            if all(
+                _wait_until_ready(p, issuer, log, base) for p, base, log in zip(processes, bases, logs, strict=True)
+            ):
+                break
+            for process in processes:  # one died, most likely on a port taken meanwhile: all start again
+                _stop(process)
+        else:
+            pytest.fail(
+                f"{len(envs)} frontdesk processes did not all start, {START_ATTEMPTS} times; their logs:\n"
+                + "\n".join(log.read_text(errors="replace") for log in logs if log.exists())
+            )
+        servers = tuple(
+            Server(issuer=issuer, env=env, backend="postgresql" if database_url.startswith("postgresql") else "sqlite",
+                   log=log)
+            for env, log in zip(full, logs, strict=True)
+        )  # fmt: skip
+        yield Cluster(issuer, bases, servers)
+        for i, (process, log) in enumerate(zip(processes, logs, strict=True)):
+            assert process.poll() is None, f"frontdesk {i} died during the tests; its log:\n{log.read_text()}"
+    finally:
+        for process in processes:
+            _stop(process)
+    for log in logs:
+        assert_no_secret_in_log(log)

@@ -5,10 +5,11 @@ Revision ID: 0015
 Revises: 0014
 
 Issue 16: the admin API authenticates with admin tokens (digests) or a person's admin role; alerts raised from the
-audit trail are stored and grouped, and ``alert_cursor`` records how far the rules have read the trail; email verification, password reset and sign-up links are single-use digests;
-``users.email_verified`` backs the OpenID Connect claim (false for everyone until they verify); a person can be
-disabled without deleting their audit history; a client's secret can be rotated while the previous one works for an
-overlap window; the audit trail is searched by event and by client over a time range.
+audit trail are stored and grouped, and ``alert_cursor`` records how far the rules have read the trail; email
+verification, password reset and sign-up links are single-use digests; ``users.email_verified`` backs the OpenID
+Connect claim (false for everyone until they verify); a person can be disabled without deleting their audit history;
+a client's secret can be rotated while the previous one works for an overlap window; the audit trail is searched by
+event and by client over a time range.
 """
 
 from __future__ import annotations
