@@ -139,7 +139,7 @@ def connect(integration: str, user: str, token: str) -> str:
     with transaction(engine) as conn:
         record, _ = store.save_connection(
             conn, keys, integration_name=integration, user=user, credentials=credentials, scopes=[SCOPE], meta={},
-            expires_at=now() + LIFETIME,
+            expires_at=now() + LIFETIME, person=None,
         )  # fmt: skip
         audit.record(
             conn, "vault.connection.created", "success", integration=integration, user=user, connection=record.id

@@ -243,9 +243,9 @@ async def test_hot_routes_keep_their_fast_path_with_cors(fd, confidential, monke
     taken: list[str] = []
     direct_call = Served._direct
 
-    async def spy(self: Served, endpoint: Any, scope: Any, receive: Any, send: Any) -> None:
+    async def spy(self: Served, endpoint: Any, scope: Any, receive: Any, send: Any, pending: Any) -> None:
         taken.append(scope["path"])
-        await direct_call(self, endpoint, scope, receive, send)
+        await direct_call(self, endpoint, scope, receive, send, pending)
 
     monkeypatch.setattr(Served, "_direct", spy)
     answers = []

@@ -56,6 +56,7 @@ RULES = (
             "frontdesk.vault",
             "frontdesk.oauth",
             "frontdesk.upstream",
+            "frontdesk.admin",
             "frontdesk.core",
             "frontdesk.crypto",
             *IO_LIBRARIES,
@@ -65,17 +66,24 @@ RULES = (
     Rule(
         "storage holds no protocol rules and no service",
         "frontdesk.storage",
-        ("frontdesk.protocol", "frontdesk.oauth", "frontdesk.vault", "frontdesk.upstream", "frontdesk.web"),
+        (
+            "frontdesk.protocol",
+            "frontdesk.oauth",
+            "frontdesk.vault",
+            "frontdesk.upstream",
+            "frontdesk.admin",
+            "frontdesk.web",
+        ),
     ),
     Rule(
         "crypto runs no SQL and knows no service",
         "frontdesk.crypto",
-        ("frontdesk.storage", "frontdesk.oauth", "frontdesk.vault", "frontdesk.web", "sqlalchemy"),
+        ("frontdesk.storage", "frontdesk.oauth", "frontdesk.vault", "frontdesk.admin", "frontdesk.web", "sqlalchemy"),
     ),
     Rule(
         "the core knows neither the vault nor the services: the composition root wires them",
         "frontdesk.core",
-        ("frontdesk.vault", "frontdesk.oauth", "frontdesk.upstream", "frontdesk.web"),
+        ("frontdesk.vault", "frontdesk.oauth", "frontdesk.upstream", "frontdesk.admin", "frontdesk.web"),
     ),
     Rule(
         "services do not reach up into HTTP",
@@ -101,8 +109,23 @@ RULES = (
 ALLOWED: frozenset[tuple[str, str]] = frozenset()
 
 # What the package root may hold (DESIGN §2): infrastructure only; the use cases live in packages.
-ROOT_MODULES = {"__init__", "__main__", "asgi", "cli", "config", "core", "errors", "logs", "secret", "server", "wire"}
+ROOT_MODULES = {
+    "__init__",
+    "__main__",
+    "asgi",
+    "cli",
+    "config",
+    "core",
+    "errors",
+    "log_text",
+    "logs",
+    "metrics",
+    "secret",
+    "server",
+    "wire",
+}
 ROOT_PACKAGES = {
+    "admin",
     "cli",
     "config",
     "crypto",

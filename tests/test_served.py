@@ -95,6 +95,8 @@ async def test_direct_endpoints_answer_as_the_full_stack(
     direct, full = answers
     assert direct.status_code == full.status_code
     assert sorted(direct.headers.keys()) == sorted(full.headers.keys())
+    # In the same order too: a plain answer's headers are appended precomputed on the direct path (asgi.py).
+    assert [name for name, _ in direct.headers.multi_items()] == [name for name, _ in full.headers.multi_items()]
     for name in ("cache-control", "x-frame-options", "content-security-policy", "referrer-policy", "www-authenticate"):
         assert direct.headers.get(name) == full.headers.get(name), name
     if "access_token" in direct.json():
@@ -134,9 +136,9 @@ async def test_every_hot_route_is_served_directly_and_answers_as_the_router(
     taken: list[tuple[str, str]] = []
     direct_call = Served._direct
 
-    async def spy(self: Served, endpoint: Any, scope: Any, receive: Any, send: Any) -> None:
+    async def spy(self: Served, endpoint: Any, scope: Any, receive: Any, send: Any, pending: Any) -> None:
         taken.append((scope["method"], scope["path"]))
-        await direct_call(self, endpoint, scope, receive, send)
+        await direct_call(self, endpoint, scope, receive, send, pending)
 
     monkeypatch.setattr(Served, "_direct", spy)
     for method, path in sorted(hot):

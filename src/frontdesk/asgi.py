@@ -30,16 +30,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import logs
+from . import logs, metrics
 from .config import Settings, load_settings
 from .core import Frontdesk, open_core
 from .logs import configure_logging
+from .oauth import revocations
 from .storage import audit, wal
 from .vault.service import open_vault
 from .web import cors, create_app
 from .web.app import Endpoint, HotRoute
 from .web.demo import DemoClient
-from .web.http import JSONAnswer, SecurityHeaders, with_page_headers
+from .web.http import JSONAnswer, SecurityHeaders, plain_headers, with_page_headers
+from .web.token import FRONTDESK
 
 __all__ = ["app", "open_frontdesk", "served"]
 
@@ -88,45 +90,47 @@ class Served:
         self.cross_origin = _cross_origin(app, self.direct)
         self.handlers = app.exception_handlers
         self.access_log = fd.settings.access_log
+        # What the direct path appends to a plain JSON answer's headers: the security headers, after the CORS
+        # headers where the route is cross-origin (web/cors.py), exactly as with_cors and with_page_headers add them.
+        plain = plain_headers()
+        self.plain_tail = with_page_headers(plain)[len(plain) :]
+        self.plain_cors_tail = with_page_headers(cors.with_cors(plain))[len(plain) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.access_log and logs.ACCESS.isEnabledFor(logging.INFO):
-            await self._logged(scope, receive, send)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, self._lifespan_send(send))
+                return
+            await self.app(scope, receive, send)
             return
-        await self._route(scope, receive, send)
-
-    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status = 0
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        endpoint = self.direct.get((scope["method"], scope["path"]))
+        if endpoint is not None and scope.get("root_path"):
+            endpoint = None
+        if not (self.access_log and logs.ACCESS.isEnabledFor(logging.INFO)):
+            if endpoint is not None:
+                await self._direct(endpoint, scope, receive, send, None)
+            else:
+                await self.app(scope, receive, send)
+            return
         with logs.RequestLines() as pending:
             try:
-                await self._route(scope, receive, send_status)
+                if endpoint is not None:
+                    await self._direct(endpoint, scope, receive, send, pending)
+                else:
+                    await self.app(scope, receive, _noting_status(send, pending))
             finally:
-                if status:  # as uvicorn: no line for a request that got no response from the app
-                    logs.access_line(scope, status, pending)
+                if pending.status:  # as uvicorn: no line for a request that got no response from the app
+                    logs.access_line(scope, pending.status, pending)
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            endpoint = self.direct.get((scope["method"], scope["path"]))
-            if endpoint is not None and not scope.get("root_path"):
-                await self._direct(endpoint, scope, receive, send)
-                return
-        elif scope["type"] == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
-            return
-        await self.app(scope, receive, send)
-
-    async def _direct(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _direct(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, pending: logs.RequestLines | None
+    ) -> None:
         # What Starlette's stack does for these routes, in its order: ServerErrorMiddleware (a 500 goes out
         # without the security headers, then the error is raised on to the server), SecurityHeaders, then
-        # ExceptionMiddleware with the app's handlers by exception class.
+        # ExceptionMiddleware with the app's handlers by exception class. ``pending``: the access line's, which
+        # learns the status as the response starts.
         scope["app"] = self.app
+        scope[FRONTDESK] = self.fd
         cross_origin = scope["path"] in self.cross_origin
         if cross_origin:
             cors.mark(scope)  # for the server-error handler, as the route's wrapper marks it on the router's path
@@ -143,21 +147,22 @@ class Served:
                     raise
                 handled = handler(request, exc)
                 response = await handled if inspect.isawaitable(handled) else handled
-            if cross_origin:  # errors too: a browser-based client must be able to read the OAuth error
-                response.raw_headers = cors.with_cors(response.raw_headers)
-            if type(response) not in (Response, JSONAnswer) or response.background is not None:
-                await SecurityHeaders(response)(scope, receive, send)
-                return
+            if type(response) is JSONAnswer and response.plain and response.background is None:
+                # The headers added below, computed once for the headers such an answer has (web/http.py).
+                headers = response.raw_headers + (self.plain_cors_tail if cross_origin else self.plain_tail)
+            else:
+                if cross_origin:  # errors too: a browser-based client must be able to read the OAuth error
+                    response.raw_headers = cors.with_cors(response.raw_headers)
+                if type(response) not in (Response, JSONAnswer) or response.background is not None:
+                    await SecurityHeaders(response)(scope, receive, _noting_status(send, pending))
+                    return
+                headers = with_page_headers(response.raw_headers)
             # A plain response, as every hot endpoint answers: its two messages written here, with the headers
             # SecurityHeaders would add, rather than through two wrapped send callables.
             started = True
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": with_page_headers(response.raw_headers),
-                }
-            )
+            if pending is not None:
+                pending.status = response.status_code
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
             await send({"type": "http.response.body", "body": response.body})
         except Exception as exc:
             server_error = self.handlers.get(Exception) or self.handlers.get(500)
@@ -166,7 +171,7 @@ class Served:
             if not started:
                 answer = server_error(request, exc)
                 answer = await answer if inspect.isawaitable(answer) else answer
-                await answer(scope, receive, send)
+                await answer(scope, receive, _noting_status(send, pending))
             raise
 
     def _lifespan_send(self, send: Send) -> Send:
@@ -174,6 +179,8 @@ class Served:
             if message["type"] == "lifespan.startup.complete":
                 audit.start_writer(self.fd.engine)
                 wal.start(self.fd.engine)
+                revocations.start(self.fd)  # revocation answers kept, invalidated across processes
+                self.fd.keys.read()  # the ring's first read, before requests can hold every connection (key_ring.py)
                 # Everything loaded so far (modules, SQLAlchemy's tables, templates) lives as long as the process:
                 # out of the collector's way, so that full collections stop walking it (BENCHMARKS.md).
                 gc.collect()
@@ -183,6 +190,7 @@ class Served:
                     await run_in_threadpool(audit.stop_writer, self.fd.engine)
                 except Exception:
                     log.exception("audit events could not be written at shutdown")
+                revocations.stop(self.fd)
                 try:
                     wal.stop(self.fd.engine)
                 except Exception:
@@ -192,6 +200,19 @@ class Served:
             await send(message)
 
         return send_and_batch
+
+
+def _noting_status(send: Send, pending: logs.RequestLines | None) -> Send:
+    """``send``, noting the status of the response as it starts for the request's access line (if it has one)."""
+    if pending is None:
+        return send
+
+    async def send_status(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            pending.status = message["status"]
+        await send(message)
+
+    return send_status
 
 
 def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_keys: bool = True) -> Frontdesk:
@@ -207,12 +228,25 @@ def open_frontdesk(settings: Settings, *, run_migrations: bool = True, ensure_ke
     return fd
 
 
+class MeasuredServed(Served):
+    """``Served`` with each request counted and timed (metrics.py): what ``served`` builds when ``[metrics]`` is on,
+    so that with metrics off a request does not pay even a branch for them."""
+
+    def __init__(self, app: Starlette, fd: Frontdesk) -> None:
+        super().__init__(app, fd)
+        self.meter = metrics.RequestMeter(self.direct)
+        metrics.watch(fd)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.meter(super().__call__, scope, receive, send)
+
+
 def served(fd: Frontdesk, demo: DemoClient | None = None) -> Served:
     """The app as ``frontdesk serve`` runs it."""
-    return Served(create_app(fd, demo), fd)
+    return (MeasuredServed if fd.settings.metrics.enabled else Served)(create_app(fd, demo), fd)
 
 
 def app() -> ASGIApp:
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return served(open_frontdesk(settings, run_migrations=False, ensure_keys=False))

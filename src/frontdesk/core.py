@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from .config import ConfigError, Settings
-from .crypto.aead import MasterKey, load_master_key
+from .crypto.aead import DecryptionFailed, MasterKey, load_master_key
 from .crypto.key_ring import KeyRing
 from .crypto.passwords import use_cost
 from .protocol.scope import OIDC_SCOPES, parse_scope
@@ -190,7 +190,23 @@ def open_core(settings: Settings, *, run_migrations: bool = True, ensure_keys: b
     keys = KeyRing(SigningKeyStore(engine), master, retire_for=lambda: fd.longest_token_life())
     fd = Frontdesk(settings, engine, master, keys, clients, UserStore(engine), csrf_key)
     if ensure_keys:
+        _check_master_key(keys)  # before anything is sealed under a master key the other processes lack
         created = keys.ensure()
         if created:
             log.info("created signing keys", extra={"kids": created})
+        _check_master_key(keys)  # another process may have made the first keys meanwhile, under its own
     return fd
+
+
+def _check_master_key(keys: KeyRing) -> None:
+    """Read the key ring now rather than at the first request: every stored private key must open under this master
+    key. A process of a shared database given none makes one of its own in its home (crypto/aead.py), and would then
+    seal keys no other process can open, or answer every request that signs with a 500. DESIGN §3, §9: every process
+    shares the key ring, and invalid configuration fails at start."""
+    try:
+        keys.read()
+    except DecryptionFailed:
+        raise ConfigError(
+            "the signing keys in the database do not open under this master key: every process and host of one "
+            "database needs the same master key (FRONTDESK_MASTER_KEY or FRONTDESK_MASTER_KEY_FILE)"
+        ) from None

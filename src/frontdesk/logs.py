@@ -228,11 +228,12 @@ class RequestLines:
     (:func:`access_line`). An event that was never carried (no response started) gets a line of its own on the way
     out. A plain class, not a generator context manager: it is entered once per request."""
 
-    __slots__ = ("_token", "audit", "open")
+    __slots__ = ("_token", "audit", "open", "status")
 
     def __init__(self) -> None:
         self.audit: dict[str, Any] | None = None
         self.open = True
+        self.status = 0  # the response's, once it starts: the access line's
 
     def __enter__(self) -> RequestLines:
         self._token = _request.set(self)
@@ -370,8 +371,10 @@ def hide_queries() -> None:
             logger.addFilter(NoQueries())
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = LineHandler(LineWriter(sys.stderr))
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    from .log_text import fold_uvicorn_startup, line_writer  # it builds on this module
+
+    handler = LineHandler(line_writer(sys.stderr, log_format))  # JSON lines, or text on a terminal (log_text.py)
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in root.handlers:
@@ -389,4 +392,5 @@ def configure_logging(level: str = "INFO") -> None:
     # httpcore's DEBUG trace prints every response header a provider sends, and some echo the credential back.
     logging.getLogger("httpcore").setLevel(logging.INFO)
     hide_queries()
+    fold_uvicorn_startup()
     logging.Formatter.converter = time.gmtime

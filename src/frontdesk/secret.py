@@ -27,6 +27,9 @@ PREFIXES = {
     "registration_access_token": "fd_rat_",  # RFC 7592 §3
     "initial_access_token": "fd_iat_",  # RFC 7591 §3
     "auth_req_id": "fd_ar_",  # OpenID Connect CIBA Core 1.0 §7.3
+    "admin_token": "fd_adm_",  # the admin API (frontdesk.admin.principals)
+    "email_verify_link": "fd_ev_",  # oauth/email_links.py
+    "password_reset_link": "fd_pr_",
 }
 
 

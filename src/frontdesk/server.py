@@ -124,6 +124,10 @@ class HttpProtocol(HttpToolsProtocol):
         limits: ServerLimits | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # The access line is frontdesk's own (asgi.py). uvicorn decides on its own from whether its access logger
+        # has handlers, and in a worker of --workers N it has: frontdesk's logging (logs.py) propagates it to the
+        # root after uvicorn emptied it, and each request got two lines.
+        self.access_log = False
         self.limits = limits or ServerLimits()
         self._refused = False
         # What the connection waits for from the client, and until when; None while the server has the turn.

@@ -3,16 +3,22 @@ publishes (crypto/keys.py), and the key ring over a store that is a plain list (
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from frontdesk.config import SIGNING_ALGS
 from frontdesk.crypto.aead import MasterKey
 from frontdesk.crypto.key_ring import KeyRing, NewKey
-from frontdesk.crypto.keys import KeyInfo, StoredKey, new_stored_key, read_key_set
+from frontdesk.crypto.keys import KeyInfo, StoredKey, _raw_p256, new_stored_key, read_key_set
 
 MASTER = MasterKey(bytes(range(32)))
 
@@ -116,3 +122,25 @@ def test_the_ring_keeps_verifying_what_its_retired_key_signed():
     assert ring.verify(before).claims == {"n": 1}
     retired = [k for k in ring.list() if k.state == "retired"]
     assert {k.publish_until for k in retired} == {store.at + 600}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2**256 - 1), st.integers(1, 2**256 - 1))
+def test_a_p256_signature_is_read_off_its_der_as_the_asn1_decoder_reads_it(r: int, s: int) -> None:
+    """RFC 7518 §3.4's R || S from OpenSSL's DER, short integers (fewer than 32 bytes) and those with a sign byte
+    alike: the same 64 bytes as the ASN.1 decoder gives."""
+    der = encode_dss_signature(r, s)
+    assert _raw_p256(der) == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def test_an_es256_signature_verifies_with_the_public_key() -> None:
+    """The raw signature of a token (header.claims) checks out against the key's public half."""
+    keys = read_key_set([new_stored_key(MASTER, "ES256", "active", 1)], MASTER, 0.0)
+    for _ in range(50):
+        token = keys.sign({"sub": "alice"}, "ES256")
+        head, claims, signature = token.split(".")
+        raw = base64.urlsafe_b64decode(signature + "==")
+        public = keys.verifying[keys.signing["ES256"].kid].public_key
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        public.verify(der, f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))

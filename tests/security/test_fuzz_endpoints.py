@@ -64,6 +64,23 @@ FORM_PATHS = [
     "/account/second-factor/remove",
     "/account/recovery-codes",
     "/vault/connect/{id}",
+    "/account/email",
+    "/account/email/verify",
+    "/email/verify",
+    "/password/forgot",
+    "/password/reset",
+    "/admin/access/roles",
+    "/admin/access/roles/revoke",
+    "/admin/access/tokens",
+    "/admin/access/tokens/revoke",
+    "/admin/alerts",
+    "/admin/audit/export",
+    "/admin/clients/change",
+    "/admin/clients/delete",
+    "/admin/clients/new",
+    "/admin/clients/rotate-secret",
+    "/admin/connections/delete",
+    "/admin/people/{id}/{id}",
 ]
 QUERY_PATHS = [
     "/authorize",
@@ -95,10 +112,27 @@ QUERY_PATHS = [
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
     "/.well-known/oauth-protected-resource/mcp",
+    "/email/verify",
+    "/password/forgot",
+    "/password/reset",
+    "/healthz",
+    "/readyz",
+    "/admin",
+    "/admin/access",
+    "/admin/alerts",
+    "/admin/audit",
+    "/admin/clients",
+    "/admin/clients/new",
+    "/admin/clients/view",
+    "/admin/connections",
+    "/admin/people",
+    "/admin/people/{id}",
 ]
 JSON_PATHS = ["/vault/connect-sessions", "/vault/check", "/register"]
 # Routes fuzzed elsewhere: the proxy passes any path and body on to a provider (tests/vault/test_proxy_paths.py).
 FUZZED_ELSEWHERE = {"/vault/proxy/{id}/{id}"}
+# The admin API is fuzzed by schemathesis against its own OpenAPI document (tests/admin/test_api_schemathesis.py).
+ADMIN_API = "/admin/api/v1/"
 
 NAMES = st.sampled_from(
     [
@@ -336,5 +370,7 @@ def test_every_route_is_fuzzed(fd: Frontdesk) -> None:
             posted.add(path)
         if "GET" in methods:
             got.add(path)
+    posted = {path for path in posted if not path.startswith(ADMIN_API)}
+    got = {path for path in got if not path.startswith(ADMIN_API)}
     assert posted - set(FORM_PATHS) - set(JSON_PATHS) - FUZZED_ELSEWHERE == set()
     assert got - set(QUERY_PATHS) - FUZZED_ELSEWHERE == set()

@@ -826,6 +826,24 @@ async def test_BCP_31_no_open_redirector_on_any_route_4_11(fd, http, browser, co
         ("POST", "/vault/connect/{token}"): simple("POST", "/vault/connect/fd_vc_" + "A" * 43, data=evil_form),
         ("GET", "/vault/connect"): simple("GET", "/vault/connect"),
         ("GET", "/vault/callback"): simple("GET", "/vault/callback"),
+        # Email links and probes: pages and JSON that redirect nowhere but this server.
+        **{
+            (method, path): simple(method, path, **({"data": evil_form} if method == "POST" else {}))
+            for method, path in every_route(fd)
+            if path in ("/email/verify", "/password/forgot", "/password/reset", "/healthz", "/readyz")
+            or path.startswith("/account/email")
+        },
+        # The admin console (this person holds no admin role: a page saying so) and the admin API (no admin token:
+        # a 401 in JSON). Path parameters are filled with a plain word.
+        **{
+            (method, path): simple(
+                method,
+                re.sub(r"\{[^}]+\}", "x", path),
+                **({"data": evil_form} if method == "POST" else {}),
+            )
+            for method, path in every_route(fd)
+            if path == "/admin" or path.startswith("/admin/")
+        },
     }
     assert set(signed_in) == every_route(fd), "a route was added: say how to reach it here"
     responses: list[httpx.Response] = []

@@ -10,9 +10,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..admin.errors import AdminError
 from ..config import ConfigError
 from ..vault import cli as vault_cli
-from . import authz_types, clients, keys, people, registration, resources, scopes, serve, upkeep, upstream
+from . import (
+    admin,
+    alerts,
+    authz_types,
+    clients,
+    keys,
+    people,
+    registration,
+    resources,
+    scopes,
+    serve,
+    upkeep,
+    upstream,
+)
 from .context import CommandError, command, open_for, output, redirect_uri
 
 __all__ = ["main"]
@@ -34,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     vault_cli.add_commands(sub, command, open_for, output, redirect_uri)
     upkeep.add_purge_command(sub)
     upkeep.add_audit_commands(sub)
+    alerts.add_commands(sub)
+    admin.add_commands(sub)
     return parser
 
 
@@ -41,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.fn(args)
-    except (CommandError, ConfigError, ValueError) as exc:
+    except (AdminError, CommandError, ConfigError, ValueError) as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

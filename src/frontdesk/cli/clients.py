@@ -9,21 +9,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import Frontdesk
-from ..oauth.ciba_clients import update_delivery
-from ..oauth.client_auth import AUTH_METHODS
-from ..oauth.dpop import require_for_client
-from ..oauth.exchange_policy import registered_targets, update_may_exchange_for
-from ..oauth.grants import GRANT_TYPES
-from ..oauth.registration import (
-    ASSERTION_AUDIENCES,
-    ClientError,
-    ClientRequest,
-    UnknownScope,
-    register,
-    render_metadata,
-    update_logout,
+from ..admin.clients import (
+    DEFAULT_OVERLAP,
+    MAX_OVERLAP,
+    all_clients,
+    client,
+    create_client,
+    delete_client,
+    rotate_secret,
+    update_client,
 )
+from ..admin.errors import AdminError, NotFound, UnknownScopes
+from ..admin.principals import CLI
+from ..oauth.client_auth import AUTH_METHODS
+from ..oauth.grants import GRANT_TYPES
+from ..oauth.registration import ASSERTION_AUDIENCES, ClientRequest, render_metadata
 from ..protocol.ciba import DELIVERY_MODES
 from ..storage.clients import ClientRecord
 from .context import CommandError, command, open_for, output
@@ -77,14 +77,15 @@ def _list_line(c: ClientRecord) -> str:
     return line if c.vetted else f"{line}\t{_LIST_COLUMN[c.registered_by]}"
 
 
+def _jwks_file(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CommandError(f"cannot read a JWK Set from {path}: {exc}") from None
+
+
 def _requested(args: argparse.Namespace) -> ClientRequest:
     """The metadata ``client create`` asks for, from its flags."""
-    jwks = None
-    if args.jwks:
-        try:
-            jwks = json.loads(Path(args.jwks).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CommandError(f"cannot read a JWK Set from {args.jwks}: {exc}") from None
     return ClientRequest(
         name=args.name,
         client_id=args.client_id,
@@ -93,7 +94,7 @@ def _requested(args: argparse.Namespace) -> ClientRequest:
         redirect_uris=args.redirect_uri or [],
         grant_types=args.grant_type,
         scope=args.scope,
-        jwks=jwks,
+        jwks=_jwks_file(args.jwks) if args.jwks else None,
         jwks_uri=args.jwks_uri,
         resources=args.resource,
         access_token_ttl=args.access_token_ttl,
@@ -109,101 +110,135 @@ def _requested(args: argparse.Namespace) -> ClientRequest:
     )
 
 
-def cmd_client_create(args: argparse.Namespace) -> None:
-    fd = open_for(args)
-    request = _requested(args)
-    try:
-        if args.may_exchange_for:
-            request["may_exchange_for"] = registered_targets(fd, args.may_exchange_for)
-        # Scopes nobody defined are refused here rather than at every token request, where each one would fail.
-        client, secret = register(fd, known_scopes=fd.scopes(fresh=True), **request)
-    except UnknownScope as exc:
+def _failed(exc: AdminError) -> CommandError:
+    if isinstance(exc, UnknownScopes):
         first = exc.scopes[0]
-        raise CommandError(
+        return CommandError(
             f"{exc.error}: {exc}; define {'them' if len(exc.scopes) > 1 else 'it'} first, e.g. "
             f'frontdesk scope create {first} --description "what {first} lets an app do, in plain words"'
-        ) from None
-    except ClientError as exc:
-        raise CommandError(f"{exc.error}: {exc}") from None
-    data = _with_policy(render_metadata(client), client)
+        )
+    if isinstance(exc, NotFound):
+        return CommandError(str(exc))
+    return CommandError(f"{exc.error}: {exc}")
+
+
+def _shown(args: argparse.Namespace, c: ClientRecord, secret: str | None) -> None:
+    data = _with_policy(render_metadata(c), c)
+    text = _client_text(c)
     if secret is not None:
         data["client_secret"] = secret
-    text = _client_text(client)
-    if secret is not None:
         text += f"\nclient_secret: {secret}\n(shown once: frontdesk keeps only a digest)"
     output(args, data, text)
 
 
+def cmd_client_create(args: argparse.Namespace) -> None:
+    fd = open_for(args)
+    request = _requested(args)
+    fields = {k: v for k, v in request.items() if k not in ("client_id", "secret")}
+    try:
+        # Scopes nobody defined are refused here rather than at every token request, where each one would fail.
+        made = create_client(fd, CLI, fields, client_id=args.client_id, secret=args.secret)
+    except AdminError as exc:
+        raise _failed(exc) from None
+    _shown(args, made.client.record, made.secret)
+
+
 def cmd_client_list(args: argparse.Namespace) -> None:
-    clients = open_for(args).clients.list()
+    clients = [view.record for view in all_clients(open_for(args), CLI)]
     output(args, [_client_json(c) for c in clients], "\n".join(_list_line(c) for c in clients) or "no clients")
 
 
 def cmd_client_show(args: argparse.Namespace) -> None:
-    client = open_for(args).clients.get(args.client_id, cached=False)
-    if client is None:
-        raise CommandError(f"no client {args.client_id!r}")
-    output(args, _client_json(client), _client_text(client))
+    try:
+        found = client(open_for(args), CLI, args.client_id).record
+    except NotFound:
+        raise CommandError(f"no client {args.client_id!r}") from None
+    output(args, _client_json(found), _client_text(found))
+
+
+def _changes(args: argparse.Namespace, current: ClientRecord) -> dict[str, Any]:
+    """The fields ``client update`` was asked to change; what is not given stays as it was."""
+    changes: dict[str, Any] = {}
+    for flag, name in _REPLACED.items():
+        value = getattr(args, flag)
+        if value is not None:
+            changes[name] = value
+    if args.jwks:
+        changes["jwks"] = _jwks_file(args.jwks)
+    if args.clear_post_logout_redirect_uris:
+        changes["post_logout_redirect_uris"] = []
+    if args.post_logout_redirect_uri:
+        changes["post_logout_redirect_uris"] = args.post_logout_redirect_uri
+    if args.clear_backchannel_logout_uri:
+        changes["backchannel_logout_uri"] = None
+    if args.backchannel_logout_uri:
+        changes["backchannel_logout_uri"] = args.backchannel_logout_uri
+    if args.may_exchange_for or args.clear_may_exchange_for:
+        changes["may_exchange_for"] = args.may_exchange_for or []
+    mode, endpoint = args.backchannel_token_delivery_mode, args.backchannel_client_notification_endpoint
+    if mode is not None or endpoint is not None:
+        # CIBA Core 1.0 §4: ping's endpoint is kept when only the mode (ping again) is named, and dropped when the
+        # mode becomes poll.
+        mode = mode or current.backchannel_token_delivery_mode
+        if endpoint is None and mode == "ping":
+            endpoint = current.backchannel_client_notification_endpoint
+        changes["backchannel_token_delivery_mode"] = mode
+        changes["backchannel_client_notification_endpoint"] = endpoint
+    return changes
+
+
+# ``client update`` flags that replace a field with the value given.
+_REPLACED = {
+    "name": "name",
+    "redirect_uri": "redirect_uris",
+    "grant_type": "grant_types",
+    "scope": "scope",
+    "auth_method": "auth_method",
+    "jwks_uri": "jwks_uri",
+    "resource": "resources",
+    "access_token_ttl": "access_token_ttl",
+    "id_token_alg": "id_token_alg",
+    "backchannel_logout_session_required": "backchannel_logout_session_required",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
+}
 
 
 def cmd_client_update(args: argparse.Namespace) -> None:
-    """Change a client's sign-out metadata and token exchange policy; what is not given stays as it was."""
+    """Change any of a client's metadata (judged again as at registration); what is not given stays as it was."""
     fd = open_for(args)
-    client = fd.clients.get(args.client_id, cached=False)
-    if client is None:
-        raise CommandError(f"no client {args.client_id!r}")
-    post_logout = list(client.post_logout_redirect_uris)
-    if args.clear_post_logout_redirect_uris:
-        post_logout = []
-    if args.post_logout_redirect_uri:
-        post_logout = args.post_logout_redirect_uri
-    backchannel = None if args.clear_backchannel_logout_uri else client.backchannel_logout_uri
-    session_required = args.backchannel_logout_session_required
     try:
-        # Judged before anything is written, so a refused resource leaves the client as it was.
-        targets = registered_targets(fd, args.may_exchange_for or ())
-        updated = update_logout(
-            fd,
-            client.client_id,
-            post_logout_redirect_uris=post_logout,
-            backchannel_logout_uri=args.backchannel_logout_uri or backchannel,
-            backchannel_logout_session_required=(
-                client.backchannel_logout_session_required if session_required is None else session_required
-            ),
-        )
-        if updated is not None and (targets or args.clear_may_exchange_for):
-            updated = update_may_exchange_for(fd, client.client_id, targets)
-    except ClientError as exc:
-        raise CommandError(f"{exc.error}: {exc}") from None
-    if updated is None:
-        raise CommandError(f"no client {args.client_id!r}")
-    updated = _update_delivery(fd, args, updated)
-    if args.dpop_bound_access_tokens is not None:  # RFC 9449 §5.2
-        updated = require_for_client(fd, updated.client_id, args.dpop_bound_access_tokens) or updated
-    output(args, _with_policy(render_metadata(updated), updated), _client_text(updated))
+        current = client(fd, CLI, args.client_id).record
+        updated = update_client(fd, CLI, args.client_id, _changes(args, current))
+    except NotFound:
+        raise CommandError(f"no client {args.client_id!r}") from None
+    except AdminError as exc:
+        raise _failed(exc) from None
+    _shown(args, updated.client.record, updated.secret)
 
 
-def _update_delivery(fd: Frontdesk, args: argparse.Namespace, client: ClientRecord) -> ClientRecord:
-    """CIBA Core 1.0 §4: a new delivery mode or notification endpoint, when given. Ping's endpoint is kept when only
-    the mode (ping again) is named, and dropped when the mode becomes poll."""
-    mode, endpoint = args.backchannel_token_delivery_mode, args.backchannel_client_notification_endpoint
-    if mode is None and endpoint is None:
-        return client
-    mode = mode or client.backchannel_token_delivery_mode
-    if endpoint is None and mode == "ping":
-        endpoint = client.backchannel_client_notification_endpoint
+def cmd_client_rotate_secret(args: argparse.Namespace) -> None:
     try:
-        updated = update_delivery(fd, client.client_id, mode, endpoint)
-    except ClientError as exc:
-        raise CommandError(f"{exc.error}: {exc}") from None
-    if updated is None:
-        raise CommandError(f"no client {args.client_id!r}")
-    return updated
+        rotated = rotate_secret(open_for(args), CLI, args.client_id, overlap=args.overlap)
+    except AdminError as exc:
+        raise _failed(exc) from None
+    until = rotated.previous_valid_until
+    previous = (
+        f"the previous secret works until {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(until))}"
+        if until is not None
+        else "the previous secret stopped working now"
+    )
+    output(
+        args,
+        {"client_id": args.client_id, "client_secret": rotated.secret, "previous_secret_valid_until": until},
+        f"client_secret: {rotated.secret}\n(shown once: frontdesk keeps only a digest)\n{previous}",
+    )
 
 
 def cmd_client_delete(args: argparse.Namespace) -> None:
-    if not open_for(args).clients.delete(args.client_id):
-        raise CommandError(f"no client {args.client_id!r}")
+    try:
+        delete_client(open_for(args), CLI, args.client_id)
+    except NotFound:
+        raise CommandError(f"no client {args.client_id!r}") from None
     output(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
 
 
@@ -280,8 +315,20 @@ def add_commands(sub: Any) -> None:
     command(clients, "list", cmd_client_list, "list clients")
     show = command(clients, "show", cmd_client_show, "show one client")
     show.add_argument("client_id")
-    update = command(clients, "update", cmd_client_update, "change a client's sign-out metadata or exchange policy")
+    update = command(clients, "update", cmd_client_update, "change a client's metadata (what is not given stays)")
     update.add_argument("client_id")
+    update.add_argument("--name")
+    update.add_argument("--redirect-uri", action="append", help="replaces the redirect URIs (repeat for several)")
+    update.add_argument("--grant-type", action="append", help="replaces the grant types (repeat)")
+    update.add_argument("--scope", help="replaces the scopes, space-separated")
+    update.add_argument(
+        "--auth-method", choices=AUTH_METHODS, help="a secret method gets a new secret (shown once) if it had none"
+    )
+    update.add_argument("--jwks", help="file holding the client's public JWK Set (private_key_jwt)")
+    update.add_argument("--jwks-uri", help="https URL of the client's JWK Set (private_key_jwt)")
+    update.add_argument("--resource", action="append", help="replaces the resource URIs it serves (repeat)")
+    update.add_argument("--access-token-ttl", type=int, help="access token lifetime in seconds")
+    update.add_argument("--id-token-alg", choices=("RS256", "ES256", "EdDSA"))
     _logout_options(update)
     _ciba_options(update)
     _dpop_option(update)
@@ -290,5 +337,15 @@ def add_commands(sub: Any) -> None:
     exchange.add_argument("--clear-may-exchange-for", action="store_true", help="allow no token exchange")
     update.add_argument("--clear-post-logout-redirect-uris", action="store_true")
     update.add_argument("--clear-backchannel-logout-uri", action="store_true")
+    rotate = command(clients, "rotate-secret", cmd_client_rotate_secret, "give a client a new secret (shown once)")
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        metavar="SECONDS",
+        help=f"how long the previous secret keeps working (default {DEFAULT_OVERLAP}, one day; 0: it stops now; at "
+        f"most {MAX_OVERLAP})",
+    )
     delete = command(clients, "delete", cmd_client_delete, "delete a client")
     delete.add_argument("client_id")

@@ -43,7 +43,7 @@ def command(
 
 def settings_of(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "issuer", "workers", "log_level"):
+    for name in ("host", "port", "issuer", "workers", "log_level", "log_format"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value

@@ -6,6 +6,8 @@ import argparse
 import time
 from typing import Any
 
+from ..admin.catalog import list_keys, rotate_keys
+from ..admin.principals import CLI
 from ..vault import cli as vault_cli
 from .context import command, open_for, output
 
@@ -13,7 +15,7 @@ __all__ = ["add_commands"]
 
 
 def cmd_keys_list(args: argparse.Namespace) -> None:
-    keys = open_for(args).keys.list()
+    keys = list_keys(open_for(args), CLI)
     rows = [
         {
             "kid": k.kid,
@@ -28,9 +30,7 @@ def cmd_keys_list(args: argparse.Namespace) -> None:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> None:
-    fd = open_for(args)
-    fd.keys.rotate()
-    keys = [k for k in fd.keys.list() if k.state != "retired" or (k.publish_until or 0) > time.time()]
+    keys = [k for k in rotate_keys(open_for(args), CLI) if k.state != "retired" or (k.publish_until or 0) > time.time()]
     output(
         args,
         [{"kid": k.kid, "alg": k.alg, "state": k.state} for k in keys],

@@ -6,14 +6,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..oauth.dpop import require_for_resource
-from ..oauth.resources import ResourceError, ResourceRow, create, delete, listed, shown
+from ..admin.catalog import (
+    ResourceView,
+    create_resource,
+    delete_resource,
+    list_resources,
+    resource,
+    update_resource,
+)
+from ..admin.errors import AdminError, NotFound
+from ..admin.principals import CLI
 from .context import CommandError, command, open_for, output
 
 __all__ = ["add_commands"]
 
 
-def _data(r: ResourceRow) -> dict[str, Any]:
+def _data(r: ResourceView) -> dict[str, Any]:
     return {
         "uri": r.uri,
         "name": r.name,
@@ -24,7 +32,7 @@ def _data(r: ResourceRow) -> dict[str, Any]:
     }
 
 
-def _text(r: ResourceRow) -> str:
+def _text(r: ResourceView) -> str:
     ttl = f"{r.access_token_ttl} s" if r.access_token_ttl else "the client's, or the server's default"
     return "\n".join(
         [
@@ -38,12 +46,17 @@ def _text(r: ResourceRow) -> str:
 
 
 def cmd_resource_create(args: argparse.Namespace) -> None:
-    fd = open_for(args)
     try:
-        row, new_scopes = create(
-            fd, args.uri, args.name, args.scope, args.access_token_ttl, require_dpop=args.require_dpop
+        row, new_scopes = create_resource(
+            open_for(args),
+            CLI,
+            uri=args.uri,
+            name=args.name,
+            scope=args.scope,
+            access_token_ttl=args.access_token_ttl,
+            require_dpop=args.require_dpop,
         )
-    except ResourceError as exc:
+    except AdminError as exc:
         raise CommandError(str(exc)) from None
     text = f"created resource {row.uri}\n{_text(row)}"
     if new_scopes:
@@ -56,7 +69,7 @@ def cmd_resource_create(args: argparse.Namespace) -> None:
 
 
 def cmd_resource_list(args: argparse.Namespace) -> None:
-    rows = listed(open_for(args))
+    rows = list_resources(open_for(args), CLI)
     output(
         args,
         [_data(r) for r in rows],
@@ -65,25 +78,28 @@ def cmd_resource_list(args: argparse.Namespace) -> None:
 
 
 def cmd_resource_show(args: argparse.Namespace) -> None:
-    row = shown(open_for(args), args.uri)
-    if row is None:
-        raise CommandError(f"no resource {args.uri!r}")
+    try:
+        row = resource(open_for(args), CLI, args.uri)
+    except NotFound:
+        raise CommandError(f"no resource {args.uri!r}") from None
     output(args, _data(row), _text(row))
 
 
 def cmd_resource_update(args: argparse.Namespace) -> None:
     if args.require_dpop is None:
         raise CommandError("nothing to change: give --require-dpop or --no-require-dpop")
-    row = require_for_resource(open_for(args), args.uri, args.require_dpop)
-    if row is None:
-        raise CommandError(f"no resource {args.uri!r}")
+    try:
+        row = update_resource(open_for(args), CLI, args.uri, require_dpop=args.require_dpop)
+    except NotFound:
+        raise CommandError(f"no resource {args.uri!r}") from None
     output(args, _data(row), _text(row))
 
 
 def cmd_resource_delete(args: argparse.Namespace) -> None:
-    row = delete(open_for(args), args.uri)
-    if row is None:
-        raise CommandError(f"no resource {args.uri!r}")
+    try:
+        row = delete_resource(open_for(args), CLI, args.uri)
+    except NotFound:
+        raise CommandError(f"no resource {args.uri!r}") from None
     output(
         args,
         {"deleted": row.uri},

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..core import ScopeError
+from ..admin.catalog import create_scope, list_scopes
+from ..admin.errors import AdminError
+from ..admin.principals import CLI
 from .context import CommandError, command, open_for, output
 
 __all__ = ["add_commands"]
@@ -13,18 +15,18 @@ __all__ = ["add_commands"]
 
 def cmd_scope_create(args: argparse.Namespace) -> None:
     try:
-        open_for(args).create_scope(args.name, args.description)
-    except ScopeError as exc:
+        create_scope(open_for(args), CLI, args.name, args.description)
+    except AdminError as exc:
         raise CommandError(str(exc)) from None
     output(args, {"name": args.name, "description": args.description}, f"created scope {args.name}")
 
 
 def cmd_scope_list(args: argparse.Namespace) -> None:
-    scopes = open_for(args).scopes()
+    scopes = list_scopes(open_for(args), CLI)
     output(
         args,
-        [{"name": k, "description": v} for k, v in sorted(scopes.items())],
-        "\n".join(f"{k}\t{v}" for k, v in sorted(scopes.items())),
+        [{"name": s.name, "description": s.description} for s in scopes],
+        "\n".join(f"{s.name}\t{s.description}" for s in scopes),
     )
 
 

@@ -12,8 +12,11 @@ import sys
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from .. import metrics
 from ..asgi import open_frontdesk
+from ..config import LOG_FORMATS, Settings
 from ..core import Frontdesk
+from ..log_text import folded_migrations
 from ..logs import configure_logging
 from ..oauth.registration import register
 from ..web.demo import DemoClient
@@ -72,8 +75,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # ends the process with 0, there and during start-up alike.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = settings_of(args)
-    configure_logging(settings.log_level)
-    fd = open_frontdesk(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    with folded_migrations():
+        fd = open_frontdesk(settings)
+    _serve_metrics(settings)
     demo: DemoClient | None = None
     if args.demo:
         if settings.workers > 1:
@@ -108,8 +113,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 "FRONTDESK_ISSUER": settings.issuer,
                 "FRONTDESK_HOME": str(settings.home),
                 "FRONTDESK_LOG_LEVEL": settings.log_level,
+                "FRONTDESK_LOG_FORMAT": settings.log_format,
             }
         )
+        if args.config:  # [metrics] and the rest of the file, for the workers too
+            os.environ["FRONTDESK_CONFIG"] = str(args.config)
         if settings.database_url:
             os.environ["FRONTDESK_DATABASE_URL"] = settings.database_url
         uvicorn.run("frontdesk.asgi:app", factory=True, workers=settings.workers, **common)
@@ -119,8 +127,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
         uvicorn.run(served(fd, demo), **common)
 
 
+def _serve_metrics(settings: Settings) -> None:
+    """With ``[metrics]`` on: several workers count into files under the home (metrics.py), and ``listen`` gets a
+    listener of its own in this process (the parent of the workers, or the one worker)."""
+    if not settings.metrics.enabled:
+        return
+    if settings.workers > 1:
+        metrics.prepare_workers(settings.home)
+    if settings.metrics.listen:
+        metrics.serve_listener(settings.metrics)
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
-    fd = open_for(args)
+    with folded_migrations():
+        fd = open_for(args)
     output(
         args,
         {"database": fd.engine.url.render_as_string(hide_password=True), "status": "up to date"},
@@ -135,6 +155,9 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--issuer", help="issuer URL (default http://HOST:PORT)")
     serve.add_argument("--workers", type=int)
     serve.add_argument("--log-level", dest="log_level")
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text for people or JSON lines (default: text on a terminal)"
+    )
     serve.add_argument("--demo", action="store_true", help="create a demo person and client and print them")
     serve.add_argument("--header-timeout", type=int, help="seconds a client has to send a request's headers")
     serve.add_argument("--body-timeout", type=int, help="seconds a client has to send a request's body")

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-import httpx
-
+from ..admin.errors import AdminError, NotFound
+from ..admin.principals import CLI
+from ..admin.upstreams import create_upstream, delete_upstream, list_upstreams
 from ..secret import Secret
-from ..upstream import add_provider, callback_url, list_providers, remove_provider
 from ..upstream.providers import TOKEN_AUTH_METHODS
 from .context import CommandError, command, open_for, output, redirect_uri
 
@@ -23,10 +23,10 @@ def cmd_upstream_add(args: argparse.Namespace) -> None:
         secret = Secret(sys.stdin.readline().rstrip("\r\n"))
         if not secret.value:
             raise CommandError("the client secret read from standard input is empty")
-    with httpx.Client(follow_redirects=False) as http:
-        provider = add_provider(
+    try:
+        provider = create_upstream(
             fd,
-            http,
+            CLI,
             args.name,
             client_id=args.client_id,
             client_secret=secret,
@@ -38,28 +38,36 @@ def cmd_upstream_add(args: argparse.Namespace) -> None:
             scope=args.scope,
             token_auth_method=args.token_auth_method,
         )
-    uri, note = redirect_uri(args, fd, callback_url(fd, provider.name))
+    except AdminError as exc:
+        raise CommandError(str(exc)) from None
+    uri, note = redirect_uri(args, fd, provider.redirect_uri)
+    shown = provider.details
     output(
         args,
-        {**provider.public(), "redirect_uri": uri, "redirect_uri_note": note},
-        f"added {provider.display_name} ({provider.kind}); the sign-in page now offers "
-        f'"Continue with {provider.display_name}"\nscopes asked for: {" ".join(provider.scope) or "none"}\n{note}',
+        {**shown, "redirect_uri": uri, "redirect_uri_note": note},
+        f"added {shown['display_name']} ({shown['kind']}); the sign-in page now offers "
+        f'"Continue with {shown["display_name"]}"\nscopes asked for: {shown["scope"] or "none"}\n{note}',
     )
 
 
 def cmd_upstream_list(args: argparse.Namespace) -> None:
-    providers = list_providers(open_for(args))
+    providers = [p.details for p in list_upstreams(open_for(args), CLI)]
     output(
         args,
-        [p.public() for p in providers],
-        "\n".join(f"{p.name}\t{p.kind}\t{p.display_name}\t{p.issuer or p.authorization_endpoint}" for p in providers)
+        providers,
+        "\n".join(
+            f"{p['name']}\t{p['kind']}\t{p['display_name']}\t{p['issuer'] or p['authorization_endpoint']}"
+            for p in providers
+        )
         or "no upstream providers",
     )
 
 
 def cmd_upstream_delete(args: argparse.Namespace) -> None:
-    if not remove_provider(open_for(args), args.name):
-        raise CommandError(f"no upstream provider {args.name!r}")
+    try:
+        delete_upstream(open_for(args), CLI, args.name)
+    except NotFound:
+        raise CommandError(f"no upstream provider {args.name!r}") from None
     output(args, {"deleted": args.name}, f"deleted upstream provider {args.name}")
 
 

@@ -3,7 +3,7 @@ metrics, email to people, and self sign-up. Read by the same loader as ``section
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -30,6 +30,15 @@ class Admin(Section):
     console_requires_second_factor: bool = True
     # An admin token lives this many days unless created with another lifetime; 0: until revoked.
     token_days: int = 90
+    # Failed admin token attempts (unknown, expired or revoked tokens) allowed per address: (count, window seconds).
+    token_failures_per_ip: tuple[int, int] = (10, 600)
+
+    def check(self) -> None:
+        if not 0 <= self.token_days <= 3650:
+            raise ConfigError("admin.token_days must be between 0 (until revoked) and 3650")
+        count, window = self.token_failures_per_ip
+        if count < 1 or window < 1:
+            raise ConfigError("admin.token_failures_per_ip needs a count and a window of at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +50,10 @@ class Alerts(Section):
     unsigned: ClassVar[bool] = True
 
     enabled: bool = True
-    # Signed (HMAC-SHA256 over the body, header ``Frontdesk-Signature``) POST of each new alert; empty: none.
+    # A signed POST of each new alert; empty: none. ``Frontdesk-Signature: v1=<hex>``, the HMAC-SHA256 under
+    # webhook_secret of ``Frontdesk-Timestamp``, ".", and the body (admin/alert_webhook.py).
     webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_secret: str = field(default="", repr=False)  # a key: kept out of every repr of the settings
     failed_signins_per_person: tuple[int, int] = (10, 600)
     failed_signins_per_ip: tuple[int, int] = (30, 600)
     failed_client_auth: tuple[int, int] = (20, 600)  # per client
@@ -62,6 +72,9 @@ class Alerts(Section):
             count, window = getattr(self, name)
             if count < 1 or window < 1:
                 raise ConfigError(f"alerts.{name} needs a count and a window of at least 1")
+        for name in ("proxy_rate_factor", "refresh_failures", "key_rotation_days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"alerts.{name} must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,11 @@ class Metrics(Section):
 
     listen: str = ""  # e.g. "127.0.0.1:9464"; empty: no listener of their own
     public: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether metrics are collected at all: only when something serves them (nothing is measured otherwise)."""
+        return bool(self.listen) or self.public
 
     def check(self) -> None:
         if self.listen:
@@ -91,7 +109,7 @@ class Email(Section):
 
     # smtp://user:password@host:587 (STARTTLS when the server offers it, required unless the host is loopback),
     # smtps://… (TLS from the start). Never logged: it may carry a password.
-    smtp_url: str = ""
+    smtp_url: str = field(default="", repr=False)  # kept out of every repr of the settings, like a key
     from_address: str = ""
     verify_link_lifetime: int = 24 * 3600
     reset_link_lifetime: int = 3600
@@ -108,6 +126,8 @@ class Email(Section):
             raise ConfigError("email.reset_link_lifetime must be between 60 seconds and one day")
         if not 60 <= self.verify_link_lifetime <= 7 * 24 * 3600:
             raise ConfigError("email.verify_link_lifetime must be between 60 seconds and seven days")
+        if not 1 <= self.timeout <= 300:
+            raise ConfigError("email.timeout must be between 1 and 300 seconds")
 
 
 @dataclass(frozen=True, slots=True)

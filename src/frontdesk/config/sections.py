@@ -99,6 +99,11 @@ class RateLimits(Section):
     second_factor_per_account: tuple[int, int] = (5, 900)  # wrong one-time or recovery codes
     # Dynamic registrations (RFC 7591) per address: every one counts, each is a row someone else must purge.
     registration_per_ip: tuple[int, int] = (20, 3600)
+    # Mail to people (oauth/email_links.py, oauth/signup.py): every message sent counts, so nobody can use frontdesk
+    # to flood an inbox, and sign-ups per address stay few.
+    email_per_person: tuple[int, int] = (5, 3600)
+    email_per_ip: tuple[int, int] = (20, 3600)
+    signup_per_ip: tuple[int, int] = (10, 3600)
 
 
 SECOND_FACTOR_REQUIRED = ("none", "all")

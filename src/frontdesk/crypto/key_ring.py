@@ -78,10 +78,17 @@ class KeyRing:
     def list(self) -> list[KeyInfo]:
         return self._store.infos()
 
+    def read(self) -> None:
+        """Read the ring now, as the first request otherwise would; raises ``DecryptionFailed`` when a stored private
+        key does not open under this master key."""
+        self._load()
+
     def _load(self) -> KeySet:
         """The ring as last read. Past ``RELOAD_SECONDS`` a background thread re-reads it while requests go on
         with the one they have: a request never waits for the database here (it may be inside a transaction that
-        holds the last pooled connection), except for the very first read."""
+        holds the last pooled connection), except for the very first read: a served process makes that one at
+        start-up (asgi.py), since requests that waited for it here, each holding a pooled connection, left it none
+        (on PostgreSQL, 30 concurrent refreshes on a fresh worker stalled for the pool's 30 s timeout)."""
         loaded = self._loaded
         if loaded is None:
             with self._lock:

@@ -6,7 +6,7 @@ one and serves them as the JWKS. Pure: the rows come from storage (storage/signi
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import secrets
 import warnings
@@ -86,8 +86,28 @@ def new_stored_key(master: MasterKey, alg: str, state: str, at: int) -> StoredKe
     return StoredKey(kid, alg, state, sealed, json.dumps(key.as_dict(private=False)), at, None)
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    # RFC 7515 §2 base64url without padding: base64.urlsafe_b64encode's own two steps, without its two Python calls.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
+def _raw_p256(der: bytes) -> bytes:
+    """A P-256 ECDSA signature as OpenSSL gives it (DER: SEQUENCE of INTEGER r, INTEGER s; X.690 §8.3) turned into
+    RFC 7518 §3.4's R || S, read off the bytes: each integer is at most 33 bytes (a leading zero keeps it positive),
+    so every length is one byte. Anything else is left to the ASN.1 decoder."""
+    size = len(der)
+    r_len = der[3] if size > 8 else size
+    s_at = 4 + r_len
+    if s_at + 2 < size and der[0] == 0x30 and der[1] == size - 2 and der[2] == 0x02 and der[s_at] == 0x02:
+        s_len = der[s_at + 1]
+        if r_len <= 33 and s_len <= 33 and s_at + 2 + s_len == size:
+            r, s = der[4:s_at], der[s_at + 2 :]
+            return r[-32:].rjust(32, b"\0") + s[-32:].rjust(32, b"\0")
+    r_int, s_int = decode_dss_signature(der)
+    return r_int.to_bytes(32, "big") + s_int.to_bytes(32, "big")
 
 
 class _Signer:
@@ -107,8 +127,7 @@ class _Signer:
 
             def es256(data: bytes) -> bytes:
                 # RFC 7518 §3.4: R and S as two 32-byte big-endian integers, not DER.
-                r, s = decode_dss_signature(private.sign(data, ecdsa))
-                return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+                return _raw_p256(private.sign(data, ecdsa))
 
             self._sign = es256
         elif alg == "RS256":

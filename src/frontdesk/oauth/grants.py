@@ -93,7 +93,7 @@ def check_scope(
     """Every scope must be known and registered for the client (RFC 6749 §3.3), or be one a client nobody vetted
     may ask for because it belongs to a resource the request names (``resources.scopes_beyond_registration``)."""
     known = fd.scopes()
-    if not set(requested) <= set(known):
+    if not known.keys() >= set(requested):
         known = fd.scopes(fresh=True)
     for scope in requested:
         if scope not in known:
@@ -260,7 +260,7 @@ def client_credentials(
     fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None
 ) -> Response:
     requested = parse_scope(params.get("scope"))
-    if any(s in OIDC_SCOPES for s in requested):
+    if not OIDC_SCOPES.keys().isdisjoint(requested):
         raise InvalidScope("OpenID Connect scopes need a person; client_credentials has none")
     resources = resolve(fd, fd.engine, check_resource(params.getall("resource")))
     if requested:

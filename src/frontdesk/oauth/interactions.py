@@ -164,8 +164,10 @@ def _finish_other(fd: Frontdesk, conn: Connection, ix: InteractionRow, at: int) 
     if kind == "account":
         finish_interaction(conn, ix.id, at)
         back = str(ix.params.get("return_to") or "")
-        # An account page, or a vault connect link waiting for its person (web/vault_connect.py RESUME_PATH).
-        return Redirect(back if back.startswith("/account") or back == "/vault/connect" else "/account")
+        # An account page, an admin console page (web/admin_console.py), or a vault connect link waiting for its
+        # person (web/vault_connect.py RESUME_PATH).
+        admin = back == "/admin" or back.startswith(("/admin/", "/admin?"))
+        return Redirect(back if back.startswith("/account") or admin or back == "/vault/connect" else "/account")
     if kind == "device":
         finish_interaction(conn, ix.id, at)
         code = ix.params.get("user_code")

@@ -19,12 +19,8 @@ from ..secret import PREFIXES
 from ..storage import audit
 from ..storage.clients import ClientRecord
 from ..storage.db import now, transaction
-from ..storage.grants import (
-    refresh_for,
-    revoke_access_token,
-    revoke_grant,
-    token_revoked,
-)
+from ..storage.grants import refresh_for, revoke_access_token, revoke_grant
+from .revocations import token_revoked
 from .tokens import split_jti
 
 __all__ = [
@@ -85,7 +81,7 @@ def live_access_token(fd: Frontdesk, token: str) -> LiveAccessToken | None:
     if claims is None or claims["exp"] <= now():
         return None
     jti: str = claims["jti"]
-    if token_revoked(fd.engine, jti, split_jti(jti)):
+    if token_revoked(fd, jti, split_jti(jti)):
         return None
     if fd.clients.get(str(claims.get("client_id"))) is None:
         return None  # a deleted client's tokens die with it
@@ -152,7 +148,7 @@ def userinfo(fd: Frontdesk, token: str) -> dict[str, Any]:
         user = fd.users.by_id(conn, str(access.claims.get("sub")))
     if user is None:
         raise InvalidToken("the person behind this token no longer exists")
-    return userinfo_claims(user.id, access.scope, user.username, user.name, user.email)
+    return userinfo_claims(user.id, access.scope, user.username, user.name, user.email, user.email_verified)
 
 
 def revoke(fd: Frontdesk, client_id: str, token: str, ip: str | None) -> None:

@@ -7,6 +7,7 @@ here: ``frontdesk.oauth.signin_throttle`` answers them with growing delays.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,11 +37,18 @@ class Limit:
 
 def client_auth_limits(fd: Frontdesk, client_id: str, ip: str | None) -> list[Limit]:
     rl = fd.settings.rate_limits
+    return list(_client_auth_limits(client_id, ip, rl.client_auth_per_client_and_ip, rl.client_auth_per_ip))
+
+
+@functools.lru_cache(maxsize=4096)  # the same client from the same address, request after request
+def _client_auth_limits(
+    client_id: str, ip: str | None, per_client_and_ip: tuple[int, int], per_ip: tuple[int, int]
+) -> tuple[Limit, ...]:
     # Per client *and* address: a client guessed at from one address still authenticates from its own.
-    return [
-        Limit("client_auth_client_ip", f"{client_id}\x00{ip}", *rl.client_auth_per_client_and_ip),
-        Limit("client_auth_ip", str(ip), *rl.client_auth_per_ip),
-    ]
+    return (
+        Limit("client_auth_client_ip", f"{client_id}\x00{ip}", *per_client_and_ip),
+        Limit("client_auth_ip", str(ip), *per_ip),
+    )
 
 
 def user_code_limits(fd: Frontdesk, ip: str | None) -> list[Limit]:

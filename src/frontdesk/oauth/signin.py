@@ -26,9 +26,11 @@ from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.interactions import InteractionRow, attach_user, hold_for_second_factor, open_interaction
 from ..storage.people import SessionRow, close_session, open_session, session_for
+from ..storage.people_admin import person_disabled
 from .outcomes import Redirect, SignedIn
 from .second_factor import has_second_factor, mfa_required
 from .signin_throttle import Refusal, record_failure, record_success, refusal
+from .signup import Unconfirmed, unconfirmed
 
 __all__ = [
     "Asked",
@@ -218,28 +220,40 @@ def after_first_factor(
     """On to the second-factor step when one is owed; otherwise signed in, with a new session."""
     at = now()
     with transaction(fd.engine) as conn:
+        if person_disabled(conn, user_id):  # admin.people: a disabled person signs in no way (passkey, upstream)
+            audit.record(conn, "signin", "failure", user_id=user_id, ip=visit.ip, reason="disabled")
+            return Redirect(f"/interaction/{ix_id}/login")
         if first_factor_passed(fd, conn, ix_id, params, user_id, amr, at):
             return Redirect(f"/interaction/{ix_id}/second-factor")
         token = signed_in(fd, conn, ix_id, user_id, amr, visit, at)
     return SignedIn(f"/interaction/{ix_id}", token)
 
 
-def password_signin(fd: Frontdesk, username: str, password: str, ip: str | None) -> str | Refusal | None:
+def password_signin(fd: Frontdesk, username: str, password: str, ip: str | None) -> str | Refusal | Unconfirmed | None:
     """A username and password tried: the person's id; a ``Refusal`` when the throttle says wait (audited there,
-    and the password is not checked); or None when they are wrong, remembered by the throttle and audited."""
+    and the password is not checked); ``Unconfirmed`` when the account signed up and has not confirmed its address
+    (``oauth.signup``); or None when they are wrong, remembered by the throttle and audited."""
     refused = refusal(fd, username, ip, now())
     if refused is not None:
         return refused
     user = fd.users.authenticate(username, password)
-    if user is None:
+    if user is None or _disabled(fd, user.id):
         record_failure(fd, username, ip, now())
         with transaction(fd.engine) as conn:
             # A known account's owner sees the failed attempt among their own activity.
             user_id = fd.users.id_of(conn, username)
-            audit.record(conn, "signin", "failure", user_id=user_id, ip=ip, username=username[:64])
+            why = {"reason": "disabled"} if user is not None else {}
+            audit.record(conn, "signin", "failure", user_id=user_id, ip=ip, username=username[:64], **why)
         return None
     record_success(fd, username, ip)
-    return user.id
+    waiting = unconfirmed(fd, user, ip)  # oauth.signup: signed up, and the address is not confirmed yet
+    return waiting if waiting is not None else user.id
+
+
+def _disabled(fd: Frontdesk, user_id: str) -> bool:
+    """Whether an operator disabled the person (admin.people): they are refused as a wrong password is."""
+    with transaction(fd.engine, readonly=True) as conn:
+        return person_disabled(conn, user_id)
 
 
 def browser_session(fd: Frontdesk, token: str | None) -> SessionRow | None:

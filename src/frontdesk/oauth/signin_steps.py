@@ -18,6 +18,7 @@ from ..protocol.rfc8176 import MFA, OTP
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.interactions import interaction_for
+from ..storage.people_admin import person_disabled
 from .outcomes import Expired
 from .passkeys import PasskeyError, PasskeySignIn, authentication_options
 from .passkeys import sign_in as passkey_sign_in
@@ -100,7 +101,8 @@ def prove_second_factor(
     at = now()
     with transaction(fd.engine) as conn:
         current = interaction_for(conn, ix_id, binding, at)
-        if current is None or current.pending_user_id != user_id:
+        # A person disabled since their first factor (admin.people) finishes no sign-in.
+        if current is None or current.pending_user_id != user_id or person_disabled(conn, user_id):
             return Expired()
         proof = _proof(fd, conn, user_id, code, visit.ip, at)
         if proof is not None:

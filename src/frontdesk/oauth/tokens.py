@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,8 @@ class AccessToken:
 def _jti(grant: GrantRow | None) -> str:
     # The grant id rides in the jti so that introspection and UserInfo can see a revoked grant without storing
     # a row per access token; the random part keeps every jti unique.
-    suffix = secrets.token_urlsafe(12)
+    # secrets.token_urlsafe(12), less its layers of calls: 12 random bytes are 16 characters, no padding.
+    suffix = base64.urlsafe_b64encode(os.urandom(12)).decode("ascii")
     return f"{grant.id}.{suffix}" if grant else suffix
 
 
@@ -85,9 +87,10 @@ def mint_access_token(
     if jkt is not None:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1: bound to the key of the token request's DPoP proof
     # RFC 9396 §9.1: a top-level claim, holding the granted details that concern this token's audience.
-    details = for_audience(authorization_details, uris or [fd.issuer])
-    if details:
-        claims["authorization_details"] = list(details)
+    if authorization_details:
+        details = for_audience(authorization_details, uris or [fd.issuer])
+        if details:
+            claims["authorization_details"] = list(details)
     token = fd.keys.sign(claims, fd.settings.access_token_alg, typ="at+jwt")
     return AccessToken(token, ttl, scope)
 

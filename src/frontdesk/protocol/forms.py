@@ -19,8 +19,7 @@ REPEATABLE = frozenset({"resource", "audience"})
 class Params(dict[str, str]):
     """Single-valued parameters as a dict; repeatable ones are read with :meth:`getall`."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self) -> None:  # empty, as dict.__new__ made it: no call to dict.__init__ needed
         self.multi: dict[str, list[str]] = {}
 
     def getall(self, name: str) -> list[str]:

@@ -18,7 +18,12 @@ def at_hash(access_token: str, alg: str) -> str:
 
 
 def userinfo_claims(
-    sub: str, scopes: tuple[str, ...], username: str, name: str | None, email: str | None
+    sub: str,
+    scopes: tuple[str, ...],
+    username: str,
+    name: str | None,
+    email: str | None,
+    email_verified: bool = False,
 ) -> dict[str, Any]:
     """§5.4: claims released per scope."""
     claims: dict[str, Any] = {"sub": sub}
@@ -28,6 +33,6 @@ def userinfo_claims(
             claims["name"] = name
     if "email" in scopes and email:
         claims["email"] = email
-        # We do not verify addresses; say so rather than let a relying party assume it.
-        claims["email_verified"] = False
+        # §5.1: true only once the person followed a link sent to this very address (oauth/email_links.py).
+        claims["email_verified"] = email_verified
     return claims

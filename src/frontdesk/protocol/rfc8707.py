@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidTarget
@@ -26,6 +27,7 @@ def check_resource(values: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)  # pure; the token paths compare the same few URIs on every request
 def comparable(uri: str) -> str:
     """``uri`` (one ``check_resource`` accepted) in the form two spellings of one resource share, so that
     ``HTTPS://MCP.Example.com:443`` finds the resource registered as ``https://mcp.example.com/``.

@@ -90,6 +90,9 @@ class ClientRecord:
     backchannel_token_delivery_mode: str | None = None  # CIBA Core 1.0 §4: "poll" or "ping"
     backchannel_client_notification_endpoint: str | None = None  # CIBA Core 1.0 §4, §10.2: ping mode's https URL
     dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request of it must carry a DPoP proof
+    # Secret rotation with an overlap (frontdesk.admin.clients): the secret before the last rotation, until then.
+    previous_secret_digest: str | None = None
+    previous_secret_expires_at: int | None = None
 
     @property
     def public(self) -> bool:
@@ -132,6 +135,8 @@ def _record(row: Any) -> ClientRecord:
         backchannel_token_delivery_mode=row.backchannel_token_delivery_mode,
         backchannel_client_notification_endpoint=row.backchannel_client_notification_endpoint,
         dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
+        previous_secret_digest=row.previous_secret_digest,
+        previous_secret_expires_at=row.previous_secret_expires_at,
     )
 
 

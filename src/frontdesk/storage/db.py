@@ -118,10 +118,10 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    # At most 30 connections a process, as before, but 20 kept open rather than 10: under load the thread pool
-    # holds more than 10 at once, and every connection over the pool size was closed on return and opened
-    # again for the next request (a server process forked per request; see BENCHMARKS.md).
-    engine = create_engine(url, pool_size=20, max_overflow=10)
+    # At most 30 connections a process, as before, all kept once opened: one over the pool size was closed on return
+    # and opened again for the next request (a server process forked, a ping, psycopg's prepared statements lost),
+    # about every other refresh at 32 requests in flight (BENCHMARKS.md).
+    engine = create_engine(url, pool_size=30, max_overflow=0)
     dbapi_error = engine.dialect.loaded_dbapi.Error
 
     # Pessimistic disconnect handling, as pool_pre_ping, but only for a connection idle for PING_IDLE seconds: a ping
@@ -132,11 +132,10 @@ def open_engine(url: str) -> Engine:
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         if time.monotonic() - record.info.get("frontdesk_checkin", 0.0) < PING_IDLE:
             return
-        try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_conn.rollback()
+        try:  # in autocommit: BEGIN, SELECT 1, ROLLBACK were three round trips, and the ROLLBACK dropped psycopg's
+            dbapi_conn.autocommit = True  # prepared statements; a connection that fails here is dropped
+            dbapi_conn.execute("SELECT 1")
+            dbapi_conn.autocommit = False
         except dbapi_error as exc:
             raise DisconnectionError(str(exc)) from exc  # the pool drops it and checks out another
 
@@ -175,13 +174,16 @@ _PG_SQL: dict[str, str] = {}
 
 
 class Raw:
-    """A transaction on a pooled driver connection (``raw_transaction``)."""
+    """A transaction on a pooled driver connection (``raw_transaction``); ``known``: what a statement of it read for
+    a later one (``storage.grants.session_of``). Not pipelined: psycopg's pipeline mode cut a refresh's round trips
+    from seven to four but cost ~150 µs more CPU per refresh than the waits it saved (BENCHMARKS.md)."""
 
-    __slots__ = ("dialect", "driver")
+    __slots__ = ("dialect", "driver", "known")
 
     def __init__(self, dialect: Dialect, driver: Any) -> None:
         self.dialect = dialect
         self.driver = driver
+        self.known: dict[str, Any] = {}
 
 
 DB = Connection | Engine | Raw

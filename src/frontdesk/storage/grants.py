@@ -174,19 +174,30 @@ def insert_code(
     return code
 
 
+# The ``sid`` an ID token issued from the grant will carry (``session_of``), read with the row: one statement, and
+# on PostgreSQL one round trip, less per code redemption and refresh (storage/db.py ``Raw.known``).
+_SID = "(SELECT s.sid FROM session_grants s WHERE s.grant_id = g.id LIMIT 1)"
+
 _CODE_FOR = (
     "SELECT c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, "  # noqa: S608
-    "c.dpop_jkt, "
+    f"c.dpop_jkt, {_SID}, "
     f"{_GRANT_COLUMNS} FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.digest = ?"
 )
+
+
+def _known_sid(conn: Connection | Raw, grant_id: str, sid: str | None) -> None:
+    if isinstance(conn, Raw):
+        conn.known[f"sid:{grant_id}"] = sid
 
 
 def code_for(conn: Connection | Raw, code: str) -> CodeRow | None:
     rows = fetch(conn, _CODE_FOR, (digest(code),))
     if not rows:
         return None
-    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, *grant = rows[0]
-    return CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt)
+    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid, *grant = rows[0]
+    row = CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt)
+    _known_sid(conn, row.grant.id, sid)
+    return row
 
 
 def consume_code(conn: Connection | Raw, code: str, at: int) -> bool:
@@ -213,7 +224,7 @@ def insert_refresh(conn: Connection | Raw, *, grant: GrantRow, at: int, idle: in
 
 
 _REFRESH_FOR = (
-    f"SELECT r.client_id, r.expires_at, r.consumed_at, {_GRANT_COLUMNS} "  # noqa: S608
+    f"SELECT r.client_id, r.expires_at, r.consumed_at, {_SID}, {_GRANT_COLUMNS} "  # noqa: S608
     "FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = ?"
 )
 
@@ -222,8 +233,10 @@ def refresh_for(conn: Connection | Raw, token: str) -> RefreshRow | None:
     rows = fetch(conn, _REFRESH_FOR, (digest(token),))
     if not rows:
         return None
-    client_id, expires_at, consumed_at, *grant = rows[0]
-    return RefreshRow(_grant(grant), client_id, expires_at, consumed_at)
+    client_id, expires_at, consumed_at, sid, *grant = rows[0]
+    row = RefreshRow(_grant(grant), client_id, expires_at, consumed_at)
+    _known_sid(conn, row.grant.id, sid)
+    return row
 
 
 def consume_refresh(conn: Connection | Raw, token: str, at: int) -> bool:
@@ -266,7 +279,11 @@ def revoke_access_token(conn: Connection, jti: str, expires_at: int) -> None:
 
 
 def session_of(conn: Connection | Raw, grant_id: str) -> str | None:
-    """The ``sid`` of the session a grant was issued in (``storage.logout.session_of_grant``, as plain SQL)."""
+    """The ``sid`` of the session a grant was issued in (``storage.logout.session_of_grant``, as plain SQL); read
+    already with the code or refresh token of the same ``raw_transaction``, if it was."""
+    if isinstance(conn, Raw) and f"sid:{grant_id}" in conn.known:
+        known: str | None = conn.known[f"sid:{grant_id}"]
+        return known
     rows = fetch(conn, "SELECT sid FROM session_grants WHERE grant_id = ?", (grant_id,))
     return str(rows[0][0]) if rows else None
 

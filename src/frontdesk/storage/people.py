@@ -69,6 +69,7 @@ class UserRecord:
     email: str | None
     name: str | None
     created_at: int
+    email_verified: bool = False  # OpenID Connect Core §5.1: the person followed a link sent to ``email``
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ class BrowserSession:
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(row.id, row.username, row.email, row.name, row.created_at)
+    return UserRecord(row.id, row.username, row.email, row.name, row.created_at, bool(row.email_verified))
 
 
 def check_new_password(password: str) -> None:
@@ -106,7 +107,15 @@ class UserStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def create(self, username: str, password: str, email: str | None = None, name: str | None = None) -> UserRecord:
+    def create(
+        self,
+        username: str,
+        password: str,
+        email: str | None = None,
+        name: str | None = None,
+        *,
+        verification_pending: bool = False,  # signed up: no sign-in until the address is confirmed
+    ) -> UserRecord:
         if not _USERNAME.fullmatch(username):
             raise UserError("username may use letters, digits and . _ @ + - (1 to 255 characters)")
         check_new_password(password)
@@ -119,6 +128,7 @@ class UserStore:
             "name": name,
             "password_hash": hash_password(password),
             "created_at": now(),
+            "verification_pending": verification_pending,
         }
         try:
             with transaction(self._engine) as conn:
@@ -313,6 +323,12 @@ ACCOUNT_EVENTS = (
     "second_factor.removed",
     "recovery_codes.created",
     "vault.connection.deleted",  # disconnected on the account page (only then is it the person's event)
+    "password.reset_sent",  # oauth/email_links.py
+    "password.reset",
+    "email.verification_sent",
+    "email.verified",
+    "email.changed",
+    "signup",
 )
 
 

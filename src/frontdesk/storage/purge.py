@@ -17,6 +17,7 @@ from .schema import (
     Client,
     Consent,
     DeviceCode,
+    EmailLink,
     Grant,
     Interaction,
     LogoutDelivery,
@@ -56,6 +57,8 @@ _TABLES = (
     (SigninFailure, SigninFailure.key, SigninFailure.expires_at, 0),
     (UpstreamLogin, UpstreamLogin.id, UpstreamLogin.expires_at, 0),
     (VaultConnectSession, VaultConnectSession.id, VaultConnectSession.expires_at, 0),
+    # A day past expiry, so that a link followed late still hears "used already" or "expired", not "unknown".
+    (EmailLink, EmailLink.digest, EmailLink.expires_at, 86400),
 )
 BATCH = 1000
 MAX_BATCHES = 100

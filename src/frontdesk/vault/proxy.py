@@ -26,6 +26,7 @@ from .catalog import Provider, allowed_hosts, fill
 from .connect import Connector, plain_words
 from .integrations import Integrations
 from .paths import PathRefused, api_path, api_query
+from .pool import checked_idle
 from .refresh import Flight, Fresh, Refresher, serves
 from .store import ConnectionRecord, Credentials, VaultError
 
@@ -215,6 +216,7 @@ class Proxy:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
         on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
         record, provider = call.record, call.provider
+        checked_idle(client)
         outgoing = {k: v for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)}
 
         async def send(credentials: Credentials) -> ProxyResponse:

@@ -147,7 +147,9 @@ def back_to(path: str, **notice: str) -> Response:
 
 
 def _profile(fd: Frontdesk, visitor: Visitor) -> Response:
-    return render(fd, visitor, "account.html", "/account", counts=account.overview(fd, visitor))
+    counts = account.overview(fd, visitor)
+    # email_links: the profile offers to mail a confirmation link (web/email_pages.py)
+    return render(fd, visitor, "account.html", "/account", counts=counts, email_links=bool(fd.settings.email.smtp_url))
 
 
 async def profile(request: Request) -> Response:
@@ -289,6 +291,14 @@ def _activity_text(
         ("second_factor.removed", "success"): "You turned off the second step at sign-in",
         ("recovery_codes.created", "success"): "You made new recovery codes; the old ones stopped working",
         ("vault.connection.deleted", "success"): f"You disconnected your {detail.get('provider', 'connected')} account",
+        # Email links (web/email_pages.py): "by" is "self" or the administrator who started it.
+        ("password.reset_sent", "success"): "A link to choose a new password was emailed to you"
+        + ("" if detail.get("by", "self") == "self" else " at an administrator's request"),
+        ("password.reset", "success"): "You chose a new password with a link sent by email; all browsers signed out",
+        ("email.verification_sent", "success"): "A link to confirm your email address was emailed to you",
+        ("email.verified", "success"): "You confirmed your email address",
+        ("email.changed", "success"): "You changed your email address",
+        ("signup", "success"): "You created your account",
     }
     text = texts.get((event, outcome))
     return _sentence(text) if text else None

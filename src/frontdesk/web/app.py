@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..admin import alerts
 from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..oauth.housekeeping import purge
@@ -31,16 +32,21 @@ from . import (
     account,
     account_connections,
     account_security,
+    admin_api,
+    admin_console,
     authorize,
     ciba,
     demo,
     device,
     discovery,
+    email_pages,
+    health,
     logout,
     mcp,
     register,
     resource,
     signin,
+    signup,
     token,
     upstream,
     vault,
@@ -141,6 +147,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             tasks.start_soon(keep_connections_alive)
             tasks.start_soon(logout.deliver_forever, app)  # Back-Channel Logout 1.0: the outbox
             tasks.start_soon(mcp.serve_forever, app)  # the MCP SDK's session manager, for /mcp
+            tasks.start_soon(alerts.watch, fd)  # alerts from the audit trail and their webhooks (admin/alerts.py)
             yield
             tasks.cancel_scope.cancel()
     finally:
@@ -225,7 +232,15 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
         Route("/vault/connect/{token}", vault_connect.connect_confirmed, methods=["POST"]),
         Route("/vault/callback", vault_connect.callback, methods=["GET"]),
         *([Route("/demo/callback", demo.callback, methods=["GET"])] if demo_client else []),
+        # Probes for load balancers and orchestrators (web/health.py); metrics here only when asked: [metrics].
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        *([Route("/metrics", health.metrics_page, methods=["GET"])] if fd.settings.metrics.public else []),
         *(mcp_endpoint.routes if mcp_endpoint else []),
+        *admin_api.routes(fd),  # the admin API under /admin/api/v1 (web/admin_api.py)
+        *admin_console.routes(fd),  # the admin console at /admin (web/admin_console.py)
+        *email_pages.routes(fd),  # password reset and address confirmation by email (web/email_pages.py)
+        *signup.routes(fd),  # self sign-up, when [signup] enabled (web/signup.py)
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     app = Starlette(

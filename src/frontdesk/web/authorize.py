@@ -36,6 +36,7 @@ from ..oauth.outcomes import Expired, Redirect, SignedIn
 from ..oauth.rate_limits import authorize_limits, count_and_check
 from ..oauth.signin import Detour, Visit, after_first_factor, password_signin
 from ..oauth.signin_throttle import Refusal
+from ..oauth.signup import Unconfirmed
 from ..protocol.forms import Params
 from ..protocol.redirect_uri import check_redirect_uri
 from ..protocol.rfc8176 import PWD
@@ -193,6 +194,8 @@ def login_page(
         client_name=_client_name(fd, ix.params),
         reauth=bool(ix.params.get("reauth")),
         upstreams=sign_in_buttons(fd, ix.id),
+        forgot_password=bool(fd.settings.email.smtp_url),  # web/email_pages.py
+        signup=fd.settings.signup.enabled,  # web/signup.py
         username=username,
         message=message,
         scripts=True,
@@ -217,6 +220,8 @@ async def login(request: Request) -> Response:
         return too_many_attempts(signed)
     if signed is None:
         return login_page(fd, ix, binding, 401, username=username, message="Wrong username or password.")
+    if isinstance(signed, Unconfirmed):
+        return login_page(fd, ix, binding, 403, username=username, message=signed.message)
     outcome = await run_in_threadpool(after_first_factor, fd, ix.id, ix.params, signed, (PWD,), visit_of(request, fd))
     return render(fd, outcome)
 

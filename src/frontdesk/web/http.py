@@ -22,7 +22,9 @@ __all__ = [
     "SecurityHeaders",
     "client_ip",
     "error_response",
+    "header",
     "json_response",
+    "plain_headers",
     "read_body",
     "read_form",
     "read_json",
@@ -40,9 +42,14 @@ _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 
 
+_NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 class JSONAnswer(Response):
     """A JSON body and its headers, written out: what ``Response`` would set, less its general set-up, which cost
-    as much as encoding the body on the token paths (BENCHMARKS.md)."""
+    as much as encoding the body on the token paths (BENCHMARKS.md). ``plain``: its headers are exactly those of
+    ``plain_headers`` (no-store and no other), so the direct path may append the rest of them precomputed."""
 
     media_type = "application/json"
 
@@ -50,8 +57,18 @@ class JSONAnswer(Response):
         self.status_code = status
         self.background = None
         self.body = body
+        self.plain = headers is NO_STORE
+        if self.plain:
+            self.raw_headers = [*_NO_STORE_RAW, (b"content-length", str(len(body)).encode()), _JSON_TYPE]
+            return
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        self.raw_headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        self.raw_headers += [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+
+
+def plain_headers() -> list[tuple[bytes, bytes]]:
+    """The headers of a plain :class:`JSONAnswer` (its content-length aside, which is of no concern to the headers
+    added after it): what the direct path computes its additions for once."""
+    return [*_NO_STORE_RAW, (b"content-length", b"0"), _JSON_TYPE]
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -70,8 +87,18 @@ def error_response(exc: OAuthError, headers: dict[str, str] | None = None) -> Re
     return json_response(exc.body(), exc.status, headers)
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The request's first header ``name`` (in lower case), as ``request.headers.get`` reads it, from the scope:
+    without building Starlette's ``Headers`` and its case-folding lookups, on the token paths."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest("malformed Content-Length")
@@ -100,7 +127,10 @@ async def read_form(request: Request, limit: int) -> Params:
 
 
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    value = header(request, b"content-type") or ""
+    if value == _FORM:  # as nearly every token request sends it
+        return value
+    return value.split(";", 1)[0].strip().lower()
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:

@@ -32,17 +32,18 @@ from ..oauth.client_auth import (
     needs_published_keys,
     presented_credentials,
 )
-from ..oauth.clients import find_client, prepare_client
+from ..oauth.clients import find_client, names_document, prepare_client
 from ..oauth.dpop import fresh_nonce, spend_proof, token_proof
 from ..oauth.grants import Response as Body
 from ..oauth.grants import exchange
 from ..oauth.rate_limits import Limit, client_auth_limits
 from ..oauth.writes import run_write
 from ..protocol.forms import Params
-from .http import client_ip, error_response, json_response, read_form, run_sync
+from .http import client_ip, error_response, header, json_response, read_form, run_sync
 
 __all__ = [
     "CLIENT_AUTHENTICATION",
+    "FRONTDESK",
     "TOKEN",
     "ClientRequest",
     "Step",
@@ -56,6 +57,9 @@ __all__ = [
     "run_steps",
     "token",
 ]
+
+
+FRONTDESK = "frontdesk.fd"  # the scope key under which the direct path (asgi.py) passes the frontdesk
 
 
 @dataclass(slots=True)
@@ -73,7 +77,10 @@ class ClientRequest:
 
     @classmethod
     def of(cls, request: Request) -> ClientRequest:
-        return cls(request, request.app.state.fd)
+        # The direct path (asgi.py) hands the frontdesk over in the scope: the app's state costs a failed attribute
+        # lookup and a __getattr__ on every request. Through the router it is read from there.
+        fd: Frontdesk | None = request.scope.get(FRONTDESK)
+        return cls(request, fd if fd is not None else request.app.state.fd)
 
 
 Step = Callable[[ClientRequest], Awaitable[None]]
@@ -86,7 +93,7 @@ async def parse_body(step: ClientRequest) -> None:
 
 async def present_credentials(step: ClientRequest) -> None:
     """RFC 6749 §2.3: the one credential the request presents, and the abuse limits that guard its checking."""
-    step.presented = presented_credentials(step.request.headers.get("authorization"), step.params)
+    step.presented = presented_credentials(header(step.request, b"authorization"), step.params)
     step.limits = client_auth_limits(step.fd, step.presented.client_id, client_ip(step.request))
 
 
@@ -94,7 +101,8 @@ async def fetch_published_keys(step: ClientRequest) -> None:
     """RFC 7523 with a ``jwks_uri`` (RFC 7591 §2): the keys the client publishes, read here on the event loop without
     blocking it, before the blocking part of authentication (oauth/client_auth.py). Likewise a client ID metadata
     document the client_id names (oauth/clients.py), fetched first in a worker thread."""
-    await prepare_client(step.fd, step.presented.client_id)
+    if names_document(step.presented.client_id):  # else there is nothing to fetch: no coroutine to run
+        await prepare_client(step.fd, step.presented.client_id)
     if needs_published_keys(step.presented):
         client = await run_sync(step.fd.engine, find_client, step.fd, step.presented.client_id, fetch=False)
         step.presented = await fetch_client_keys(step.presented, client, registration=step.fd.settings.registration)
@@ -108,9 +116,9 @@ async def authenticate_client(step: ClientRequest) -> None:
 async def check_dpop_proof(step: ClientRequest) -> None:
     """RFC 9449 §4.3, §5, §11.1: a DPoP header must hold one good, fresh proof, whose key the tokens are then bound
     to. Without the header nothing is done here: a bearer token request pays nothing for DPoP."""
-    values = step.request.headers.getlist("dpop")
-    if not values:
+    if header(step.request, b"dpop") is None:
         return
+    values = step.request.headers.getlist("dpop")
     fd = step.fd
     proof = token_proof(fd, values)
     await run_write(fd.engine, spend_proof, fd, proof)  # its own write: a retried grant must not meet its own jti

@@ -22,7 +22,7 @@ from .grants import (
 )
 from .keys import SigningKey
 from .limits import RateLimit, SigninFailure
-from .operations import AdminRole, AdminToken, Alert, AlertCursor
+from .operations import AdminRole, AdminToken, Alert, AlertCursor, AlertTally
 from .people import Consent, EmailLink, Passkey, RecoveryCode, TotpSecret, User, WebAuthnChallenge
 from .sessions import Interaction, LogoutDelivery, Session, SessionGrant
 from .upstream import UpstreamIdentity, UpstreamLogin, UpstreamProvider
@@ -33,6 +33,7 @@ __all__ = [
     "AdminToken",
     "Alert",
     "AlertCursor",
+    "AlertTally",
     "ApiKey",
     "AuditEvent",
     "AuthorizationCode",

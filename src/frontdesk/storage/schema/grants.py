@@ -11,6 +11,7 @@ from .base import Base
 __all__ = [
     "AuthorizationCode",
     "BackchannelRequest",
+    "CacheGeneration",
     "DeviceCode",
     "Grant",
     "RefreshToken",
@@ -67,6 +68,16 @@ class RevokedAccessToken(Base):
     __tablename__ = "revoked_access_tokens"
     jti: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class CacheGeneration(Base):
+    """A counter every process's in-memory copy of some shared state is checked against (storage/notify.py): on
+    PostgreSQL the triggers of migration 0016 add one to ``revocation`` in every transaction that revokes a grant or
+    an access token or deletes a grant, so a process that missed the notification still sees the change."""
+
+    __tablename__ = "cache_generations"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class DeviceCode(Base):

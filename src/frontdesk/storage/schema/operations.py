@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["AdminRole", "AdminToken", "Alert", "AlertCursor"]
+__all__ = ["AdminRole", "AdminToken", "Alert", "AlertCursor", "AlertTally"]
 
 
 class AdminToken(Base):
@@ -55,6 +55,11 @@ class Alert(Base):
     notified_at: Mapped[int | None] = mapped_column(BigInteger)
     notify_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    # When the webhook is next due (backing off after a failed delivery); None: nothing to send (migration 0018).
+    notify_after: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    acknowledged_at: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
 
 
 # Grouping: the open alert of a rule and key, found by one seek when an event matches the rule again.
@@ -69,3 +74,15 @@ class AlertCursor(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertTally(Base):
+    """What a rule counts that the audit trail cannot answer by index, kept by the evaluator as it reads each event
+    once: a vault connection's proxied calls per ten-minute ``bucket`` (start time), a connection's run of failed
+    refreshes (bucket 0)."""
+
+    __tablename__ = "alert_tallies"
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

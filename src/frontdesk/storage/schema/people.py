@@ -24,6 +24,8 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A disabled person cannot sign in and their sessions, grants and tokens are ended; the row stays for audit.
     disabled_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Signed up (oauth/signup.py) and not yet confirmed their address: cannot sign in until they do (migration 0017).
+    verification_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Consent(Base):
