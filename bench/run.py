@@ -397,6 +397,10 @@ def start_frontdesk(
         env.update({"FRONTDESK_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1"})
     if backend == "postgresql":
         env["FRONTDESK_DATABASE_URL"] = fresh_postgres(args.postgres, postgres_database(workers, shipped))
+        if workers > 1:
+            # Every target runs at once on one server of max_connections 100 (the machine's default): the one-worker
+            # targets keep the default pool of 30 (+1 listener) each, the two workers 15 (+1) each.
+            env["FRONTDESK_DATABASE_POOL_SIZE"] = "15"
     if upstream is not None:
         env["FRONTDESK_VAULT_PROVIDERS_DIR"] = str(upstream.extra["providers"])
     target = FrontdeskTarget(

@@ -180,7 +180,7 @@ def open_core(settings: Settings, *, run_migrations: bool = True, ensure_keys: b
     prepare_home(settings)
     cost = settings.passwords
     use_cost(cost.time_cost, cost.memory_cost, cost.parallelism)
-    engine = open_engine(settings.db_url)
+    engine = open_engine(settings.db_url, settings.database_pool_size)
     if run_migrations:
         migrate(engine)
     master = load_master_key(settings.master_key, settings.master_key_file, settings.home)

@@ -56,6 +56,7 @@ class Settings:
     from_environment: ClassVar[tuple[str, ...]] = (
         "home",
         "database_url",
+        "database_pool_size",
         "issuer",
         "log_level",
         "log_format",
@@ -74,6 +75,9 @@ class Settings:
 
     home: Path = Path("var")
     database_url: str = ""
+    # PostgreSQL connections each process keeps (and one more for its cache listener): workers x (pool + 1), for
+    # every host, must stay below the server's max_connections.
+    database_pool_size: int = 30
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -131,6 +135,8 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         self.lifetimes.check()
+        if not 1 <= self.database_pool_size <= 1000:
+            raise ConfigError("database_pool_size must be between 1 and 1000")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1")
         for section in (

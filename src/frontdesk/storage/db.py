@@ -88,7 +88,7 @@ def _owner_only(path: str) -> None:
             log.warning("%s is readable by others and could not be made 0600: %s", name, exc.strerror or exc)
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, pool_size: int = 30) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
@@ -118,10 +118,10 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    # At most 30 connections a process, as before, all kept once opened: one over the pool size was closed on return
-    # and opened again for the next request (a server process forked, a ping, psycopg's prepared statements lost),
-    # about every other refresh at 32 requests in flight (BENCHMARKS.md).
-    engine = create_engine(url, pool_size=30, max_overflow=0)
+    # At most ``pool_size`` connections a process (``database_pool_size``, 30 by default), all kept once opened: one
+    # over the pool size was closed on return and opened again for the next request (a server process forked, a
+    # ping, psycopg's prepared statements lost), about every other refresh at 32 requests in flight (BENCHMARKS.md).
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0)
     dbapi_error = engine.dialect.loaded_dbapi.Error
 
     # Pessimistic disconnect handling, as pool_pre_ping, but only for a connection idle for PING_IDLE seconds: a ping
