@@ -5,7 +5,6 @@ the purge of expired links (issue 16, item 5)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from mailbox import Mailbox, link_in, mailbox_at, token_of, with_email
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from frontdesk.oauth.email_links import start_email_verification, start_password
 from frontdesk.oauth.housekeeping import purge
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, EmailLink, User
+from inbox import Mailbox, link_in, mailbox_at, token_of, with_email
 
 
 @pytest.fixture

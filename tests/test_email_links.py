@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from mailbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ from frontdesk.oauth.email_links import (
 )
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, EmailLink, User
+from inbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
 
 NEW_PASSWORD = "a new horse battery"
 

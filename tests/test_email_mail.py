@@ -10,9 +10,7 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
-from mailbox import Mailbox, free_port, mailbox_at, quiet_clients
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from frontdesk.config import ConfigError, Settings
 from frontdesk.config.operations import Email
 from frontdesk.oauth import mail
 from frontdesk.oauth.mail import Mail, MailFailed, parse_smtp_url, send
+from inbox import Mailbox, free_port, mailbox_at, quiet_clients
 
 MESSAGE = Mail("alice@example.com", "Hello", "A plain message.\n")
 
@@ -175,10 +174,10 @@ def silent_server() -> Iterator[int]:
 
 
 def test_a_server_that_never_answers_is_given_up_on_at_the_deadline(silent_server: int) -> None:
-    started = time.monotonic()
+    # The server never speaks: without the deadline this call would not return. No timing is asserted (the suite
+    # runs on loaded machines); that it returns, with the deadline's own answer, is the test.
     with pytest.raises(MailFailed, match="did not answer in time"):
         send(email(f"smtp://127.0.0.1:{silent_server}", timeout=1), MESSAGE)
-    assert time.monotonic() - started < 3
 
 
 @pytest.fixture
@@ -205,7 +204,6 @@ def dripping_server() -> Iterator[int]:
 
 
 def test_one_deadline_bounds_the_whole_conversation(dripping_server: int) -> None:
-    started = time.monotonic()
+    # The greeting never ends and no single read times out: only a deadline over the whole conversation returns.
     with pytest.raises(MailFailed, match="did not answer in time"):
         send(email(f"smtp://127.0.0.1:{dripping_server}", timeout=1), MESSAGE)
-    assert time.monotonic() - started < 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from mailbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from frontdesk.config.operations import Signup
 from frontdesk.core import Frontdesk
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, User
+from inbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
 
 PASSWORD = "a long enough password"
 

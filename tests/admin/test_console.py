@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from mailbox import link_in, mailbox_at, token_of, with_email
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from frontdesk.config import Admin as AdminSettings
 from frontdesk.protocol import rfc6238
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, Session
+from inbox import link_in, mailbox_at, token_of, with_email
 
 from .console import console, continue_link, forms_of, give_role, post
 

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from conftest import _backends
+from inbox import Mailbox, mailbox_at
 from servers import Server, loopback, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +47,24 @@ def free_port() -> int:
 def frontdesk(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """frontdesk in its own process on a fresh database (SQLite, and PostgreSQL when configured)."""
     with serving(request.param, tmp_path_factory.mktemp("frontdesk")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd on loopback) for the module's served frontdesk."""
+    with mailbox_at() as box:
+        yield box
+
+
+@pytest.fixture(scope="module", params=_backends())
+def mailing_frontdesk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox
+) -> Iterator[Server]:
+    """frontdesk in its own process, mailing through ``mailbox`` (set as an operator would: by environment, which
+    keeps the SMTP URL out of the file)."""
+    env = {"FRONTDESK_EMAIL_SMTP_URL": mailbox.url, "FRONTDESK_EMAIL_FROM_ADDRESS": "frontdesk@example.test"}
+    with serving(request.param, tmp_path_factory.mktemp("frontdesk"), env=env) as server:
         yield server
 
 

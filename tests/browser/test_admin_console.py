@@ -11,8 +11,6 @@ import base64
 import hashlib
 import re
 import secrets
-from collections.abc import Iterator
-from mailbox import Mailbox, link_in, mailbox_at
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +20,8 @@ import pyotp
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from conftest import _backends
-from servers import Server, serving
+from inbox import link_in
+from servers import Server
 
 from .conftest import Account, Site
 
@@ -31,19 +29,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
-
-
-@pytest.fixture(scope="module", params=_backends())
-def frontdesk(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox
-) -> Iterator[Server]:
-    """frontdesk in its own process, mailing through the local SMTP server."""
-    env = {"FRONTDESK_EMAIL_SMTP_URL": mailbox.url, "FRONTDESK_EMAIL_FROM_ADDRESS": "frontdesk@example.test"}
-    with serving(request.param, tmp_path_factory.mktemp("frontdesk"), env=env) as server:
-        yield server
+def frontdesk(mailing_frontdesk: Server) -> Server:
+    """frontdesk in its own process, mailing through the module's SMTP server (tests/browser/conftest.py)."""
+    return mailing_frontdesk
 
 
 def person(frontdesk: Server, role: str | None = None, email: str | None = None) -> Account:

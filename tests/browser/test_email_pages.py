@@ -5,15 +5,13 @@ and signing in with it (issue 16, item 5)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from mailbox import Mailbox, link_in, mailbox_at, token_of
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import _backends
-from servers import Server, serving
+from inbox import Mailbox, link_in, token_of
+from servers import Server
 
 from .conftest import Account
 
@@ -21,20 +19,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
-
-
-@pytest.fixture(scope="module", params=_backends())
-def frontdesk(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox
-) -> Iterator[Server]:
-    """frontdesk in its own process, mailing through the test's SMTP server (set as an operator would: by
-    environment, which keeps the SMTP URL out of the file)."""
-    env = {"FRONTDESK_EMAIL_SMTP_URL": mailbox.url, "FRONTDESK_EMAIL_FROM_ADDRESS": "frontdesk@localhost"}
-    with serving(request.param, tmp_path_factory.mktemp("frontdesk"), env=env) as server:
-        yield server
+def frontdesk(mailing_frontdesk: Server) -> Server:
+    """frontdesk in its own process, mailing through the module's SMTP server (tests/browser/conftest.py)."""
+    return mailing_frontdesk
 
 
 @pytest.fixture
