@@ -108,7 +108,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], issuer: str, log: Path, 
 
 # Anything shaped like a frontdesk credential: a prefixed code, refresh token, secret or session, or a JWT.
 SECRET_SHAPES = re.compile(
-    r"fd_(?:ac|rt|cs|dc|ss|ix)_[A-Za-z0-9_\-]{20,}|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
+    r"fd_(?:ac|rt|cs|dc|ss|ix|adm|ev|pr)_[A-Za-z0-9_\-]{20,}|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
 )
 
 

@@ -91,6 +91,10 @@ class Frontdesk:
             raise ScopeError(f"scope {name!r} already exists")
         self._scopes = None
 
+    def forget_scopes(self) -> None:
+        """Drop this process's copy of the scope registry after a change (others see it within seconds)."""
+        self._scopes = None
+
     def close(self) -> None:
         """Release the pools: the vault's connections to providers, then the database's."""
         if self.vault is not None:

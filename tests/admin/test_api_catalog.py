@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from conftest import remember
+from conftest import Registered, remember
 from frontdesk.core import Frontdesk
 from frontdesk.storage.db import transaction
 from frontdesk.vault.service import vault_of
@@ -24,6 +24,34 @@ async def test_scopes_are_listed_and_defined(operator: Api, auditor: Api):
     assert (await operator.post("/scopes", {"name": "orders:read", "description": "again"})).status_code == 409
     assert (await operator.post("/scopes", {"name": "openid", "description": "mine"})).status_code == 422
     assert (await operator.post("/scopes", {"name": "x"})).status_code == 422
+
+
+async def test_a_scope_is_described_anew_and_deleted_once_nothing_holds_it(
+    operator: Api, auditor: Api, fd: Frontdesk, confidential: Registered
+):
+    assert (await operator.post("/scopes", {"name": "orders_%x", "description": "See your orders"})).status_code == 201
+    changed = await operator.patch("/scopes/orders_%25x", {"description": "See and cancel your orders"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["scope"]["description"] == "See and cancel your orders"
+    assert fd.scopes()["orders_%x"] == "See and cancel your orders"  # this process's registry is fresh at once
+    assert (await auditor.patch("/scopes/orders_%25x", {"description": "mine"})).status_code == 403
+    assert (await operator.patch("/scopes/orders_%25x", {"description": " "})).status_code == 422
+    assert (await operator.patch("/scopes/openid", {"description": "mine"})).status_code == 409
+    assert (await operator.patch("/scopes/nothing", {"description": "mine"})).status_code == 404
+    # Held by a client (as a whole word of its scope): refused, naming the holder; free again once it is taken away.
+    client = f"/clients/{confidential.client_id}"
+    before = (await operator.get(client)).json()["client"]["scope"]
+    patched = await operator.patch(client, {"scope": before + " orders_%x"})
+    assert patched.status_code == 200, patched.text
+    refused = await operator.delete("/scopes/orders_%25x")
+    assert refused.status_code == 409
+    assert confidential.client_id in refused.json()["error_description"]
+    assert (await operator.patch(client, {"scope": before})).status_code == 200
+    assert (await operator.delete("/scopes/orders_%25x")).status_code == 204
+    assert "orders_%x" not in fd.scopes()
+    assert (await operator.delete("/scopes/orders_%25x")).status_code == 404
+    assert (await operator.delete("/scopes/openid")).status_code == 409
+    assert [e.detail["scope"] for e in events(fd, "admin.scope.")] == ["orders_%x", "orders_%x", "orders_%x"]
 
 
 async def test_resources_are_named_by_their_uri_in_the_path(operator: Api, fd: Frontdesk):

@@ -14,6 +14,8 @@ from ..oauth.dpop import require_for_resource
 from ..protocol.scope import OIDC_SCOPES
 from ..storage.db import transaction
 from ..storage.resources import ResourceRow
+from ..storage.scopes import delete_scope as delete_stored_scope
+from ..storage.scopes import scope_holders, set_scope_description
 from .errors import Conflict, Invalid, NotFound
 from .principals import Principal, record, require
 
@@ -24,12 +26,14 @@ __all__ = [
     "create_resource",
     "create_scope",
     "delete_resource",
+    "delete_scope",
     "list_keys",
     "list_resources",
     "list_scopes",
     "resource",
     "rotate_keys",
     "update_resource",
+    "update_scope",
 ]
 
 
@@ -100,6 +104,46 @@ def create_scope(fd: Frontdesk, by: Principal, name: str, description: str) -> S
     with transaction(fd.engine) as conn:
         record(conn, by, "scope.created", scope=name)
     return ScopeView(name, description.strip(), False)
+
+
+def _stored(fd: Frontdesk, name: str) -> None:
+    """Only a scope an operator stored may be changed: OpenID Connect's are the spec's, the file's are the file's."""
+    if name in OIDC_SCOPES:
+        raise Conflict(f"{name!r} is an OpenID Connect scope and cannot be changed")
+    if name in fd.settings.scopes:
+        raise Conflict(f"{name!r} is defined in the configuration file: change it there")
+
+
+def update_scope(fd: Frontdesk, by: Principal, name: str, description: str) -> ScopeView:
+    """New plain words for the consent screen; what a person already consented to is unchanged."""
+    require(by, "scopes.write")
+    _stored(fd, name)
+    description = description.strip()
+    if not description or len(description) > 1000:
+        raise Invalid("describe the scope in plain words (at most 1000 characters); the consent screen shows it")
+    with transaction(fd.engine) as conn:
+        if "\x00" in name or not set_scope_description(conn, name, description):
+            raise NotFound(f"no scope {name!r}")
+        record(conn, by, "scope.updated", scope=name)
+    fd.forget_scopes()
+    return ScopeView(name, description, False)
+
+
+def delete_scope(fd: Frontdesk, by: Principal, name: str) -> None:
+    """Remove a scope no client and no resource is registered for: one still in use is refused, so that no
+    client is left registered for a scope this server no longer describes."""
+    require(by, "scopes.write")
+    _stored(fd, name)
+    with transaction(fd.engine) as conn:
+        if "\x00" in name or name not in fd.scopes(fresh=True):
+            raise NotFound(f"no scope {name!r}")
+        holders = scope_holders(conn, name)
+        if holders:
+            raise Conflict(f"scope {name!r} is registered for {', '.join(holders)}: take it from them first")
+        if not delete_stored_scope(conn, name):
+            raise NotFound(f"no scope {name!r}")
+        record(conn, by, "scope.deleted", scope=name)
+    fd.forget_scopes()
 
 
 def _resource(row: ResourceRow) -> ResourceView:

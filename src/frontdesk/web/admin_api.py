@@ -49,6 +49,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", "/people/{user_id}/sessions", "people.write", clients.end_sessions),
     Operation("GET", "/scopes", "scopes.read", catalog.list_scopes),
     Operation("POST", "/scopes", "scopes.write", catalog.create_scope),
+    Operation("PATCH", "/scopes/{name}", "scopes.write", catalog.update_scope),
+    Operation("DELETE", "/scopes/{name}", "scopes.write", catalog.delete_scope),
     Operation("GET", "/resources", "resources.read", catalog.list_resources),
     Operation("POST", "/resources", "resources.write", catalog.create_resource),
     # A resource is named by its URI, slashes and all: percent-encode it into the path.

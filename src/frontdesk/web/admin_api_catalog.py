@@ -21,6 +21,7 @@ __all__ = [
     "delete_connection",
     "delete_integration",
     "delete_resource",
+    "delete_scope",
     "delete_upstream",
     "list_connections",
     "list_integrations",
@@ -32,6 +33,7 @@ __all__ = [
     "read_resource",
     "rotate_keys",
     "update_resource",
+    "update_scope",
 ]
 
 
@@ -44,6 +46,18 @@ async def create_scope(request: Request, fd: Frontdesk, by: Principal) -> Respon
     name = text(body, "name", longest=255) or ""
     made = await call(catalog.create_scope, fd, by, name, text(body, "description", longest=1000) or "")
     return created({"scope": made.as_dict()})
+
+
+async def update_scope(request: Request, fd: Frontdesk, by: Principal) -> Response:
+    body = await body_of(request, ("description",))
+    description = text(body, "description", longest=1000) or ""
+    changed = await call(catalog.update_scope, fd, by, request.path_params["name"], description)
+    return json_response({"scope": changed.as_dict()})
+
+
+async def delete_scope(request: Request, fd: Frontdesk, by: Principal) -> Response:
+    await call(catalog.delete_scope, fd, by, request.path_params["name"])
+    return no_content()
 
 
 async def list_resources(request: Request, fd: Frontdesk, by: Principal) -> Response:

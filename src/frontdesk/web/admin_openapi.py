@@ -197,6 +197,16 @@ PATHS: dict[str, dict[str, Any]] = {
             "createScope", "Define a scope", ("201", _one("scope", "Scope"), "The scope"), body=ref("ScopeCreate")
         ),
     },
+    "/scopes/{name}": {
+        "parameters": [_NAME],
+        "patch": _op(
+            "updateScope",
+            "Change the plain words consent shows for a scope",
+            ("200", _one("scope", "Scope"), "The scope"),
+            body=ref("ScopeUpdate"),
+        ),
+        "delete": _op("deleteScope", "Remove a scope no client or resource is registered for", _NONE),
+    },
     "/resources": {
         "get": _op("listResources", "List protected resources", ("200", _page("Resource"), "Every resource")),
         "post": _op(

@@ -127,6 +127,13 @@ SCHEMAS: dict[str, Any] = {
             "description": {"type": "string", "maxLength": 1000},
         },
     },
+    "ScopeUpdate": {
+        "type": "object",
+        "examples": [{"description": "See and cancel your orders"}],
+        "additionalProperties": False,
+        "required": ["description"],
+        "properties": {"description": {"type": "string", "maxLength": 1000}},
+    },
     "Resource": _object(
         {
             "uri": _S,
