@@ -10,8 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..admin import vault as vault_admin
 from ..admin.errors import AdminError
+from ..admin.principals import CLI
 from ..config import ConfigError
+from ..core import Frontdesk
 from ..vault import cli as vault_cli
 from . import (
     admin,
@@ -45,12 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     resources.add_commands(sub)
     authz_types.add_commands(sub)
     keys.add_commands(sub)
-    vault_cli.add_commands(sub, command, open_for, output, redirect_uri)
+    vault_cli.add_commands(sub, command, open_for, output, redirect_uri, (_integrations, _delete_integration))
     upkeep.add_purge_command(sub)
     upkeep.add_audit_commands(sub)
     alerts.add_commands(sub)
     admin.add_commands(sub)
     return parser
+
+
+def _integrations(fd: Frontdesk) -> list[dict[str, object]]:
+    return [i.as_dict() for i in vault_admin.list_integrations(fd, CLI)]
+
+
+def _delete_integration(fd: Frontdesk, name: str, with_connections: bool) -> None:
+    vault_admin.delete_integration(fd, CLI, name, with_connections=with_connections)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..core import Frontdesk
-from . import api_key_store, integration_store
+from . import api_key_store
 from .keys import generate_key, key_file
 from .service import vault_of
 
@@ -25,6 +25,10 @@ Opener = Callable[[argparse.Namespace], Frontdesk]
 # (args, frontdesk, URL under the issuer) -> the redirect URI to register, or None when no issuer is set, and the
 # line that tells the operator which (frontdesk.cli.context.redirect_uri).
 RedirectUri = Callable[[argparse.Namespace, Frontdesk, str], tuple[str | None, str]]
+# The operator's service for integrations (frontdesk.admin.vault, shared with the admin API and console), handed in
+# by frontdesk.cli so that the vault imports nothing of it: list (each as a dict) and delete (name, with connections).
+IntegrationLister = Callable[[Frontdesk], list[dict[str, Any]]]
+IntegrationDeleter = Callable[[Frontdesk, str, bool], None]
 
 
 def _params(pairs: list[str] | None) -> dict[str, str]:
@@ -38,8 +42,15 @@ def _params(pairs: list[str] | None) -> dict[str, str]:
 
 
 def add_commands(
-    sub: Any, command: Callable[..., argparse.ArgumentParser], opener: Opener, show: Printer, redirect: RedirectUri
+    sub: Any,
+    command: Callable[..., argparse.ArgumentParser],
+    opener: Opener,
+    show: Printer,
+    redirect: RedirectUri,
+    integrations: tuple[IntegrationLister, IntegrationDeleter],
 ) -> None:
+    list_integrations, delete_integration = integrations
+
     def providers(args: argparse.Namespace) -> None:
         vault = vault_of(opener(args))
         rows = [
@@ -80,12 +91,7 @@ def add_commands(
         )
 
     def integration_list(args: argparse.Namespace) -> None:
-        vault = vault_of(opener(args))
-        # What each asks for, an integration made before revision 0008 included (its defaults on top).
-        rows = [
-            {**i.public(), "scopes": list(vault.scopes_of(i))}
-            for i in integration_store.integrations(vault.engine, vault.keys)
-        ]
+        rows = list_integrations(opener(args))
         show(
             args,
             rows,
@@ -95,9 +101,7 @@ def add_commands(
         )
 
     def integration_delete(args: argparse.Namespace) -> None:
-        vault = vault_of(opener(args))
-        if not integration_store.delete_integration(vault.engine, args.name, with_connections=args.with_connections):
-            raise ValueError(f"no integration named {args.name!r}")
+        delete_integration(opener(args), args.name, args.with_connections)  # audited, naming the command line
         show(args, {"deleted": args.name}, f"deleted integration {args.name}")
 
     def apikey_create(args: argparse.Namespace) -> None:
