@@ -232,8 +232,7 @@ def test_serve_starts_in_a_few_json_lines(tmp_path: Path):
         server.terminate()
         server.wait(timeout=30)
     lines = log.read_text().splitlines()
-    people = [line for line in lines if not line.startswith("{")]
-    assert people == [f"frontdesk serving http://127.0.0.1:{port} on 127.0.0.1:{port}"]
+    assert [line for line in lines if not line.startswith("{")] == []  # every line is JSON, the first one too
     records = [json.loads(line) for line in lines if line.startswith("{")]
     assert not [r for r in records if "color_message" in r]
     migrations = [r["msg"] for r in records if r["logger"].startswith("alembic")]

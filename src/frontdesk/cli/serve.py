@@ -16,7 +16,7 @@ from .. import metrics
 from ..asgi import open_frontdesk
 from ..config import LOG_FORMATS, Settings
 from ..core import Frontdesk
-from ..log_text import folded_migrations
+from ..log_text import folded_migrations, wants_text
 from ..logs import configure_logging
 from ..oauth.registration import register
 from ..web.demo import DemoClient
@@ -92,7 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
             "  sign in, allow, and the demo page shows the code and the curl command that exchanges it\n",
             flush=True,
         )
-    print(f"frontdesk serving {settings.issuer} on {settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    if wants_text(settings.log_format, sys.stderr):  # in JSON, uvicorn's folded start-up line says the same
+        print(f"frontdesk serving {settings.issuer} on {settings.host}:{settings.port}", file=sys.stderr, flush=True)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
