@@ -164,3 +164,14 @@ def test_a_changed_client_is_dropped_from_the_client_cache(
         conn.execute(text("UPDATE clients SET name = 'Renamed' WHERE client_id = :c"), {"c": client_id})
         conn.commit()
     _eventually(lambda: (c := fd.clients.get(client_id)) is not None and c.name == "Renamed", BOUND)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, cache: revocations.RevocationCache):
+    """RFC 7009 §2.1: the process that revoked answers from the store at once, without waiting for its listener
+    (here told nothing at all: the revocation is made with the triggers' count undone)."""
+    grant = _grant(fd)
+    assert revocations.token_revoked(fd, "jti-here", grant.id) is False  # kept in memory
+    _revoke_silently(fd.engine, grant.id)
+    revocations.revoked_here(fd)
+    assert revocations.token_revoked(fd, "jti-here", grant.id) is True

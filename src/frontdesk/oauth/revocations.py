@@ -21,7 +21,7 @@ from ..core import Frontdesk
 from ..storage.grants import token_revoked as stored_token_revoked
 from ..storage.notify import Listener
 
-__all__ = ["MAX_ANSWERS", "RevocationCache", "start", "stop", "token_revoked"]
+__all__ = ["MAX_ANSWERS", "RevocationCache", "revoked_here", "start", "stop", "token_revoked"]
 
 MAX_ANSWERS = 50_000  # answers kept per process; past it the memory starts again empty
 
@@ -87,3 +87,12 @@ def token_revoked(fd: Frontdesk, jti: str, grant_id: str | None) -> bool:
     if cache is None:
         return stored_token_revoked(fd.engine, jti, grant_id)
     return cache.revoked(jti, grant_id)
+
+
+def revoked_here(fd: Frontdesk) -> None:
+    """This process has just committed a revocation: its own answers go at once rather than at the listener's next
+    read, so that a client that revokes a token (RFC 7009 §2.1) and this server's introspection and UserInfo agree
+    immediately; other processes and hosts still learn it from the listener, within ``notify.BOUND``."""
+    cache = _caches.get(fd.engine)
+    if cache is not None:
+        cache.invalidate()
