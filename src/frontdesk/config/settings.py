@@ -77,7 +77,7 @@ class Settings:
     database_url: str = ""
     # PostgreSQL connections each process keeps (and one more for its cache listener): workers x (pool + 1), for
     # every host, must stay below the server's max_connections.
-    database_pool_size: int = 30
+    database_pool_size: int = 20
     issuer: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000

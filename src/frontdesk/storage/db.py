@@ -88,7 +88,7 @@ def _owner_only(path: str) -> None:
             log.warning("%s is readable by others and could not be made 0600: %s", name, exc.strerror or exc)
 
 
-def open_engine(url: str, pool_size: int = 30) -> Engine:
+def open_engine(url: str, pool_size: int = 20) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
@@ -118,7 +118,7 @@ def open_engine(url: str, pool_size: int = 30) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    # At most ``pool_size`` connections a process (``database_pool_size``, 30 by default), all kept once opened: one
+    # At most ``pool_size`` connections a process (``database_pool_size``, 20 by default), all kept once opened: one
     # over the pool size was closed on return and opened again for the next request (a server process forked, a
     # ping, psycopg's prepared statements lost), about every other refresh at 32 requests in flight (BENCHMARKS.md).
     engine = create_engine(url, pool_size=pool_size, max_overflow=0)
