@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import smtplib
 import socket
 import ssl
 import threading
@@ -168,9 +169,30 @@ def test_a_server_that_is_down_is_a_plain_answer() -> None:
 
 @pytest.fixture
 def silent_server() -> Iterator[int]:
-    """A server that accepts connections and says nothing."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        yield listener.getsockname()[1]
+    """A server that accepts connections, holds them open and says nothing (accepted, not left in the backlog, so
+    that nothing on a loaded machine can end the connection before the client's deadline does)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
+    for connection in held:
+        connection.close()
 
 
 def test_a_server_that_never_answers_is_given_up_on_at_the_deadline(silent_server: int) -> None:
@@ -178,6 +200,21 @@ def test_a_server_that_never_answers_is_given_up_on_at_the_deadline(silent_serve
     # runs on loaded machines); that it returns, with the deadline's own answer, is the test.
     with pytest.raises(MailFailed, match="did not answer in time"):
         send(email(f"smtp://127.0.0.1:{silent_server}", timeout=1), MESSAGE)
+
+
+def test_a_read_that_times_out_before_the_watchdog_is_the_same_answer(silent_server: int) -> None:
+    # On a loaded machine the socket's own read timeout can come before the watchdog's thread runs; smtplib then
+    # raises SMTPServerDisconnected, which is still "did not answer in time", not "refused the message".
+    watchdog = mail._Watchdog(60)
+    try:
+        url = f"smtp://127.0.0.1:{silent_server}"
+        message = mail.compose(email(url), MESSAGE, "as.example")
+        with pytest.raises(smtplib.SMTPServerDisconnected) as raised:
+            mail._converse(parse_smtp_url(url), message, watchdog, 0.3)
+    finally:
+        watchdog.cancel()
+    assert not watchdog.expired
+    assert mail._words(raised.value) == "the mail server did not answer in time"
 
 
 @pytest.fixture

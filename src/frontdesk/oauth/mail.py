@@ -199,7 +199,9 @@ def _words(exc: BaseException) -> str:
         return "the mail server refused the sender address (email.from_address)"
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return "the mail server's encrypted connection could not be trusted"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError | socket.timeout) or isinstance(exc.__context__, TimeoutError | socket.timeout):
+        # smtplib turns a read's own timeout into SMTPServerDisconnected ("Connection unexpectedly closed"); on a
+        # loaded machine that read can time out before the watchdog's thread is scheduled to end the deadline.
         return "the mail server did not answer in time"
     if isinstance(exc, smtplib.SMTPException):
         return "the mail server refused the message"
