@@ -25,7 +25,8 @@ from frontdesk.errors import TemporarilyUnavailable
 from frontdesk.oauth import writes
 from frontdesk.server import CoalescingTransport
 from frontdesk.storage import wal
-from frontdesk.storage.db import Busy, _checkout, fetch, no_wait, raw_transaction, run
+from frontdesk.storage.db import _checkout, fetch, raw_transaction, run
+from frontdesk.storage.waits import Busy, no_wait
 from frontdesk.web import create_app
 from frontdesk.web.app import HotRoute
 

@@ -34,7 +34,7 @@ from . import logs, metrics
 from .config import Settings, load_settings
 from .core import Frontdesk, open_core
 from .logs import configure_logging
-from .oauth import revocations
+from .oauth import memory
 from .storage import audit, wal
 from .vault.service import open_vault
 from .web import cors, create_app
@@ -179,7 +179,7 @@ class Served:
             if message["type"] == "lifespan.startup.complete":
                 audit.start_writer(self.fd.engine)
                 wal.start(self.fd.engine)
-                revocations.start(self.fd)  # revocation answers kept, invalidated across processes
+                memory.start(self.fd)  # revocations, limits and resources kept, invalidated across processes
                 self.fd.keys.read()  # the ring's first read, before requests can hold every connection (key_ring.py)
                 # Everything loaded so far (modules, SQLAlchemy's tables, templates) lives as long as the process:
                 # out of the collector's way, so that full collections stop walking it (BENCHMARKS.md).
@@ -190,7 +190,7 @@ class Served:
                     await run_in_threadpool(audit.stop_writer, self.fd.engine)
                 except Exception:
                     log.exception("audit events could not be written at shutdown")
-                revocations.stop(self.fd)
+                memory.stop(self.fd)
                 try:
                     wal.stop(self.fd.engine)
                 except Exception:

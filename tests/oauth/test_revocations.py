@@ -1,6 +1,6 @@
-"""Revocation answers kept in memory (oauth/revocations.py) and invalidated by the listener (storage/notify.py): on
-PostgreSQL by the triggers' notification at once, by the generation when a notification is lost, and not used at
-all while the listener cannot read; on SQLite by the generation alone."""
+"""Revocation answers kept in memory (oauth/revocations.py, oauth/memory.py) and invalidated by the listener
+(storage/notify.py): on PostgreSQL by the triggers' notification at once, by the generation when a notification is
+lost, and not used at all while the listener cannot read; on SQLite by the generation alone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from conftest import Registered
 from frontdesk.core import Frontdesk
-from frontdesk.oauth import revocations
+from frontdesk.oauth import memory, revocations
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import GrantRow, insert_grant, revoke_access_token, revoke_grant
 from frontdesk.storage.notify import APPLICATION_NAME, BOUND, POLL
@@ -39,12 +39,12 @@ def _eventually(seen: Callable[[], bool], bound: float) -> float:
 
 
 @pytest.fixture
-def cache(fd: Frontdesk) -> Iterator[revocations.RevocationCache]:
-    started = revocations.start(fd)
+def cache(fd: Frontdesk) -> Iterator[memory.Memory]:
+    started = memory.start(fd)
     assert started is not None
     _eventually(started.listener.fresh, 5.0)
     yield started
-    revocations.stop(fd)
+    memory.stop(fd)
 
 
 def _kill_listeners(engine: Engine) -> int:
@@ -75,7 +75,7 @@ def _revoke_silently(engine: Engine, grant_id: str, *, count: bool = False) -> N
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_revocation_on_sqlite_is_seen_within_a_poll(fd: Frontdesk, cache: revocations.RevocationCache):
+def test_a_revocation_on_sqlite_is_seen_within_a_poll(fd: Frontdesk, cache: memory.Memory):
     """SQLite has no notifications: the generation, counted by a row trigger in the revoking transaction, tells."""
     grant = _grant(fd)
     jti = f"{grant.id}.s"
@@ -86,7 +86,7 @@ def test_a_revocation_on_sqlite_is_seen_within_a_poll(fd: Frontdesk, cache: revo
 
 
 @PG
-def test_a_revoked_grant_is_seen_at_once_by_its_notification(fd: Frontdesk, cache: revocations.RevocationCache):
+def test_a_revoked_grant_is_seen_at_once_by_its_notification(fd: Frontdesk, cache: memory.Memory):
     grant = _grant(fd)
     jti = f"{grant.id}.a"
     assert not revocations.token_revoked(fd, jti, grant.id)
@@ -96,7 +96,7 @@ def test_a_revoked_grant_is_seen_at_once_by_its_notification(fd: Frontdesk, cach
     assert took < POLL  # the notification, not the next read of the generation
 
 
-def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, cache: revocations.RevocationCache):
+def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, cache: memory.Memory):
     """The store is not read again: a revocation made with the triggers off (which no deployment does: it neither
     notifies nor counts) goes unseen, until the next invalidation."""
     grant = _grant(fd)
@@ -105,12 +105,12 @@ def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, cach
     _revoke_silently(fd.engine, grant.id)
     time.sleep(POLL * 2)
     assert not revocations.token_revoked(fd, jti, grant.id)
-    cache.invalidate()
+    cache.revocations.drop()
     assert revocations.token_revoked(fd, jti, grant.id)
 
 
 @PG
-def test_a_revoked_access_token_is_seen_at_once(fd: Frontdesk, cache: revocations.RevocationCache):
+def test_a_revoked_access_token_is_seen_at_once(fd: Frontdesk, cache: memory.Memory):
     grant = _grant(fd)
     jti = f"{grant.id}.b"
     assert not revocations.token_revoked(fd, jti, grant.id)
@@ -119,9 +119,7 @@ def test_a_revoked_access_token_is_seen_at_once(fd: Frontdesk, cache: revocation
     assert _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND) < POLL
 
 
-def test_a_changed_generation_without_notification_invalidates_within_a_poll(
-    fd: Frontdesk, cache: revocations.RevocationCache
-):
+def test_a_changed_generation_without_notification_invalidates_within_a_poll(fd: Frontdesk, cache: memory.Memory):
     """A notification that never arrives (lost with a connection): the generation read every POLL seconds tells."""
     grant = _grant(fd)
     jti = f"{grant.id}.c"
@@ -134,7 +132,7 @@ def test_a_changed_generation_without_notification_invalidates_within_a_poll(
 
 @PG
 def test_without_its_connection_the_listener_stops_vouching_within_the_bound_and_comes_back(
-    fd: Frontdesk, cache: revocations.RevocationCache
+    fd: Frontdesk, cache: memory.Memory
 ):
     """Killed with pg_terminate_backend, the listener's reads stop: kept answers lapse within BOUND, and a
     revocation whose notification nobody received is answered from the store; then it reconnects and vouches again."""
@@ -154,7 +152,7 @@ def test_without_its_connection_the_listener_stops_vouching_within_the_bound_and
 
 @PG
 def test_a_changed_client_is_dropped_from_the_client_cache(
-    fd: Frontdesk, cache: revocations.RevocationCache, confidential: Registered
+    fd: Frontdesk, cache: memory.Memory, confidential: Registered
 ):
     """Within the bound, not the client cache's five seconds: the trigger names the client on the channel."""
     client_id = confidential.client_id
@@ -167,7 +165,7 @@ def test_a_changed_client_is_dropped_from_the_client_cache(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, cache: revocations.RevocationCache):
+def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, cache: memory.Memory):
     """RFC 7009 §2.1: the process that revoked answers from the store at once, without waiting for its listener
     (here told nothing at all: the revocation is made with the triggers' count undone)."""
     grant = _grant(fd)

@@ -1,7 +1,8 @@
 """What each host keeps in memory is dropped when the other changes the store (issue 15 item 2; storage/notify.py,
-oauth/revocations.py): a revocation at A is seen at B's introspection within a second even when B's listener
+oauth/memory.py): a revocation at A is seen at B's introspection within a second even when B's listener
 connection is killed (``pg_terminate_backend``) just before it, or again and again while it reconnects; a client
-changed at the command line is seen changed by both hosts within a second, not the client cache's five."""
+changed at the command line is seen changed by both hosts within a second, not the client cache's five; a resource
+registered at the command line is usable at both at once, and its deletion seen within a second."""
 
 from __future__ import annotations
 
@@ -138,6 +139,35 @@ async def test_a_client_changed_at_the_command_line_is_seen_by_both_hosts_within
             async def seen() -> bool:
                 response = await token(http, base, app, grant)
                 return response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
+
+            await within(BOUND, seen, since)
+
+        await asyncio.gather(refused(pair.a), refused(pair.b))
+
+
+async def test_a_resource_registered_at_the_command_line_is_usable_at_once_and_its_deletion_seen_within_a_second(
+    pair: Pair,
+):
+    """Each host keeps the resource registry (oauth/memory.py). A resource registered a moment ago is looked for in
+    the store when the kept registry lacks it, so it is usable at once; a deletion is counted by migration 0019's
+    triggers and notified, so neither host mints another token for it after the bound."""
+    app = register(pair, "Resource user", "client_credentials")
+    uri = f"https://api-{app.client_id[:8].lower()}.example.com/"
+    grant = {"grant_type": "client_credentials", "resource": uri}
+    async with client() as http:
+        for base in (pair.a, pair.b):  # each keeps a registry without it
+            assert (await token(http, base, app, {"grant_type": "client_credentials"})).status_code == 200
+        pair.cli("resource", "create", uri, "--name", "Kept and dropped")
+        for base in (pair.a, pair.b):
+            minted = await token(http, base, app, grant)
+            assert minted.status_code == 200, (base, minted.text)
+        pair.cli("resource", "delete", uri)
+        since = time.monotonic()
+
+        async def refused(base: str) -> None:
+            async def seen() -> bool:
+                response = await token(http, base, app, grant)
+                return response.status_code == 400 and response.json()["error"] == "invalid_target"
 
             await within(BOUND, seen, since)
 

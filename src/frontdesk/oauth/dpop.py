@@ -26,7 +26,7 @@ from ..storage.db import now, transaction
 from ..storage.replay import spend_dpop_jti
 from ..storage.resources import replace_require_dpop
 from .introspection import live_access_token
-from .resources import ResourceRow, shown
+from .resources import ResourceRow, registry_changed_here, shown
 
 __all__ = [
     "ALGORITHMS",
@@ -228,4 +228,5 @@ def require_for_resource(fd: Frontdesk, uri: str, required: bool) -> ResourceRow
         if not replace_require_dpop(conn, uri, required):
             return None
         audit.record(conn, "resource.updated", "success", resource=uri, require_dpop=required)
+    registry_changed_here(fd)
     return shown(fd, uri)

@@ -31,6 +31,7 @@ from ..storage.resources import (
     restricted_scopes,
     stored_scopes,
 )
+from .memory import memory_of
 
 __all__ = [
     "MCP_SCOPES",
@@ -41,6 +42,7 @@ __all__ = [
     "delete",
     "listed",
     "mcp_resource",
+    "registry_changed_here",
     "resolve",
     "scopes_beyond_registration",
     "shown",
@@ -106,10 +108,16 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
         builtins[fd.issuer + "/vault"] = vault_resource(fd)
     if any(comparable(u) == comparable(fd.issuer + "/mcp") for u in requested):
         builtins[fd.issuer + "/mcp"] = mcp_resource(fd)
-    by_uri = {r.uri: r for r in resources_named(db, [u for u in requested if u not in builtins])}
+    kept = _kept(fd, db)
+    if kept is not None:
+        by_uri = {uri: kept[uri] for uri in requested if uri in kept}
+    else:
+        by_uri = {r.uri: r for r in resources_named(db, [u for u in requested if u not in builtins])}
     by_uri.update(builtins)
     missing = [u for u in requested if u not in by_uri]
     if missing:
+        # Kept or not, a URI not found is looked for in the store itself: one registered a moment ago at another
+        # process is usable at once, as a scope is (core.Frontdesk.scopes).
         by_key = {comparable(r.uri): r for r in (*all_resources(db), *builtins.values())}
         for uri in missing:
             found = by_key.get(comparable(uri))
@@ -120,6 +128,22 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
     for uri in requested:
         out.setdefault(by_uri[uri].uri, by_uri[uri])
     return tuple(out.values())
+
+
+def _kept(fd: Frontdesk, db: DB) -> dict[str, ResourceRow] | None:
+    """The registry as this process keeps it (oauth/memory.py), read whole on first use; None where it keeps none.
+    A token request reads it at every request, an operator changes it a few times a year."""
+    memory = memory_of(fd.engine)
+    if memory is None:
+        return None
+    return memory.catalog.read(None, lambda: {r.uri: r for r in all_resources(db)})
+
+
+def registry_changed_here(fd: Frontdesk) -> None:
+    """This process changed the registry: its own copy goes at once (others: migration 0019's triggers)."""
+    memory = memory_of(fd.engine)
+    if memory is not None:
+        memory.catalog.drop()
 
 
 def scopes_beyond_registration(
@@ -241,6 +265,7 @@ def create(
     except IntegrityError:
         # Another process registered the same URI or scope in the meantime; nothing of this one was written.
         raise ResourceError(f"resource {uri!r} or one of its scopes was registered meanwhile; try again") from None
+    registry_changed_here(fd)
     fd.scopes(fresh=True)
     return row, tuple(new)
 
@@ -262,4 +287,5 @@ def delete(fd: Frontdesk, uri: str) -> ResourceRow | None:
         row = delete_resource(conn, uri)
         if row is not None:
             audit.record(conn, "resource.deleted", "success", resource=uri)
+    registry_changed_here(fd)
     return row

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import fcntl
 import logging
 import os
@@ -23,15 +22,14 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from ..config import ConfigError
 from ..errors import TemporarilyUnavailable
+from . import waits
 
 __all__ = [
     "DB",
-    "Busy",
     "Raw",
     "clock",
     "fetch",
     "migrate",
-    "no_wait",
     "normalise_url",
     "now",
     "open_engine",
@@ -149,6 +147,7 @@ def open_engine(url: str, pool_size: int = 20) -> Engine:
 @contextlib.contextmanager
 def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connection]:
     """One transaction; a lost or refused database connection becomes ``temporarily_unavailable``."""
+    waits.may_use(engine)
     try:
         with engine.connect() as conn:
             if readonly:
@@ -206,26 +205,8 @@ def _unavailable(exc: Exception) -> TemporarilyUnavailable:
     return TemporarilyUnavailable("the service is temporarily unavailable", detail=str(getattr(exc, "orig", exc)))
 
 
-class Busy(Exception):
-    """SQLite's write lock is held elsewhere, and the caller asked not to wait for it (``no_wait``)."""
-
-
-_no_wait: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_no_wait", default=False)
-
-
-@contextlib.contextmanager
-def no_wait() -> Iterator[None]:
-    """Within this block a ``raw_transaction`` on SQLite raises ``Busy`` at once instead of waiting for the write
-    lock: the event loop may try a write itself, and hand it to a thread only when it would have to wait."""
-    token = _no_wait.set(True)
-    try:
-        yield
-    finally:
-        _no_wait.reset(token)
-
-
 def _begin_immediate(driver: Any, dbapi_error: type[Exception]) -> None:
-    if not _no_wait.get():
+    if waits.waiting():
         driver.execute("BEGIN IMMEDIATE")
         return
     driver.execute("PRAGMA busy_timeout = 0")
@@ -233,7 +214,7 @@ def _begin_immediate(driver: Any, dbapi_error: type[Exception]) -> None:
         driver.execute("BEGIN IMMEDIATE")
     except dbapi_error as exc:
         if "locked" in str(exc) or "busy" in str(exc):
-            raise Busy from exc
+            raise waits.Busy from exc
         raise
     finally:
         driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -269,6 +250,7 @@ def _checkout(engine: Engine) -> tuple[PoolProxiedConnection, bool]:
     """A pooled connection, and whether it is the held one. On SQLite the main thread (the event loop's, where
     web/http.py runs the hot endpoints' reads and writes) keeps one connection checked out for as long as the
     pool lives, saving a checkout per statement; only that thread uses it, one statement or transaction at a time."""
+    waits.may_use(engine)
     held = engine.dialect.name == "sqlite" and threading.current_thread() is threading.main_thread()
     if held:
         kept: PoolProxiedConnection | None = getattr(engine.pool, "_frontdesk_held", None)

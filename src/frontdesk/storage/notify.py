@@ -1,17 +1,19 @@
-"""Cache invalidation across processes and hosts: a poll of a generation, and on PostgreSQL one ``LISTEN`` connection.
+"""Cache invalidation across processes and hosts: a poll of generations, and on PostgreSQL one ``LISTEN`` connection.
 
 Every process of a deployment keeps a little shared state in memory (what introspection learnt about revocation,
 oauth/revocations.py; clients, storage/clients.py) and must drop it when another process or host changes it. The
 triggers of migration 0016 announce every revocation and every changed client on the ``frontdesk_cache`` channel
-as the change commits; a :class:`Listener` thread receives the notifications and calls its callbacks at once.
+as the change commits, those of 0019 every change of the resource and scope catalog, and ``announce`` a failed
+attempt counted against an abuse limit; a :class:`Listener` thread receives the notifications and calls its
+callbacks at once.
 
 A notification can be lost with the connection that would have received it, and is never replayed, so the listener
-also reads ``cache_generations.revocation`` every ``POLL`` seconds (one statement on its own connection), and treats
-a changed generation as a notification. ``fresh`` says whether a cached revocation answer may be used: only while
-the last successful read *started* less than ``BOUND`` seconds ago. The triggers count a revocation in the
-transaction that makes it, so a read that started after the commit sees it; so whatever happens to the listener —
-notifications lost, the connection killed and reconnecting with backoff, the database away — a revocation committed
-at time T is never answered from a cache after T + ``BOUND``: caches stop being used, and the store is read instead.
+also reads every row of ``cache_generations`` every ``POLL`` seconds (one statement on its own connection), and
+treats a changed generation as a notification. ``fresh`` says whether a cached answer may be used: only while the
+last successful read *started* less than ``BOUND`` seconds ago. A change is counted in the transaction that makes
+it, so a read that started after the commit sees it; so whatever happens to the listener — notifications lost, the
+connection killed and reconnecting with backoff, the database away — a change committed at time T is never answered
+from a cache after T + ``BOUND``: caches stop being used, and the store is read instead.
 
 SQLite has no notifications: there the listener only reads the generation (which a row trigger counts), every
 ``POLL`` seconds, on a pooled connection of its thread. Introspection's revocation read on SQLite costs about as
@@ -27,9 +29,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-__all__ = ["APPLICATION_NAME", "BOUND", "CHANNEL", "POLL", "Listener"]
+from .db import Raw, fetch, run
+
+DB = Connection | Raw
+
+__all__ = [
+    "APPLICATION_NAME",
+    "BOUND",
+    "CATALOG",
+    "CHANNEL",
+    "POLL",
+    "RATE_LIMIT",
+    "REVOCATION",
+    "Listener",
+    "announce",
+]
 
 log = logging.getLogger("frontdesk.storage")
 CHANNEL = "frontdesk_cache"
@@ -38,7 +54,18 @@ BOUND = 1.0  # seconds after the start of the last successful read during which 
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 2.0  # seconds before reconnecting, doubling after each failed attempt
 APPLICATION_NAME = "frontdesk listener"  # as pg_stat_activity shows the listener's connection
 CLIENT_PREFIX = "client:"
-_GENERATION = "SELECT generation FROM cache_generations WHERE name = 'revocation'"
+# The generations (migrations 0016 and 0019), each also the payload of its notification.
+REVOCATION, CATALOG, RATE_LIMIT = "revocation", "catalog", "rate_limit"
+_GENERATIONS = "SELECT name, generation FROM cache_generations"
+_COUNT = "UPDATE cache_generations SET generation = generation + 1 WHERE name = ?"
+
+
+def announce(db: DB, name: str) -> None:
+    """Count a change of ``name`` in ``db``'s transaction, and on PostgreSQL notify every listener as it commits:
+    for a change no trigger counts (migration 0019's ``rate_limit``)."""
+    run(db, _COUNT, (name,))
+    if db.dialect.name == "postgresql":
+        fetch(db, "SELECT pg_notify(?, ?)", (CHANNEL, name))
 
 
 class _Pooled:
@@ -55,14 +82,15 @@ class _Pooled:
 
 
 class Listener:
-    """The listening thread of one process: ``on_revocation()`` when anything was revoked anywhere (or may have
-    been: a changed generation), ``on_client(client_id)`` when a client changed or was deleted."""
+    """The listening thread of one process: ``on_change(name)`` when what the generation ``name`` counts changed
+    anywhere (or may have: a changed generation, or the first read), ``on_client(client_id)`` when a client changed
+    or was deleted."""
 
-    def __init__(self, engine: Engine, on_revocation: Callable[[], None], on_client: Callable[[str], None]) -> None:
+    def __init__(self, engine: Engine, on_change: Callable[[str], None], on_client: Callable[[str], None]) -> None:
         self._engine = engine
-        self._on_revocation = on_revocation
+        self._on_change = on_change
         self._on_client = on_client
-        self._generation: int | None = None
+        self._generations: dict[str, int] = {}
         self._synced_at = float("-inf")  # monotonic start of the last successful read of the generation
         self._stop = threading.Event()
         self._conn: Any = None
@@ -87,18 +115,18 @@ class Listener:
 
     def _sync(self, conn: Any) -> None:
         started = time.monotonic()
-        rows = conn.execute(_GENERATION).fetchall()  # all: SQLite ends the read only once its rows are exhausted
-        generation = int(rows[0][0]) if rows else None
-        if generation != self._generation:
-            self._on_revocation()  # whatever was cached may predate a revocation this process was not told of
-            self._generation = generation
+        rows = conn.execute(_GENERATIONS).fetchall()  # all: SQLite ends the read only once its rows are exhausted
+        for name, generation in rows:
+            if self._generations.get(name) != generation:
+                self._on_change(name)  # whatever was cached may predate a change this process was not told of
+                self._generations[name] = generation
         self._synced_at = started
 
     def _deliver(self, payload: str) -> None:
         if payload.startswith(CLIENT_PREFIX):
             self._on_client(payload[len(CLIENT_PREFIX) :])
         else:
-            self._on_revocation()
+            self._on_change(payload)
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST

@@ -16,11 +16,11 @@ from ..secret import digest
 from .db import fetch
 from .schema import RateLimit
 
-__all__ = ["count", "counts", "hit"]
+__all__ = ["count", "counts", "hit", "key"]
 
 
 @functools.lru_cache(maxsize=4096)
-def _key(name: str, subject: str) -> str:
+def key(name: str, subject: str) -> str:
     # Subjects are usernames, addresses and client ids: hashed so the table holds no personal data in clear.
     # Remembered, since the same client from the same address asks again and again (no secret goes in here).
     return digest(f"{name}\x00{subject}")
@@ -30,7 +30,7 @@ def hit(conn: Connection, name: str, subject: str, window: int, at: int) -> int:
     """Count one attempt; returns the attempts in the current window, this one included."""
     start = at - at % window
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    fresh = insert(RateLimit).values(key=_key(name, subject), window_start=start, count=1, expires_at=start + window)
+    fresh = insert(RateLimit).values(key=key(name, subject), window_start=start, count=1, expires_at=start + window)
     current = RateLimit.window_start == start
     stmt = fresh.on_conflict_do_update(
         index_elements=[RateLimit.key],
@@ -47,7 +47,7 @@ def count(conn: Connection, name: str, subject: str, window: int, at: int) -> in
     """Attempts so far in the current window, without counting one."""
     start = at - at % window
     row = conn.execute(
-        select(RateLimit.count).where(RateLimit.key == _key(name, subject), RateLimit.window_start == start)
+        select(RateLimit.count).where(RateLimit.key == key(name, subject), RateLimit.window_start == start)
     ).first()
     return int(row[0]) if row else 0
 
@@ -61,13 +61,13 @@ def _counts_sql(n: int) -> str:
 
 def counts(db: Connection | Engine, limits: Sequence[tuple[str, str, int]], at: int) -> list[int]:
     """``count`` for several (name, subject, window) at once, in one statement (in a transaction or alone)."""
-    keys = [_key(name, subject) for name, subject, _ in limits]
+    keys = [key(name, subject) for name, subject, _ in limits]
     if not keys:
         return []
     rows = fetch(db, _counts_sql(len(keys)), keys)
-    stored = {key: (window_start, n) for key, window_start, n in rows}
+    stored = {stored_key: (window_start, n) for stored_key, window_start, n in rows}
     out = []
-    for key, (_, _, window) in zip(keys, limits, strict=True):
-        window_start, n = stored.get(key, (None, 0))
+    for asked, (_, _, window) in zip(keys, limits, strict=True):
+        window_start, n = stored.get(asked, (None, 0))
         out.append(int(n) if window_start == at - at % window else 0)
     return out

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, TemporarilyUnavailable
+from ..oauth.writes import in_thread
 from ..protocol.forms import Params, parse_form, parse_query
 from ..wire import dumps, loads
 
@@ -186,7 +186,7 @@ async def run_sync(engine: Engine, fn: Callable[P, T], *args: P.args, **kwargs: 
     the thread pool, where a slow database holds up one request, not the server. (Writes: oauth/writes.py.)"""
     if engine.dialect.name == "sqlite":
         return fn(*args, **kwargs)
-    return await run_in_threadpool(fn, *args, **kwargs)
+    return await in_thread(fn, *args, **kwargs)
 
 
 def client_ip(request: Request) -> str | None:

@@ -19,9 +19,10 @@ from ..oauth.introspection import introspect as introspection
 from ..oauth.introspection import revoke
 from ..oauth.introspection import userinfo as userinfo_of
 from ..oauth.rate_limits import Limit
+from ..oauth.writes import run_cached
 from ..protocol.forms import Params
 from ..protocol.rfc6750 import bearer_token, www_authenticate
-from .http import client_ip, error_response, json_response, read_form, run_sync
+from .http import client_ip, error_response, json_response, read_form
 from .token import (
     CLIENT_AUTHENTICATION,
     ClientRequest,
@@ -36,7 +37,8 @@ __all__ = ["INTROSPECTION", "REVOCATION", "introspect", "revocation", "userinfo"
 
 
 def _look(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Params) -> dict[str, Any] | None:
-    """Authenticate, then introspect: one trip to the thread pool (none on SQLite). None for a public client."""
+    """Authenticate, then introspect: on the loop from memory where it can (``run_cached``), else one trip to a
+    thread. None for a public client."""
     client = authenticate(fd, presented, limits)
     if client.public:
         return None
@@ -49,7 +51,7 @@ def _look(fd: Frontdesk, presented: Presented, limits: list[Limit], params: Para
 async def introspect_token(step: ClientRequest) -> None:
     """RFC 7662 §2.1: authenticate the client, then answer about the token; a public client may not ask."""
     fd = step.fd
-    answer = await run_sync(fd.engine, _look, fd, step.presented, step.limits, step.params)
+    answer = await run_cached(fd.engine, _look, fd, step.presented, step.limits, step.params)
     if answer is None:
         # The client authenticated as public, so without an Authorization header: this refusal gets no challenge.
         raise InvalidClient("public clients cannot introspect tokens")

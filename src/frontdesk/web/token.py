@@ -37,7 +37,7 @@ from ..oauth.dpop import fresh_nonce, spend_proof, token_proof
 from ..oauth.grants import Response as Body
 from ..oauth.grants import exchange
 from ..oauth.rate_limits import Limit, client_auth_limits
-from ..oauth.writes import run_write
+from ..oauth.writes import run_cached, run_write
 from ..protocol.forms import Params
 from .http import client_ip, error_response, header, json_response, read_form, run_sync
 
@@ -110,7 +110,7 @@ async def fetch_published_keys(step: ClientRequest) -> None:
 
 async def authenticate_client(step: ClientRequest) -> None:
     """The client the credential names, once it checks out, under its abuse limits."""
-    step.client = await run_sync(step.fd.engine, authenticate, step.fd, step.presented, step.limits)
+    step.client = await run_cached(step.fd.engine, authenticate, step.fd, step.presented, step.limits)
 
 
 async def check_dpop_proof(step: ClientRequest) -> None:
@@ -134,9 +134,12 @@ def _issue(
 
 
 async def issue_tokens(step: ClientRequest) -> None:
-    """RFC 6749 §3.2.1 then §4.1.3, §6, §4.4, RFC 8628 §3.4: authenticate the client and dispatch its grant."""
+    """RFC 6749 §3.2.1 then §4.1.3, §6, §4.4, RFC 8628 §3.4: authenticate the client and dispatch its grant.
+    A client_credentials token needs nothing from the store that this process does not keep (oauth/writes.py
+    ``run_cached``); every other grant reads and writes its grant's rows."""
     fd = step.fd
-    step.answer = await run_write(
+    run = run_cached if step.params.get("grant_type") == "client_credentials" else run_write
+    step.answer = await run(
         fd.engine, _issue, fd, step.presented, step.limits, step.params, client_ip(step.request), step.jkt
     )
 

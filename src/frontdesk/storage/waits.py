@@ -1,0 +1,66 @@
+"""Where a step of a hot endpoint may run: on the event loop, as long as it need not wait.
+
+Two kinds of waiting are refused here, each with an exception that sends the step elsewhere (oauth/writes.py):
+SQLite's write lock held by another writer (``no_wait``, ``Busy``: try again after a pause on the loop) and a
+networked database at all (``from_memory``, ``NeedsStore``: run the step in a thread). ``storage/db.py`` asks at
+every connection it hands out and every transaction it begins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+from sqlalchemy import Engine
+
+__all__ = ["Busy", "NeedsStore", "from_memory", "may_use", "no_wait", "waiting"]
+
+
+class Busy(Exception):
+    """SQLite's write lock is held elsewhere, and the caller asked not to wait for it (``no_wait``)."""
+
+
+class NeedsStore(Exception):
+    """A step run ``from_memory`` asked for a database connection: it must run again where it may wait for one."""
+
+
+_from_memory: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_from_memory", default=False)
+
+
+@contextlib.contextmanager
+def from_memory() -> Iterator[None]:
+    """Within this block, asking a networked database for a connection raises ``NeedsStore`` before anything is
+    sent: the event loop may run a step that its process's memory usually answers whole (oauth/memory.py), and hand
+    it to a thread, from its start, only when it would wait on the network. SQLite, a file, answers on the loop
+    anyway (web/http.py ``run_sync``)."""
+    token = _from_memory.set(True)
+    try:
+        yield
+    finally:
+        _from_memory.reset(token)
+
+
+def may_use(engine: Engine) -> None:
+    """Raise ``NeedsStore`` where ``from_memory`` forbids a connection to ``engine`` (storage/db.py asks)."""
+    if _from_memory.get() and engine.dialect.name != "sqlite":
+        raise NeedsStore
+
+
+_no_wait: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_no_wait", default=False)
+
+
+@contextlib.contextmanager
+def no_wait() -> Iterator[None]:
+    """Within this block a ``raw_transaction`` on SQLite raises ``Busy`` at once instead of waiting for the write
+    lock: the event loop may try a write itself, and hand it to a thread only when it would have to wait."""
+    token = _no_wait.set(True)
+    try:
+        yield
+    finally:
+        _no_wait.reset(token)
+
+
+def waiting() -> bool:
+    """Whether a transaction begun now may wait for SQLite's write lock."""
+    return not _no_wait.get()
