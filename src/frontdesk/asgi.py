@@ -40,7 +40,7 @@ from .vault.service import open_vault
 from .web import cors, create_app
 from .web.app import Endpoint, HotRoute
 from .web.demo import DemoClient
-from .web.http import JSONAnswer, SecurityHeaders, plain_headers, with_page_headers
+from .web.http import JSONAnswer, Prepared, SecurityHeaders, plain_headers, with_page_headers
 from .web.token import FRONTDESK
 
 __all__ = ["app", "open_frontdesk", "served"]
@@ -150,6 +150,8 @@ class Served:
             if type(response) is JSONAnswer and response.plain and response.background is None:
                 # The headers added below, computed once for the headers such an answer has (web/http.py).
                 headers = response.raw_headers + (self.plain_cors_tail if cross_origin else self.plain_tail)
+            elif type(response) is Prepared:  # built once with what it is sent with (web/http.py)
+                headers = response.sent_headers(cross_origin)
             else:
                 if cross_origin:  # errors too: a browser-based client must be able to read the OAuth error
                     response.raw_headers = cors.with_cors(response.raw_headers)

@@ -17,7 +17,7 @@ from ..oauth.tokens import ACR_VALUES
 from ..protocol.ciba import DELIVERY_MODES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
 from ..protocol.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
-from .http import run_sync
+from .http import Prepared, run_sync
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
 
@@ -107,12 +107,19 @@ def _render(fd: Frontdesk) -> bytes:
     return body
 
 
+# The answers as sent, for the bodies they were built for (web/http.py ``Prepared``): the same bytes, the same answer.
+_documents: tuple[bytes, Prepared] | None = None
+_key_set: tuple[bytes, Prepared] | None = None
+
+
 def _document(fd: Frontdesk) -> Response:
-    return Response(
-        _render(fd),
-        media_type="application/json",
-        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
-    )
+    global _documents
+    body = _render(fd)
+    prepared = _documents
+    if prepared is None or prepared[0] is not body:
+        headers = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
+        prepared = _documents = (body, Prepared(body, "application/json", headers))
+    return prepared[1]
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -128,9 +135,10 @@ async def oauth_authorization_server(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
     # The ring is read once at start-up and re-read in the background (crypto/key_ring.py): this never waits.
+    global _key_set
     body = fd.keys.jwks
-    return Response(
-        body,
-        media_type="application/jwk-set+json",
-        headers={"Cache-Control": "public, max-age=60", "Access-Control-Allow-Origin": "*"},
-    )
+    prepared = _key_set
+    if prepared is None or prepared[0] is not body:
+        headers = {"Cache-Control": "public, max-age=60", "Access-Control-Allow-Origin": "*"}
+        prepared = _key_set = (body, Prepared(body, "application/jwk-set+json", headers))
+    return prepared[1]

@@ -16,9 +16,11 @@ from ..errors import InvalidRequest, OAuthError, PayloadTooLarge, RateLimited, T
 from ..oauth.writes import in_thread
 from ..protocol.forms import Params, parse_form, parse_query
 from ..wire import dumps, loads
+from .cors import with_cors
 
 __all__ = [
     "JSONAnswer",
+    "Prepared",
     "SecurityHeaders",
     "client_ip",
     "error_response",
@@ -63,6 +65,24 @@ class JSONAnswer(Response):
             return
         self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         self.raw_headers += [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+
+
+class Prepared(Response):
+    """An answer that is the same, bytes and headers, for every request until what it shows changes (the JWKS, the
+    discovery documents): built once and handed out again and again, never changed by whoever sends it. The direct
+    path (asgi.py) sends ``sent_headers`` as they are, the security and CORS headers computed once with the
+    answer, rather than building a ``Response`` and adding them per request: about half of a JWKS request's CPU in
+    process (BENCHMARKS.md). Through Starlette's stack it is an ordinary response, whose additions are idempotent."""
+
+    def __init__(self, body: bytes, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(body, media_type=media_type, headers=headers)
+        self._sent = {
+            False: with_page_headers(self.raw_headers),
+            True: with_page_headers(with_cors(self.raw_headers)),
+        }
+
+    def sent_headers(self, cross_origin: bool) -> list[tuple[bytes, bytes]]:
+        return self._sent[cross_origin]
 
 
 def plain_headers() -> list[tuple[bytes, bytes]]:
