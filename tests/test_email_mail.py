@@ -11,7 +11,7 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -167,25 +167,26 @@ def test_a_server_that_is_down_is_a_plain_answer() -> None:
         send(email(f"smtp://127.0.0.1:{free_port()}"), MESSAGE)
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A server that accepts connections, holds them open and says nothing (accepted, not left in the backlog, so
-    that nothing on a loaded machine can end the connection before the client's deadline does)."""
+def _serving(converse: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
+    """A loopback server that accepts every connection (none is left in the backlog, where a loaded machine could
+    end it before the client's deadline does) and holds it open while ``converse`` runs on it in a thread."""
     listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
+    listener.settimeout(0.1)
     stop = threading.Event()
+    held: list[socket.socket] = []
 
-    def hold() -> None:
-        listener.settimeout(0.1)
+    def accept() -> None:
         while not stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                connection = listener.accept()[0]
             except TimeoutError:
                 continue
             except OSError:
                 return
+            held.append(connection)
+            threading.Thread(target=converse, args=(connection, stop), daemon=True).start()
 
-    thread = threading.Thread(target=hold, daemon=True)
+    thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     yield listener.getsockname()[1]
     stop.set()
@@ -193,6 +194,12 @@ def silent_server() -> Iterator[int]:
     listener.close()
     for connection in held:
         connection.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A server that accepts connections and says nothing."""
+    yield from _serving(lambda _connection, _stop: None)
 
 
 def test_a_server_that_never_answers_is_given_up_on_at_the_deadline(silent_server: int) -> None:
@@ -220,24 +227,15 @@ def test_a_read_that_times_out_before_the_watchdog_is_the_same_answer(silent_ser
 @pytest.fixture
 def dripping_server() -> Iterator[int]:
     """A server that sends its greeting one byte every 0.3 seconds, for ever: no single read ever times out."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
 
-    def drip() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            while not stop.wait(0.3):
-                try:
-                    connection.sendall(b"2")
-                except OSError:
-                    return
+    def drip(connection: socket.socket, stop: threading.Event) -> None:
+        while not stop.wait(0.3):
+            try:
+                connection.sendall(b"2")
+            except OSError:
+                return
 
-    thread = threading.Thread(target=drip, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    listener.close()
-    thread.join(5)
+    yield from _serving(drip)
 
 
 def test_one_deadline_bounds_the_whole_conversation(dripping_server: int) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -26,29 +25,14 @@ from frontdesk.storage.db import now, transaction
 from frontdesk.storage.notify import BOUND, POLL, RATE_LIMIT, announce
 from frontdesk.storage.ratelimit import hit
 
+from .conftest import eventually
+
 BOTH = pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
 PG = pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 LIMIT = Limit("client_auth_client_ip", "kept-client\x00192.0.2.1", 3, 3600)
 URI = "https://kept.example.com/api"
-
-
-def _eventually(seen: Callable[[], bool], bound: float) -> float:
-    started = time.monotonic()
-    while not seen():
-        assert time.monotonic() - started <= bound, f"not seen within {bound} s"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
-@pytest.fixture
-def kept(fd: Frontdesk) -> Iterator[memory.Memory]:
-    started = memory.start(fd)
-    assert started is not None
-    _eventually(started.listener.fresh, 5.0)
-    yield started
-    memory.stop(fd)
 
 
 def _limited(fd: Frontdesk) -> bool:
@@ -75,7 +59,7 @@ def test_counts_are_kept_until_a_failure_is_announced(fd: Frontdesk, kept: memor
     time.sleep(POLL * 2)
     assert not _limited(fd), "the store was read again though nothing was announced"
     _count_elsewhere(fd, 0, announced=True)
-    took = _eventually(lambda: _limited(fd), BOUND)
+    took = eventually(lambda: _limited(fd), BOUND)
     if fd.engine.dialect.name == "postgresql":
         assert took < POLL  # the notification, not the next read of the generations
 
@@ -120,7 +104,7 @@ def test_a_resource_deleted_anywhere_is_refused_within_the_bound(fd: Frontdesk, 
     resources.create(fd, URI, "Kept")
     assert _resolved(fd)
     _sql(fd.engine, "DELETE FROM resources WHERE uri = :uri")  # as another host: only the trigger tells
-    took = _eventually(lambda: not _resolved(fd), BOUND)
+    took = eventually(lambda: not _resolved(fd), BOUND)
     if fd.engine.dialect.name == "postgresql":
         assert took < POLL
 

@@ -5,7 +5,6 @@ lost, and not used at all while the listener cannot read; on SQLite by the gener
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -17,6 +16,8 @@ from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import GrantRow, insert_grant, revoke_access_token, revoke_grant
 from frontdesk.storage.notify import APPLICATION_NAME, BOUND, POLL
 
+from .conftest import eventually
+
 PG = pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 
 
@@ -27,24 +28,6 @@ def _grant(fd: Frontdesk) -> GrantRow:
             conn, client_id="c", user_id="u", scope=("openid",), resource=(), auth_time=at, amr=(), at=at,
             expires_at=at + 3600,
         )  # fmt: skip
-
-
-def _eventually(seen: Callable[[], bool], bound: float) -> float:
-    """Seconds until ``seen()`` holds; fails past ``bound``."""
-    started = time.monotonic()
-    while not seen():
-        assert time.monotonic() - started <= bound, f"not seen within {bound} s"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
-@pytest.fixture
-def cache(fd: Frontdesk) -> Iterator[memory.Memory]:
-    started = memory.start(fd)
-    assert started is not None
-    _eventually(started.listener.fresh, 5.0)
-    yield started
-    memory.stop(fd)
 
 
 def _kill_listeners(engine: Engine) -> int:
@@ -75,28 +58,28 @@ def _revoke_silently(engine: Engine, grant_id: str, *, count: bool = False) -> N
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_revocation_on_sqlite_is_seen_within_a_poll(fd: Frontdesk, cache: memory.Memory):
+def test_a_revocation_on_sqlite_is_seen_within_a_poll(fd: Frontdesk, kept: memory.Memory):
     """SQLite has no notifications: the generation, counted by a row trigger in the revoking transaction, tells."""
     grant = _grant(fd)
     jti = f"{grant.id}.s"
     assert not revocations.token_revoked(fd, jti, grant.id)
     with transaction(fd.engine) as conn:
         revoke_grant(conn, grant.id, now())
-    assert _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND) <= POLL + 0.2
+    assert eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND) <= POLL + 0.2
 
 
 @PG
-def test_a_revoked_grant_is_seen_at_once_by_its_notification(fd: Frontdesk, cache: memory.Memory):
+def test_a_revoked_grant_is_seen_at_once_by_its_notification(fd: Frontdesk, kept: memory.Memory):
     grant = _grant(fd)
     jti = f"{grant.id}.a"
     assert not revocations.token_revoked(fd, jti, grant.id)
     with transaction(fd.engine) as conn:
         revoke_grant(conn, grant.id, now())
-    took = _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND)
+    took = eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND)
     assert took < POLL  # the notification, not the next read of the generation
 
 
-def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, cache: memory.Memory):
+def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, kept: memory.Memory):
     """The store is not read again: a revocation made with the triggers off (which no deployment does: it neither
     notifies nor counts) goes unseen, until the next invalidation."""
     grant = _grant(fd)
@@ -105,34 +88,34 @@ def test_an_answer_is_kept_while_the_listener_vouches_for_it(fd: Frontdesk, cach
     _revoke_silently(fd.engine, grant.id)
     time.sleep(POLL * 2)
     assert not revocations.token_revoked(fd, jti, grant.id)
-    cache.revocations.drop()
+    kept.revocations.drop()
     assert revocations.token_revoked(fd, jti, grant.id)
 
 
 @PG
-def test_a_revoked_access_token_is_seen_at_once(fd: Frontdesk, cache: memory.Memory):
+def test_a_revoked_access_token_is_seen_at_once(fd: Frontdesk, kept: memory.Memory):
     grant = _grant(fd)
     jti = f"{grant.id}.b"
     assert not revocations.token_revoked(fd, jti, grant.id)
     with transaction(fd.engine) as conn:
         revoke_access_token(conn, jti, now() + 60)
-    assert _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND) < POLL
+    assert eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND) < POLL
 
 
-def test_a_changed_generation_without_notification_invalidates_within_a_poll(fd: Frontdesk, cache: memory.Memory):
+def test_a_changed_generation_without_notification_invalidates_within_a_poll(fd: Frontdesk, kept: memory.Memory):
     """A notification that never arrives (lost with a connection): the generation read every POLL seconds tells."""
     grant = _grant(fd)
     jti = f"{grant.id}.c"
     assert not revocations.token_revoked(fd, jti, grant.id)
     # The revocation as another host's transaction leaves it, minus its notification: only the generation tells.
     _revoke_silently(fd.engine, grant.id, count=True)
-    took = _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND)
+    took = eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND)
     assert took <= POLL + 0.2
 
 
 @PG
 def test_without_its_connection_the_listener_stops_vouching_within_the_bound_and_comes_back(
-    fd: Frontdesk, cache: memory.Memory
+    fd: Frontdesk, kept: memory.Memory
 ):
     """Killed with pg_terminate_backend, the listener's reads stop: kept answers lapse within BOUND, and a
     revocation whose notification nobody received is answered from the store; then it reconnects and vouches again."""
@@ -141,18 +124,18 @@ def test_without_its_connection_the_listener_stops_vouching_within_the_bound_and
     assert not revocations.token_revoked(fd, jti, grant.id)
     assert _kill_listeners(fd.engine) == 1
     _revoke_silently(fd.engine, grant.id, count=True)  # its notification lost: nobody listens
-    assert _eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND + 0.1) <= BOUND + 0.1
-    _eventually(cache.listener.fresh, 5.0)  # connected again
+    assert eventually(lambda: revocations.token_revoked(fd, jti, grant.id), BOUND + 0.1) <= BOUND + 0.1
+    eventually(kept.listener.fresh, 5.0)  # connected again
     other = _grant(fd)
     assert not revocations.token_revoked(fd, f"{other.id}.e", other.id)
     with transaction(fd.engine) as conn:
         revoke_grant(conn, other.id, now())
-    assert _eventually(lambda: revocations.token_revoked(fd, f"{other.id}.e", other.id), BOUND) < POLL
+    assert eventually(lambda: revocations.token_revoked(fd, f"{other.id}.e", other.id), BOUND) < POLL
 
 
 @PG
 def test_a_changed_client_is_dropped_from_the_client_cache(
-    fd: Frontdesk, cache: memory.Memory, confidential: Registered
+    fd: Frontdesk, kept: memory.Memory, confidential: Registered
 ):
     """Within the bound, not the client cache's five seconds: the trigger names the client on the channel."""
     client_id = confidential.client_id
@@ -161,11 +144,11 @@ def test_a_changed_client_is_dropped_from_the_client_cache(
     with fd.engine.connect() as conn:
         conn.execute(text("UPDATE clients SET name = 'Renamed' WHERE client_id = :c"), {"c": client_id})
         conn.commit()
-    _eventually(lambda: (c := fd.clients.get(client_id)) is not None and c.name == "Renamed", BOUND)
+    eventually(lambda: (c := fd.clients.get(client_id)) is not None and c.name == "Renamed", BOUND)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, cache: memory.Memory):
+def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, kept: memory.Memory):
     """RFC 7009 §2.1: the process that revoked answers from the store at once, without waiting for its listener
     (here told nothing at all: the revocation is made with the triggers' count undone)."""
     grant = _grant(fd)
