@@ -72,6 +72,22 @@ async def _until(seen: Callable[[], bool], bound: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _refused_at_both_within_the_bound(
+    http: httpx.AsyncClient, pair: Pair, app: App, grant: dict[str, str], error: str
+) -> None:
+    """Both hosts answer ``grant`` with ``error`` within ``BOUND`` of now."""
+    since = time.monotonic()
+
+    async def refused(base: str) -> None:
+        async def seen() -> bool:
+            response = await token(http, base, app, grant)
+            return response.status_code == 400 and response.json()["error"] == error
+
+        await within(BOUND, seen, since)
+
+    await asyncio.gather(refused(pair.a), refused(pair.b))
+
+
 async def test_each_host_listens_on_one_connection(pair: Pair):
     with database(pair) as engine:
         await _until(lambda: listeners(engine) == 2, 5.0)
@@ -133,16 +149,7 @@ async def test_a_client_changed_at_the_command_line_is_seen_by_both_hosts_within
         for base in (pair.a, pair.b):
             assert (await token(http, base, app, grant)).status_code == 200
         pair.cli("client", "update", app.client_id, "--dpop-bound-access-tokens")
-        since = time.monotonic()
-
-        async def refused(base: str) -> None:
-            async def seen() -> bool:
-                response = await token(http, base, app, grant)
-                return response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
-
-            await within(BOUND, seen, since)
-
-        await asyncio.gather(refused(pair.a), refused(pair.b))
+        await _refused_at_both_within_the_bound(http, pair, app, grant, "invalid_dpop_proof")
 
 
 async def test_a_resource_registered_at_the_command_line_is_usable_at_once_and_its_deletion_seen_within_a_second(
@@ -162,13 +169,4 @@ async def test_a_resource_registered_at_the_command_line_is_usable_at_once_and_i
             minted = await token(http, base, app, grant)
             assert minted.status_code == 200, (base, minted.text)
         pair.cli("resource", "delete", uri)
-        since = time.monotonic()
-
-        async def refused(base: str) -> None:
-            async def seen() -> bool:
-                response = await token(http, base, app, grant)
-                return response.status_code == 400 and response.json()["error"] == "invalid_target"
-
-            await within(BOUND, seen, since)
-
-        await asyncio.gather(refused(pair.a), refused(pair.b))
+        await _refused_at_both_within_the_bound(http, pair, app, grant, "invalid_target")
