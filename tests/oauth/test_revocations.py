@@ -15,6 +15,7 @@ from frontdesk.oauth import memory, revocations
 from frontdesk.storage.db import now, transaction
 from frontdesk.storage.grants import GrantRow, insert_grant, revoke_access_token, revoke_grant
 from frontdesk.storage.notify import APPLICATION_NAME, BOUND, POLL
+from frontdesk.storage.people_admin import revoke_grants_of
 
 from .conftest import eventually
 
@@ -156,3 +157,19 @@ def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, kept: memory
     _revoke_silently(fd.engine, grant.id)
     revocations.revoked_here(fd)
     assert revocations.token_revoked(fd, "jti-here", grant.id) is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_any_transaction_that_revokes_here_drops_the_answers_here_at_once(fd: Frontdesk, kept: memory.Memory):
+    """Not only /revoke: a transaction that revokes through storage (here a person's grants ended, as an operator's
+    disabling or a password reset ends them) drops this process's answers as it commits (``db.revoking``), with
+    the listener told nothing (the triggers' count undone, their notification suppressed)."""
+    grant = _grant(fd)
+    assert revocations.token_revoked(fd, "jti-any", grant.id) is False  # kept in memory
+    with transaction(fd.engine) as conn:
+        if fd.engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        assert revoke_grants_of(conn, "u", now()) == 1
+        if fd.engine.dialect.name != "postgresql":
+            conn.execute(text("UPDATE cache_generations SET generation = generation - 1 WHERE name = 'revocation'"))
+    assert revocations.token_revoked(fd, "jti-any", grant.id) is True

@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Engine
 
 from ..core import Frontdesk
+from ..storage.db import on_revocation_here
 from ..storage.notify import CATALOG, RATE_LIMIT, REVOCATION, Listener
 from ..storage.resources import ResourceRow
 
@@ -112,12 +113,15 @@ def start(fd: Frontdesk) -> Memory | None:
     if fd.engine.url.database in (None, "", ":memory:") or fd.engine in _memories:
         return _memories.get(fd.engine)
     memory = _memories[fd.engine] = Memory(fd)
+    # A revocation committed here drops this process's answers at once, not at the listener's next read.
+    on_revocation_here(fd.engine, memory.revocations.drop)
     return memory
 
 
 def stop(fd: Frontdesk) -> None:
     memory = _memories.pop(fd.engine, None)
     if memory is not None:
+        on_revocation_here(fd.engine, None)
         memory.close()
 
 

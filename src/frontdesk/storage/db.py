@@ -6,9 +6,9 @@ import contextlib
 import fcntl
 import logging
 import os
-import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from ..config import ConfigError
 from ..errors import TemporarilyUnavailable
 from . import waits
+from .sqlite_file import owner_only
 
 __all__ = [
     "DB",
@@ -32,8 +33,10 @@ __all__ = [
     "migrate",
     "normalise_url",
     "now",
+    "on_revocation_here",
     "open_engine",
     "raw_transaction",
+    "revoking",
     "run",
     "run_many",
     "serialize",
@@ -65,34 +68,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _owner_only(path: str) -> None:
-    """Create the SQLite database file 0600 before SQLite opens it, and make an existing one and its ``-wal`` and
-    ``-shm`` files 0600: it holds password hashes and sealed keys. SQLite gives the files it creates beside a
-    database that database's mode, so the log and shared-memory files follow."""
-    database = Path(path)
-    if not database.parent.is_dir():
-        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    for name in (path, f"{path}-wal", f"{path}-shm"):
-        try:
-            mode = stat.S_IMODE(os.stat(name).st_mode)
-            if mode & 0o077:
-                os.chmod(name, 0o600)
-                log.warning("%s was mode %04o; made it 0600", name, mode)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("%s is readable by others and could not be made 0600: %s", name, exc.strerror or exc)
-
-
 def open_engine(url: str, pool_size: int = 20) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:"):
             try:
-                _owner_only(path)
+                owner_only(path)
             except OSError as exc:
                 raise ConfigError(f"cannot create the database {path}: {exc.strerror or exc}") from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -144,6 +126,32 @@ def open_engine(url: str, pool_size: int = 20) -> Engine:
     return engine
 
 
+# What a transaction that revokes a grant or a token notes on itself (``revoking``), so that once it has committed
+# this process drops the answers it keeps at once (oauth/memory.py) rather than at its listener's next read: other
+# processes learn it from the triggers of migration 0016 (storage/notify.py), within ``notify.BOUND``.
+_REVOKES = "frontdesk_revokes"
+_revocation_hooks: weakref.WeakKeyDictionary[Engine, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def revoking(db: Connection | Raw) -> None:
+    """This transaction revokes: after its commit this process's revocation answers go (RFC 7009 §2.1: at once)."""
+    (db.known if isinstance(db, Raw) else db.info)[_REVOKES] = True
+
+
+def on_revocation_here(engine: Engine, hook: Callable[[], None] | None) -> None:
+    """Call ``hook`` after each commit of a transaction of this process that revoked (None: no longer)."""
+    if hook is None:
+        _revocation_hooks.pop(engine, None)
+    else:
+        _revocation_hooks[engine] = hook
+
+
+def _revoked_here(engine: Engine) -> None:
+    hook = _revocation_hooks.get(engine)
+    if hook is not None:
+        hook()
+
+
 @contextlib.contextmanager
 def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connection]:
     """One transaction; a lost or refused database connection becomes ``temporarily_unavailable``."""
@@ -152,8 +160,14 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connectio
         with engine.connect() as conn:
             if readonly:
                 conn = conn.execution_options(frontdesk_readonly=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+                revoked = conn.info.get(_REVOKES, False)
+            finally:
+                conn.info.pop(_REVOKES, None)  # the DBAPI connection's: it outlives this transaction in the pool
+        if revoked:
+            _revoked_here(engine)
     except OperationalError as exc:
         raise TemporarilyUnavailable("the service is temporarily unavailable", detail=str(exc.orig)) from exc
     except DBAPIError as exc:
@@ -231,8 +245,11 @@ def raw_transaction(engine: Engine) -> Iterator[Raw]:
         try:
             if engine.dialect.name == "sqlite":
                 _begin_immediate(driver, dbapi_error)
-            yield Raw(engine.dialect, driver)
+            raw = Raw(engine.dialect, driver)
+            yield raw
             driver.commit()
+            if raw.known.get(_REVOKES):
+                _revoked_here(engine)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 driver.rollback()

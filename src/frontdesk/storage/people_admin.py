@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from .db import revoking
 from .schema import Grant, Passkey, TotpSecret, User
 
 __all__ = [
@@ -100,6 +101,7 @@ def person_disabled(conn: Connection, user_id: str) -> bool:
 
 def revoke_grants_of(conn: Connection, user_id: str, at: int) -> int:
     """Revoke every live grant of the person: their refresh tokens end at once, access tokens at introspection."""
+    revoking(conn)
     return conn.execute(
         update(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None)).values(revoked_at=at)
     ).rowcount
