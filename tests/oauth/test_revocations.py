@@ -5,9 +5,10 @@ lost, and not used at all while the listener cannot read; on SQLite by the gener
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from conftest import Registered
 from frontdesk.core import Frontdesk
@@ -148,28 +149,33 @@ def test_a_changed_client_is_dropped_from_the_client_cache(
     eventually(lambda: (c := fd.clients.get(client_id)) is not None and c.name == "Renamed", BOUND)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_a_revocation_made_here_is_seen_here_at_once(fd: Frontdesk, kept: memory.Memory):
-    """RFC 7009 §2.1: the process that revoked answers from the store at once, without waiting for its listener
-    (here told nothing at all: the revocation is made with the triggers' count undone)."""
-    grant = _grant(fd)
-    assert revocations.token_revoked(fd, "jti-here", grant.id) is False  # kept in memory
-    _revoke_silently(fd.engine, grant.id)
-    revocations.revoked_here(fd)
-    assert revocations.token_revoked(fd, "jti-here", grant.id) is True
+REVOKING = {
+    "the grant (/revoke of a refresh token, a reused one, a sign-out)": lambda conn, grant: revoke_grant(
+        conn, grant.id, now()
+    ),
+    "the access token (/revoke of an access token)": lambda conn, grant: revoke_access_token(
+        conn, "jti-any", now() + 60
+    ),
+    "a person's grants (an operator disables them, a password reset)": lambda conn, grant: revoke_grants_of(
+        conn, "u", now()
+    ),
+}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
-def test_any_transaction_that_revokes_here_drops_the_answers_here_at_once(fd: Frontdesk, kept: memory.Memory):
-    """Not only /revoke: a transaction that revokes through storage (here a person's grants ended, as an operator's
-    disabling or a password reset ends them) drops this process's answers as it commits (``db.revoking``), with
-    the listener told nothing (the triggers' count undone, their notification suppressed)."""
+@pytest.mark.parametrize("revoke", list(REVOKING.values()), ids=list(REVOKING))
+def test_a_transaction_that_revokes_here_drops_the_answers_here_at_once(
+    fd: Frontdesk, kept: memory.Memory, revoke: Callable[[Connection, GrantRow], object]
+):
+    """RFC 7009 §2.1, and the full matrix once caught it: whatever revokes in this process, this process's
+    introspection and UserInfo stop accepting the token as the transaction commits (``db.revoking``), with the
+    listener told nothing (the triggers' count undone, their notification suppressed)."""
     grant = _grant(fd)
     assert revocations.token_revoked(fd, "jti-any", grant.id) is False  # kept in memory
     with transaction(fd.engine) as conn:
         if fd.engine.dialect.name == "postgresql":
             conn.execute(text("SET LOCAL session_replication_role = replica"))
-        assert revoke_grants_of(conn, "u", now()) == 1
+        revoke(conn, grant)
         if fd.engine.dialect.name != "postgresql":
             conn.execute(text("UPDATE cache_generations SET generation = generation - 1 WHERE name = 'revocation'"))
     assert revocations.token_revoked(fd, "jti-any", grant.id) is True

@@ -164,7 +164,7 @@ def dropped_offline_access(client: ClientRecord, scope: tuple[str, ...]) -> tupl
     may always decline), and MCP clients send it by default whether or not they registered it: failing the whole
     request with ``invalid_scope`` would lock them out for a convenience they can do without. Dropped before the
     consent page and the grant, so the person is never asked for it and the token response has no refresh token
-    for an OpenID request (grants._issue). Any other unregistered scope is still ``invalid_scope``."""
+    for an OpenID request (redemption.wants_refresh). Any other unregistered scope is still ``invalid_scope``."""
     if "offline_access" in scope and "offline_access" not in client.scope:
         return tuple(s for s in scope if s != "offline_access")
     return scope

@@ -1,8 +1,8 @@
 """The token endpoint's grant types (RFC 6749 §4.1.3, §4.4, §6; RFC 8628 §3.4; OAuth 2.1 §4).
 
-Each grant is a short list of named checks and one transaction. Whatever a grant writes — consuming a code, rotating
-a refresh token, the audit event — commits together or not at all. Detected theft (a replayed code, a reused refresh
-token) is written in its own transaction before the error goes out, so the revocation survives the error.
+Each grant is a short list of named checks and one transaction. Whatever a grant writes — consuming a device code,
+the tokens, the audit event — commits together or not at all. The two hot grants that spend a code or a refresh
+token write theirs with the spend, in as few statements as the store allows (``oauth.redemption``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from ..errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
-    InvalidTarget,
     OAuthError,
     UnauthorizedClient,
     UnsupportedGrantType,
@@ -28,30 +27,22 @@ from ..errors import (
 from ..protocol import rfc7636
 from ..protocol.ciba import CIBA_GRANT
 from ..protocol.forms import Params
-from ..protocol.rfc8707 import check_resource, comparable
+from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import OIDC_SCOPES, parse_scope
 from ..storage import audit
 from ..storage.clients import ClientRecord, mark_used
-from ..storage.db import Raw, now, raw_transaction, transaction
+from ..storage.db import Raw, now, transaction
 from ..storage.device import consume_device, device_for, poll_device
-from ..storage.grants import (
-    GrantRow,
-    bind_grant_key,
-    code_for,
-    consume_code,
-    consume_refresh,
-    insert_refresh,
-    refresh_for,
-    revoke_grant,
-    session_of,
-)
+from ..storage.grants import GrantRow, bind_grant_key, code_for, insert_refresh, refresh_for, session_of
+from ..storage.redemption import session
 from . import ciba_grant
 from .authorization_details import token_details
 from .decoupled import poll_answer, tokens_for_approval
 from .dpop import check_binding
+from .redemption import answer, mint, narrowed_resource, narrowed_scope, redeem, theft, wants_refresh
 from .resources import ResourceRow, resolve, scopes_beyond_registration
 from .token_exchange import TOKEN_EXCHANGE, token_exchange
-from .tokens import mint_access_token, mint_id_token
+from .tokens import mint_access_token
 
 __all__ = ["DEVICE_CODE", "GRANT_TYPES", "GrantType", "check_scope", "exchange"]
 
@@ -106,24 +97,6 @@ def check_scope(
     return requested
 
 
-def _narrowed_scope(params: Params, grant: GrantRow) -> tuple[str, ...]:
-    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
-    scope = parse_scope(params.get("scope")) or grant.scope
-    if not set(scope) <= set(grant.scope):
-        raise InvalidScope("the requested scope exceeds the scope of the grant")
-    return scope
-
-
-def _narrowed_resource(fd: Frontdesk, db: Raw, params: Params, grant: GrantRow) -> tuple[ResourceRow, ...]:
-    """RFC 8707 §2.2: a token request may name fewer of the granted resources as the audience, never others; and
-    only resources still registered (§2), so a deleted resource gets no new token, not even by a refresh."""
-    resources = resolve(fd, db, check_resource(params.getall("resource")) or grant.resource)
-    granted = {comparable(uri) for uri in grant.resource}
-    if any(comparable(r.uri) not in granted for r in resources):
-        raise InvalidTarget("the requested resource was not part of the grant")
-    return resources
-
-
 def _issue(
     fd: Frontdesk,
     conn: Connection | Raw,
@@ -136,46 +109,17 @@ def _issue(
     details: Sequence[dict[str, Any]] | None = None,
     jkt: Jkt = None,
 ) -> Response:
+    """The tokens of a grant made or answered here (device code, CIBA), written in the caller's transaction."""
     # RFC 9396 §6, §7: the grant's details (or those the token request narrowed them to), in token and response.
     details = grant.authorization_details if details is None else details
-    access = mint_access_token(fd, client, scope, resources, grant, at, authorization_details=details, jkt=jkt)
+    refresh = None
+    if wants_refresh(client, grant):
+        if jkt is not None and client.public:  # RFC 9449 §5: a public client's, to the proof's key
+            bind_grant_key(conn, grant.id, jkt)
+        refresh = insert_refresh(conn, grant=grant, at=at, idle=fd.settings.lifetimes.refresh_idle)
     _record_use(conn, client, at)
-    body: Response = {
-        "access_token": access.token,
-        "token_type": "DPoP" if jkt else "Bearer",  # RFC 9449 §5
-        "expires_in": access.expires_in,
-        "scope": " ".join(scope),
-    }
-    if details:
-        body["authorization_details"] = list(details)
-    # OIDC Core §11: for an OpenID request, a refresh token only with offline_access.
-    wants_refresh = "refresh_token" in client.grant_types and (
-        "openid" not in grant.scope or "offline_access" in grant.scope
-    )
-    if wants_refresh and jkt is not None and client.public:  # RFC 9449 §5: a public client's, to the proof's key
-        bind_grant_key(conn, grant.id, jkt)
-    if wants_refresh:
-        body["refresh_token"] = insert_refresh(conn, grant=grant, at=at, idle=fd.settings.lifetimes.refresh_idle)
-    if "openid" in scope and grant.user_id:
-        sid = session_of(conn, grant.id)
-        body["id_token"] = mint_id_token(fd, client, grant, access.token, nonce, at, sid=sid)
-    return body
-
-
-def _theft(fd: Frontdesk, grant: GrantRow, event: str, client: ClientRecord, ip: str | None) -> InvalidGrant:
-    """RFC 9700 §4.14.2 / OAuth 2.1 §4.1.3: revoke everything issued from the grant, and say so in the audit."""
-    with transaction(fd.engine) as conn:
-        revoke_grant(conn, grant.id, now())
-        audit.record(
-            conn,
-            event,
-            "revoked",
-            client_id=client.client_id,
-            user_id=grant.user_id,
-            ip=ip,
-            grant_id=grant.id,
-        )
-    return InvalidGrant("the grant is no longer valid")
+    sid = session_of(conn, grant.id) if "openid" in scope and grant.user_id else None
+    return answer(fd, client, grant, scope, resources, nonce, at, details, jkt, sid, refresh)
 
 
 def authorization_code(
@@ -185,8 +129,8 @@ def authorization_code(
     if code is None:
         raise InvalidRequest("code is required")
     at = now()
-    with raw_transaction(fd.engine) as conn:
-        row = code_for(conn, code)
+    with session(fd.engine) as db:
+        row = code_for(db, code)
         if row is None:
             raise InvalidGrant("the code is invalid")
         if row.client_id != client.client_id:
@@ -201,25 +145,20 @@ def authorization_code(
             raise InvalidGrant("the code has expired")
         if row.dpop_jkt is not None and row.dpop_jkt != jkt:  # RFC 9449 §10: the key named at /authorize
             raise InvalidGrant("the code must be redeemed with a DPoP proof of the key named at authorization")
-        replayed = not consume_code(conn, code, at)
-        if not replayed:
+        if row.consumed_at is None:  # spent already: a replay (below)
             if row.grant.revoked_at is not None:
                 raise InvalidGrant("the grant is no longer valid")
-            resources = _narrowed_resource(fd, conn, params, row.grant)
+            resources = narrowed_resource(fd, db, params, row.grant)
             details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
-            body = _issue(fd, conn, client, row.grant, row.grant.scope, resources, row.nonce, at, details, jkt=jkt)
-            audit.record(
-                conn,
-                "token.issued",
-                "success",
-                client_id=client.client_id,
-                user_id=row.grant.user_id,
-                ip=ip,
-                grant_type="authorization_code",
-                grant_id=row.grant.id,
-            )
-            return body
-    raise _theft(fd, row.grant, "code.replayed", client, ip)
+            event = ("token.issued", ip, {"grant_type": "authorization_code", "grant_id": row.grant.id})
+            scope = row.grant.scope
+            issued = mint(fd, client, row.grant, scope, resources, row.nonce, at, details, jkt, row.sid, event)
+            # Before the spend: on PostgreSQL a statement of its own, so that failing it spends nothing.
+            _record_use(db, client, at)
+            body = redeem(db, "code", code, at, issued)
+            if body is not None:
+                return body
+    raise theft(fd, row.grant, "code.replayed", client, ip)
 
 
 def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None) -> Response:
@@ -227,33 +166,29 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
     if token is None:
         raise InvalidRequest("refresh_token is required")
     at = now()
-    with raw_transaction(fd.engine) as conn:
-        row = refresh_for(conn, token)
+    with session(fd.engine) as db:
+        row = refresh_for(db, token)
         if row is None or row.client_id != client.client_id:
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:
             raise InvalidGrant("the refresh token is no longer valid")
         if row.grant.dpop_jkt is not None and row.grant.dpop_jkt != jkt:
             raise InvalidGrant("the refresh token is bound to another DPoP key")  # RFC 9449 §5
-        scope, resources = _narrowed_scope(params, row.grant), _narrowed_resource(fd, conn, params, row.grant)
+        scope, resources = narrowed_scope(params, row.grant), narrowed_resource(fd, db, params, row.grant)
         details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
-        if consume_refresh(conn, token, at):
-            body = _issue(fd, conn, client, row.grant, scope, resources, None, at, details, jkt=jkt)
-            audit.record(
-                conn,
-                "token.refreshed",
-                "success",
-                client_id=client.client_id,
-                user_id=row.grant.user_id,
-                ip=ip,
-                grant_id=row.grant.id,
-            )
-            return body
+        if row.consumed_at is None:  # spent already: a reuse (below)
+            event = ("token.refreshed", ip, {"grant_id": row.grant.id})
+            issued = mint(fd, client, row.grant, scope, resources, None, at, details, jkt, row.sid, event)
+            # Before the spend: on PostgreSQL a statement of its own, so that failing it spends nothing.
+            _record_use(db, client, at)
+            body = redeem(db, "refresh", token, at, issued)
+            if body is not None:
+                return body
         consumed_at = row.consumed_at or at
     grace = fd.settings.lifetimes.refresh_reuse_grace
     if grace > 0 and at - consumed_at <= grace:  # grace 0: every reuse is theft, even within the same second
         raise InvalidGrant("the refresh token was already used")
-    raise _theft(fd, row.grant, "refresh.reused", client, ip)
+    raise theft(fd, row.grant, "refresh.reused", client, ip)
 
 
 def client_credentials(

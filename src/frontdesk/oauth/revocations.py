@@ -4,7 +4,8 @@ this process's memory when it may answer from memory (oauth/memory.py), from the
 A resource server introspects the same token at every call it serves; on PostgreSQL each of those answers was a
 round trip through the thread pool, on SQLite a statement. Answers are kept by jti (which carries its grant's id:
 oauth/tokens.py) and dropped all at once on any revocation anywhere: a revocation at any process or host is seen
-here within ``notify.BOUND`` (one second; on PostgreSQL usually within milliseconds), one made here at once.
+here within ``notify.BOUND`` (one second; on PostgreSQL usually within milliseconds), one committed here at once
+(``storage.db.revoking``: every storage operation that revokes marks its transaction).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..core import Frontdesk
 from ..storage.grants import token_revoked as stored_token_revoked
 from .memory import memory_of
 
-__all__ = ["revoked_here", "token_revoked"]
+__all__ = ["token_revoked"]
 
 
 def token_revoked(fd: Frontdesk, jti: str, grant_id: str | None) -> bool:
@@ -24,12 +25,3 @@ def token_revoked(fd: Frontdesk, jti: str, grant_id: str | None) -> bool:
     if memory is None:
         return stored_token_revoked(fd.engine, jti, grant_id)
     return memory.revocations.read(jti, functools.partial(stored_token_revoked, fd.engine, jti, grant_id))
-
-
-def revoked_here(fd: Frontdesk) -> None:
-    """This process has just committed a revocation: its own answers go at once rather than at the listener's next
-    read, so that a client that revokes a token (RFC 7009 §2.1) and this server's introspection and UserInfo agree
-    immediately; other processes and hosts still learn it from the listener, within ``notify.BOUND``."""
-    memory = memory_of(fd.engine)
-    if memory is not None:
-        memory.revocations.drop()

@@ -26,6 +26,8 @@ from .schema import AuditEvent
 __all__ = [
     "AuditRecord",
     "AuditWriter",
+    "announce",
+    "event_row",
     "observer",
     "queued",
     "record",
@@ -68,9 +70,11 @@ _INSERT = "INSERT INTO audit_events (at, event, outcome, client_id, user_id, ip,
 Row = tuple[int, str, str, str | None, str | None, str | None, str]
 
 
-def _row(
+def event_row(
     event: str, outcome: str, client_id: str | None, user_id: str | None, ip: str | None, detail: dict[str, Any]
 ) -> Row:
+    """An event as the audit table stores it, for a statement that writes it along with other rows
+    (storage/redemption.py); ``announce`` it once that statement has committed."""
     return (now(), event, outcome, client_id, user_id, ip, dumps(detail, sort_keys=True).decode())
 
 
@@ -85,8 +89,8 @@ def record(
     **detail: Any,
 ) -> None:
     """Write an event in the caller's transaction, so it lands exactly when what it describes does."""
-    run(conn, _INSERT, _row(event, outcome, client_id, user_id, ip, detail))
-    _log(event, outcome, client_id, user_id, ip, detail)
+    run(conn, _INSERT, event_row(event, outcome, client_id, user_id, ip, detail))
+    announce(event, outcome, client_id, user_id, ip, detail)
 
 
 def record_soon(
@@ -100,12 +104,12 @@ def record_soon(
     **detail: Any,
 ) -> None:
     """An event that goes with no transaction of its own: batched by the engine's running writer, else written now."""
-    row = _row(event, outcome, client_id, user_id, ip, detail)
+    row = event_row(event, outcome, client_id, user_id, ip, detail)
     writer = _writers.get(id(engine))
     if writer is None or not writer.add(row):
         with transaction(engine) as conn:
             run(conn, _INSERT, row)
-    _log(event, outcome, client_id, user_id, ip, detail)
+    announce(event, outcome, client_id, user_id, ip, detail)
 
 
 # Told of every event as it is recorded while metrics are on (frontdesk/metrics.py counts tokens, replays and vault
@@ -119,9 +123,10 @@ def queued(engine: Engine) -> int:
     return 0 if writer is None else len(writer._queue)
 
 
-def _log(
+def announce(
     event: str, outcome: str, client_id: str | None, user_id: str | None, ip: str | None, detail: dict[str, Any]
 ) -> None:
+    """An event written: its log line (or its place on the request's access line) and its metrics."""
     if observer is not None:
         observer(event, outcome, detail)
     # At INFO, one line per event; inside a served request it rides on the request's access line (logs.py).

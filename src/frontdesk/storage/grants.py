@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..secret import digest, new_token
-from .db import DB, Raw, fetch, run
+from .db import DB, Raw, fetch, revoking, run
 from .schema import AuthorizationCode, Grant, RevokedAccessToken
 
 __all__ = [
@@ -68,6 +68,7 @@ class CodeRow:
     expires_at: int
     consumed_at: int | None
     dpop_jkt: str | None = None  # RFC 9449 §10: the key named at /authorize that must redeem the code
+    sid: str | None = None  # the session the grant was issued in (``session_of``), for the ID token
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class RefreshRow:
     client_id: str
     expires_at: int
     consumed_at: int | None
+    sid: str | None = None  # the session the grant was issued in (``session_of``), for the ID token
 
 
 # The token paths read and write with plain SQL on the driver's connection (storage/db.py says why); the grant's
@@ -175,7 +177,7 @@ def insert_code(
 
 
 # The ``sid`` an ID token issued from the grant will carry (``session_of``), read with the row: one statement, and
-# on PostgreSQL one round trip, less per code redemption and refresh (storage/db.py ``Raw.known``).
+# on PostgreSQL one round trip, less per code redemption and refresh.
 _SID = "(SELECT s.sid FROM session_grants s WHERE s.grant_id = g.id LIMIT 1)"
 
 _CODE_FOR = (
@@ -185,19 +187,15 @@ _CODE_FOR = (
 )
 
 
-def _known_sid(conn: Connection | Raw, grant_id: str, sid: str | None) -> None:
-    if isinstance(conn, Raw):
-        conn.known[f"sid:{grant_id}"] = sid
-
-
-def code_for(conn: Connection | Raw, code: str) -> CodeRow | None:
-    rows = fetch(conn, _CODE_FOR, (digest(code),))
+def code_for(db: DB, code: str) -> CodeRow | None:
+    """The code with its grant and the grant's ``sid``; in ``db``'s transaction, or alone (``storage.redemption``)."""
+    rows = fetch(db, _CODE_FOR, (digest(code),))
     if not rows:
         return None
     client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid, *grant = rows[0]
-    row = CodeRow(_grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt)
-    _known_sid(conn, row.grant.id, sid)
-    return row
+    return CodeRow(
+        _grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid
+    )
 
 
 def consume_code(conn: Connection | Raw, code: str, at: int) -> bool:
@@ -229,14 +227,14 @@ _REFRESH_FOR = (
 )
 
 
-def refresh_for(conn: Connection | Raw, token: str) -> RefreshRow | None:
-    rows = fetch(conn, _REFRESH_FOR, (digest(token),))
+def refresh_for(db: DB, token: str) -> RefreshRow | None:
+    """The refresh token with its grant and the grant's ``sid``; in ``db``'s transaction, or alone
+    (``storage.redemption``)."""
+    rows = fetch(db, _REFRESH_FOR, (digest(token),))
     if not rows:
         return None
     client_id, expires_at, consumed_at, sid, *grant = rows[0]
-    row = RefreshRow(_grant(grant), client_id, expires_at, consumed_at)
-    _known_sid(conn, row.grant.id, sid)
-    return row
+    return RefreshRow(_grant(grant), client_id, expires_at, consumed_at, sid)
 
 
 def consume_refresh(conn: Connection | Raw, token: str, at: int) -> bool:
@@ -254,6 +252,7 @@ def bind_grant_key(conn: Connection | Raw, grant_id: str, jkt: str) -> bool:
 
 
 def revoke_grant(conn: Connection, grant_id: str, at: int) -> bool:
+    revoking(conn)
     result = conn.execute(update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None)).values(revoked_at=at))
     return result.rowcount == 1
 
@@ -271,6 +270,7 @@ def grant_revoked(conn: DB, grant_id: str) -> bool:
 
 
 def revoke_access_token(conn: Connection, jti: str, expires_at: int) -> None:
+    revoking(conn)
     try:
         with conn.begin_nested():
             conn.execute(insert(RevokedAccessToken), {"jti": jti, "expires_at": expires_at})
@@ -279,11 +279,8 @@ def revoke_access_token(conn: Connection, jti: str, expires_at: int) -> None:
 
 
 def session_of(conn: Connection | Raw, grant_id: str) -> str | None:
-    """The ``sid`` of the session a grant was issued in (``storage.logout.session_of_grant``, as plain SQL); read
-    already with the code or refresh token of the same ``raw_transaction``, if it was."""
-    if isinstance(conn, Raw) and f"sid:{grant_id}" in conn.known:
-        known: str | None = conn.known[f"sid:{grant_id}"]
-        return known
+    """The ``sid`` of the session a grant was issued in (``storage.logout.session_of_grant``, as plain SQL); a code
+    or refresh token read with ``code_for`` or ``refresh_for`` carries it already (``sid``)."""
     rows = fetch(conn, "SELECT sid FROM session_grants WHERE grant_id = ?", (grant_id,))
     return str(rows[0][0]) if rows else None
 

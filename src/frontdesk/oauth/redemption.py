@@ -1,0 +1,154 @@
+"""What the token endpoint's two grants that spend something share — an authorization code (RFC 6749 §4.1.3,
+OAuth 2.1 §4.1.3) and a refresh token, rotated (RFC 6749 §6, RFC 9700 §4.14.2) — and the other grants reuse.
+
+``oauth.grants`` reads the code or refresh token with its grant and runs its named checks; then the tokens are
+minted (``mint``) before anything is written, and the code or token is spent together with everything issued from
+it (``redeem``, ``storage.redemption.spend``): the new refresh token, the DPoP binding, the audit event — all or
+nothing, and nothing if another request spent it first. On PostgreSQL that is two round trips (the read, and one
+statement for every write) where a transaction of seven was (BENCHMARKS.md row 44). Detected theft (a replayed
+code, a reused refresh token) is written in its own transaction before the error goes out (``theft``), so the
+revocation survives the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import Frontdesk
+from ..errors import InvalidGrant, InvalidScope, InvalidTarget
+from ..protocol.forms import Params
+from ..protocol.rfc8707 import check_resource, comparable
+from ..protocol.scope import parse_scope
+from ..storage import audit
+from ..storage.clients import ClientRecord
+from ..storage.db import DB, Raw, now, transaction
+from ..storage.grants import GrantRow, revoke_grant
+from ..storage.redemption import Redemption, Spent, new_refresh, spend
+from .resources import ResourceRow, resolve
+from .tokens import mint_access_token, mint_id_token
+
+__all__ = ["Issued", "answer", "mint", "narrowed_resource", "narrowed_scope", "redeem", "theft", "wants_refresh"]
+
+Response = dict[str, Any]
+
+
+def wants_refresh(client: ClientRecord, grant: GrantRow) -> bool:
+    """OIDC Core §11: for an OpenID request, a refresh token only with offline_access."""
+    return "refresh_token" in client.grant_types and ("openid" not in grant.scope or "offline_access" in grant.scope)
+
+
+def answer(
+    fd: Frontdesk,
+    client: ClientRecord,
+    grant: GrantRow,
+    scope: tuple[str, ...],
+    resources: Sequence[ResourceRow],
+    nonce: str | None,
+    at: int,
+    details: Sequence[dict[str, Any]],
+    jkt: str | None,
+    sid: str | None,
+    refresh: str | None,
+) -> Response:
+    """The token response (RFC 6749 §5.1): the tokens minted, ``refresh`` (already written or about to be) put in."""
+    access = mint_access_token(fd, client, scope, resources, grant, at, authorization_details=details, jkt=jkt)
+    body: Response = {
+        "access_token": access.token,
+        "token_type": "DPoP" if jkt else "Bearer",  # RFC 9449 §5
+        "expires_in": access.expires_in,
+        "scope": " ".join(scope),
+    }
+    if details:  # RFC 9396 §6, §7: the grant's details (or those the token request narrowed them to)
+        body["authorization_details"] = list(details)
+    if refresh is not None:
+        body["refresh_token"] = refresh
+    if "openid" in scope and grant.user_id:
+        body["id_token"] = mint_id_token(fd, client, grant, access.token, nonce, at, sid=sid)
+    return body
+
+
+def narrowed_scope(params: Params, grant: GrantRow) -> tuple[str, ...]:
+    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
+    scope = parse_scope(params.get("scope")) or grant.scope
+    if not set(scope) <= set(grant.scope):
+        raise InvalidScope("the requested scope exceeds the scope of the grant")
+    return scope
+
+
+def narrowed_resource(fd: Frontdesk, db: DB, params: Params, grant: GrantRow) -> tuple[ResourceRow, ...]:
+    """RFC 8707 §2.2: a token request may name fewer of the granted resources as the audience, never others; and
+    only resources still registered (§2), so a deleted resource gets no new token, not even by a refresh."""
+    resources = resolve(fd, db, check_resource(params.getall("resource")) or grant.resource)
+    granted = {comparable(uri) for uri in grant.resource}
+    if any(comparable(r.uri) not in granted for r in resources):
+        raise InvalidTarget("the requested resource was not part of the grant")
+    return resources
+
+
+def theft(fd: Frontdesk, grant: GrantRow, event: str, client: ClientRecord, ip: str | None) -> InvalidGrant:
+    """RFC 9700 §4.14.2 / OAuth 2.1 §4.1.3: revoke everything issued from the grant, and say so in the audit."""
+    with transaction(fd.engine) as conn:
+        revoke_grant(conn, grant.id, now())
+        audit.record(
+            conn,
+            event,
+            "revoked",
+            client_id=client.client_id,
+            user_id=grant.user_id,
+            ip=ip,
+            grant_id=grant.id,
+        )
+    return InvalidGrant("the grant is no longer valid")
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """Tokens minted and not yet written: the response, and what ``storage.redemption.spend`` writes with it."""
+
+    body: Response
+    writes: Redemption
+    event: str
+    detail: dict[str, Any]
+    ip: str | None
+
+    def announce(self) -> None:
+        """The audit event's log line and metrics, once its row is written (as storage/audit.py ``record`` does)."""
+        grant = self.writes.grant
+        audit.announce(self.event, "success", self.writes.client_id, grant.user_id, self.ip, self.detail)
+
+
+def mint(
+    fd: Frontdesk,
+    client: ClientRecord,
+    grant: GrantRow,
+    scope: tuple[str, ...],
+    resources: Sequence[ResourceRow],
+    nonce: str | None,
+    at: int,
+    details: Sequence[dict[str, Any]],
+    jkt: str | None,
+    sid: str | None,
+    event: tuple[str, str | None, dict[str, Any]],
+) -> Issued:
+    """The tokens of a redemption and the writes that go with them; ``event``: the audit event's name, the
+    client's address and the event's details."""
+    refresh, refresh_expires_at = (
+        new_refresh(grant, at, fd.settings.lifetimes.refresh_idle) if wants_refresh(client, grant) else (None, 0)
+    )
+    body = answer(fd, client, grant, scope, resources, nonce, at, details, jkt, sid, refresh)
+    name, ip, detail = event
+    # storage/audit.py builds the row (``record`` would also execute its INSERT, here part of the spend's statement).
+    row = audit.event_row(name, "success", client.client_id, grant.user_id, ip, detail)
+    bind = jkt if refresh is not None and jkt is not None and client.public else None  # RFC 9449 §5
+    return Issued(body, Redemption(grant, client.client_id, row, refresh, refresh_expires_at, bind), name, detail, ip)
+
+
+def redeem(db: Raw, spent: Spent, secret: str, at: int, issued: Issued) -> Response | None:
+    """Spend the code or refresh token ``secret`` with the writes of ``issued``: the response, or None, with nothing
+    written, when another request spent it first."""
+    if not spend(db, spent, secret, at, issued.writes):
+        return None
+    issued.announce()
+    return issued.body
