@@ -17,8 +17,9 @@ under load. The store is a fresh one in a temporary home, set up through the CLI
 ``g_vault_proxy`` sends ``bench/run.py``'s scenario (g) through the proxy route: the upstream
 (``bench/vault_upstream.py``) runs as a process of its own, so its work is in neither the CPU time nor the
 instruction count (valgrind follows no child process); what is counted is frontdesk's side of each call, the
-outgoing HTTP request through httpx and the loopback socket calls included. It goes through the router (the proxy
-is no hot route), at ``--concurrency`` 8 unless given.
+outgoing HTTP request (``vault/pool.py``: httpcore's HTTP/1.1 connections on the loop's own transports) and the
+loopback socket calls included. It goes through the router (the proxy is no hot route), at ``--concurrency`` 8
+unless given.
 """
 
 # ruff: noqa: S603, S607  -- runs frontdesk's own CLI and callgrind_control with arguments it builds

@@ -171,6 +171,21 @@ async def test_shopify_header_and_shop_in_the_url(
         assert "authorization" not in sent["headers"]
 
 
+async def test_a_header_the_caller_sends_under_the_credentials_name_never_goes_out(
+    fd: Frontdesk, http: httpx.AsyncClient, api_key: str, tmp_path: Path, secrets_seen: set[str]
+) -> None:
+    """A vendor header named as the provider's credential header (in any case) is replaced by the credential, not
+    sent beside it: the provider sees one value, the person's token."""
+    with running(Fake(header="X-Shopify-Access-Token", prefix="")) as fake:
+        _vault_with(fd, fake, tmp_path, secrets_seen)
+        connection = await connected(http, api_key)
+        remember_tokens(fake, secrets_seen)
+        forged = {**bearer(api_key), "x-shopify-access-token": "forged"}
+        response = await http.get(f"/vault/proxy/{connection['id']}/me", headers=forged)
+        assert response.status_code == 200, response.text
+        assert fake.api_calls[-1]["headers"]["x-shopify-access-token"] in fake.access
+
+
 async def test_api_host_kept_from_the_token_response(
     fd: Frontdesk, http: httpx.AsyncClient, api_key: str, tmp_path: Path, secrets_seen: set[str]
 ) -> None:

@@ -1,117 +1,310 @@
-"""The proxy's connections to providers: httpcore's pool, with an idle connection's check made cheap.
+"""The proxy's connections to providers: httpcore's HTTP/1.1 connections, kept per origin, reached directly.
 
-Each time httpcore's pool hands out or takes back a connection (twice a proxied call) it asks every idle connection
-whether its socket is readable, which on a keep-alive connection means the provider has closed it. Its anyio
-backend finds the socket again for each question: a function-level import, a ``getpeername`` system call and six
-closures built by anyio's socket attributes, before the ``poll`` that answers it. With ten connections kept that
-was a quarter of the proxy's CPU per call (BENCHMARKS.md). Here each connection keeps its socket from the start,
-and a ``poll`` object registered for it, and answers with the same ``poll(0)``: the same answer, found directly.
-Everything else is httpcore's own.
+A proxied call through ``httpx.AsyncClient.send`` cost about 1.9 ms of CPU, most of it outside frontdesk: httpx's
+request and URL models, its transport's wrapping of every request and response, and httpcore's connection pool,
+which scans every connection it holds several times a call (for each, whether it is idle, expired, and readable)
+and waits on an anyio event for its turn (BENCHMARKS.md, issue 15). A proxied call needs none of that: one
+origin, one request, the answer read whole. So the proxy's calls go to :class:`Connections`, which keeps
+httpcore's own HTTP/1.1 connections (h11 does the protocol; their streams are the loop's: vault/streams.py) in a
+list per origin: a call takes the last one it put back, checks that one alone (keep-alive expiry; a provider that
+closed it makes it readable), and puts it back after the answer, up to the client's keep-alive limit. The number
+of connections is bounded by the client's ``max_connections``; past it a call waits for one, up to the pool
+timeout. The TLS context (verification on), limits, timeouts and default headers are those of the client the app
+built; redirects are never followed. A connection the provider drops between the check and the request fails the
+call, as it did through httpx (httpcore retries no request).
+
+:func:`connections` puts this in place of the client's httpcore pool, which it keeps and hands every other request
+of the client to, so ``client.aclose()`` closes both. A client it cannot serve this way (a proxy from the
+environment, a test's mock transport, event hooks, HTTP/2) is left as it is, and the proxy goes through httpx.
+Measured (bench/hotpath.py g_vault_proxy, before and after back to back): 5.44M → 3.33M instructions a call (all
+threads; 3.59M → 1.76M on the event loop), 1.57 → 0.71 ms of CPU.
 """
 
 from __future__ import annotations
 
-import select
-import socket
+import asyncio
+import logging
 import ssl
-import sys
-from collections.abc import Iterable
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-__all__ = ["checked_idle", "readable"]
+from .streams import AsyncioBackend, readable
+
+__all__ = ["Answer", "Connections", "ResponseTooLarge", "connections", "readable"]
+
+Origin = tuple[bytes, bytes, int]  # scheme, host, port
+_HTTPX_LOG = logging.getLogger("httpx")
+
+# httpcore's errors as httpx raises them (httpx._transports.default), so the proxy maps one family of errors.
+_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+}
 
 
-def readable(sock: socket.socket | None) -> bool:
-    """Whether ``sock`` has something to read (for an idle connection: the peer closed it), without reading: what
-    ``httpcore._utils.is_socket_readable`` answers. A socket that is gone counts as readable (closed)."""
-    fd = None if sock is None else sock.fileno()
-    if fd is None or fd < 0:
-        return True
-    if sys.platform == "win32" or getattr(select, "poll", None) is None:
-        ready, _, _ = select.select([fd], [], [], 0)
-        return bool(ready)
-    poll = select.poll()
-    poll.register(fd, select.POLLIN)
-    return bool(poll.poll(0))
+class ResponseTooLarge(Exception):
+    """The provider answered with more than the proxy will hold (``max_proxy_body``)."""
 
 
-_POLL = getattr(select, "poll", None) if sys.platform != "win32" else None
+class Answer(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]  # names in lower case, as httpx's ``multi_items``
+    content: bytes  # decoded from any content-encoding
 
 
-class _Stream(httpcore.AsyncNetworkStream):
-    """A connection of the backend this wraps, which keeps its socket, and a ``poll`` object registered for it, for
-    the pool's idle check."""
+class Connections:
+    """The proxy's keep-alive connections (see the module docstring), beside the httpcore pool of the client's
+    transport, which serves the client's other requests as before."""
 
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._socket = stream.get_extra_info("socket")
-        self._fd = -1
-        self._poll: Any = None
+    def __init__(self, pool: httpcore.AsyncConnectionPool, timeouts: dict[str, float | None], headers: httpx.Headers):
+        self.pool = pool
+        self.timeouts = timeouts
+        # The client's default headers (User-Agent, Accept-Encoding…), as httpx would send them under the call's own.
+        self.headers = [
+            (name.encode("latin-1"), name.lower(), value.encode("latin-1")) for name, value in headers.items()
+        ]
+        self._ssl = pool._ssl_context or ssl.create_default_context()
+        self._backend = AsyncioBackend()  # not the pool's (anyio's): vault/streams.py
+        self._local_address, self._socket_options = pool._local_address, pool._socket_options
+        self._max, self._keep, self._expiry = (
+            pool._max_connections,
+            pool._max_keepalive_connections,
+            pool._keepalive_expiry,
+        )
+        self._idle: dict[Origin, list[httpcore.AsyncHTTP11Connection]] = {}
+        self._kept = 0  # idle connections, all origins
+        self._open = 0  # connections, idle or in use
+        self._waiting: deque[asyncio.Future[None]] = deque()
 
-    def _readable(self) -> bool:
-        fd = -1 if self._socket is None else self._socket.fileno()
-        if fd < 0 or _POLL is None:
-            return readable(self._socket)
-        if fd != self._fd:  # the first check (or a socket that changed its descriptor): register it
-            self._poll = _POLL()
-            self._poll.register(fd, select.POLLIN)
-            self._fd = fd
-        return bool(self._poll.poll(0))
+    async def send(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, limit: int) -> Answer:
+        """``method url`` with ``headers`` over the client's default ones (a name given here replaces the default
+        of that name), the answer read whole, decoded, up to ``limit`` bytes (:class:`ResponseTooLarge` past it).
+        httpx's errors, as ``client.send`` raises them."""
+        parts = urlsplit(url)
+        scheme, port = parts.scheme, parts.port
+        default = 443 if scheme == "https" else 80
+        netloc = parts.netloc.rsplit(":", 1)[0] if port == default else parts.netloc  # as httpx: no default port
+        origin = (scheme.encode("ascii"), (parts.hostname or "").encode("ascii"), port or default)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        given = {name.lower(): (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers}
+        wire = [(b"Host", netloc.encode("ascii"))]
+        wire.extend((name, value) for name, lower, value in self.headers if lower not in given)
+        wire.extend(given.values())
+        if body or method in ("POST", "PUT", "PATCH"):
+            wire.append((b"Content-Length", str(len(body)).encode()))
+        request = httpcore.Request(
+            method.encode("ascii"),
+            httpcore.URL(scheme=origin[0], host=origin[1], port=origin[2], target=target.encode("ascii")),
+            headers=wire,
+            content=body,
+            extensions={"timeout": self.timeouts},
+        )
+        try:
+            return await self._call(origin, request, url, limit)
+        except tuple(_ERRORS) as exc:
+            mapped = next(_ERRORS[kind] for kind in type(exc).__mro__ if kind in _ERRORS)
+            raise mapped(str(exc)) from exc
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, timeout)
+    async def _call(self, origin: Origin, request: httpcore.Request, url: str, limit: int) -> Answer:
+        connection = await self._acquire(origin)
+        try:
+            response = await connection.handle_async_request(request)
+            try:
+                _request_line(request, url, response)
+                content = await _read(response, limit)
+            finally:
+                await response.aclose()  # back to idle, or closed when the answer was not read to its end
+        except BaseException:
+            await self._close(connection)
+            raise
+        await self._release(origin, connection)
+        headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in response.headers]
+        return Answer(response.status, headers, content)
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
+    async def _acquire(self, origin: Origin) -> httpcore.AsyncHTTP11Connection:
+        """The last connection put back for ``origin`` that is still good, or a new one when the bound allows (an
+        idle connection of another origin is closed for it at the bound, as httpcore does), or the next one freed."""
+        while True:
+            idle = self._idle.get(origin)
+            while idle:
+                connection = idle.pop()
+                self._kept -= 1
+                if not connection.has_expired():
+                    return connection
+                await self._close(connection)
+            if self._open < self._max:
+                break
+            if self._kept:
+                await self._close(self._oldest_idle())
+            else:
+                await self._wait()
+        self._open += 1
+        try:
+            return await self._connect(origin)
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+
+    async def _connect(self, origin: Origin) -> httpcore.AsyncHTTP11Connection:
+        """As ``httpcore.AsyncHTTPConnection`` connects for HTTP/1.1: TCP, then TLS with the client's context."""
+        scheme, host, port = origin
+        timeout = self.timeouts.get("connect")
+        stream = await self._backend.connect_tcp(
+            host.decode("ascii"), port, timeout, self._local_address, self._socket_options
+        )
+        if scheme == b"https":
+            self._ssl.set_alpn_protocols(["http/1.1"])
+            stream = await stream.start_tls(self._ssl, host.decode("ascii"), timeout)
+        return httpcore.AsyncHTTP11Connection(httpcore.Origin(scheme, host, port), stream, self._expiry)
+
+    async def _release(self, origin: Origin, connection: httpcore.AsyncHTTP11Connection) -> None:
+        if connection.is_idle() and self._kept < self._keep:
+            self._idle.setdefault(origin, []).append(connection)
+            self._kept += 1
+            self._wake()
+        else:
+            await self._close(connection)
+
+    async def _close(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+        self._open -= 1
+        self._wake()
+        await connection.aclose()
+
+    def _oldest_idle(self) -> httpcore.AsyncHTTP11Connection:
+        idle = next(kept for kept in self._idle.values() if kept)
+        self._kept -= 1
+        return idle.pop(0)
+
+    async def _wait(self) -> None:
+        """Until a connection is put back or closed, or httpcore's ``PoolTimeout`` after the pool timeout."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            async with asyncio.timeout(self.timeouts.get("pool")):
+                await waiter
+        except TimeoutError:
+            raise httpcore.PoolTimeout("no connection to the provider came free in time") from None
+        finally:
+            if not waiter.done():
+                self._waiting.remove(waiter)
+
+    def _wake(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    # The client's other requests, and its life: httpcore's pool, as before.
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        return await self.pool.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        idle = [connection for kept in self._idle.values() for connection in kept]
+        self._idle.clear()
+        self._kept = 0
+        for connection in idle:
+            await self._close(connection)
+        await self.pool.aclose()
 
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+    async def __aenter__(self) -> Connections:
+        await self.pool.__aenter__()
+        return self
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return self._readable()
-        return self._stream.get_extra_info(info)
-
-
-class _Backend(httpcore.AsyncNetworkBackend):
-    """The pool's own network backend (httpcore's choice for the running event loop), its streams wrapped."""
-
-    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
-        self.backend = backend
-
-    async def connect_tcp(
+    async def __aexit__(
         self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self.backend.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self.backend.connect_unix_socket(path, timeout, socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self.backend.sleep(seconds)
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
 
 
-def checked_idle(client: httpx.AsyncClient) -> None:
-    """Give the pool of ``client``'s own transport (not a proxy's mount, not a test's mock) the backend above, once;
-    its connections made from then on answer the idle check directly. A transport of another shape is left as it
-    is: the check then costs what httpcore's costs, with the same answer."""
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    if type(pool) is httpcore.AsyncConnectionPool:
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, _Backend):
-            pool._network_backend = _Backend(backend)
+def _request_line(request: httpcore.Request, url: str, response: httpcore.Response) -> None:
+    """httpx's INFO line for each request it sends, the same words through the same logger (whose filter takes the
+    query out: logs.QUERY_LOGGERS), so that an operator reading the log sees the proxy's calls as before."""
+    if _HTTPX_LOG.isEnabledFor(logging.INFO):
+        version, reason = response.extensions["http_version"], response.extensions["reason_phrase"]
+        method = request.method.decode("ascii")
+        status = response.status
+        _HTTPX_LOG.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            method,
+            url,
+            version.decode("ascii", "ignore"),
+            status,
+            reason.decode("ascii", "ignore"),
+        )
+
+
+async def _read(response: httpcore.Response, limit: int) -> bytes:
+    """The answer's body, decoded as httpx decodes it (``aiter_bytes``), at most ``limit`` bytes of it: the answer
+    is held whole so that the credential can be stripped from it."""
+    stream = response.stream
+    assert isinstance(stream, AsyncIterable)
+    chunks: AsyncIterable[bytes] = stream
+    if any(
+        name.lower() == b"content-encoding" and value.strip().lower() != b"identity" for name, value in response.headers
+    ):
+        chunks = httpx.Response(response.status, headers=response.headers, stream=_Raw(stream)).aiter_bytes()
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(f"the provider's answer is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class _Raw(httpx.AsyncByteStream):
+    """An encoded body as httpx's ``Response`` reads it, for its decoders."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.chunks:
+            yield chunk
+
+
+def connections(client: httpx.AsyncClient) -> Connections | None:
+    """The :class:`Connections` of ``client``, put in place of its transport's httpcore pool the first time; None
+    for a client whose requests would not go straight to that pool (a proxy mounted from the environment, another
+    transport, event hooks, auth, HTTP/2, a Unix socket, redirects followed, retries): the proxy then uses httpx."""
+    transport = getattr(client, "_transport", None)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, Connections):
+        return pool
+    hooks = client.event_hooks
+    if (
+        type(transport) is not httpx.AsyncHTTPTransport
+        or type(pool) is not httpcore.AsyncConnectionPool
+        or any(mounted is not None for mounted in getattr(client, "_mounts", {}).values())  # None: NO_PROXY's
+        or hooks["request"]
+        or hooks["response"]
+        or client.auth is not None
+        or client.follow_redirects
+        or pool._http2
+        or pool._uds is not None
+        or pool._retries
+    ):
+        return None
+    wrapped = Connections(pool, client.timeout.as_dict(), client.headers)
+    transport._pool = wrapped  # type: ignore[assignment]  # the transport only sends, enters and closes through it
+    return wrapped

@@ -26,7 +26,7 @@ from .catalog import Provider, allowed_hosts, fill
 from .connect import Connector, plain_words
 from .integrations import Integrations
 from .paths import PathRefused, api_path, api_query
-from .pool import checked_idle
+from .pool import Answer, ResponseTooLarge, connections
 from .refresh import Flight, Fresh, Refresher, serves
 from .store import ConnectionRecord, Credentials, VaultError
 
@@ -51,10 +51,6 @@ _DROP_RESPONSE_HEADERS = frozenset(
         "alt-svc",
     }
 )  # fmt: skip
-
-
-class ResponseTooLarge(Exception):
-    """The provider answered with more than the proxy will hold (``max_proxy_body``)."""
 
 
 # Why a tool gets a connect link instead of an API result.
@@ -216,41 +212,25 @@ class Proxy:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
         on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
         record, provider = call.record, call.provider
-        checked_idle(client)
-        outgoing = {k: v for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)}
+        outgoing = [(k, v) for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)]
+        direct = connections(client)
+        limit, extra = self.settings.max_proxy_body, provider.api.extra_headers.items()
 
         async def send(credentials: Credentials) -> ProxyResponse:
-            placed = dict(outgoing)
-            placed.update(
-                {
-                    k: v.replace("{access_token}", credentials.access_token)
-                    for k, v in provider.api.extra_headers.items()
-                }
+            token = credentials.access_token
+            # By lower-case name: the provider's headers, the credential last, replace any the caller sent.
+            placed = {k.lower(): (k, v) for k, v in outgoing}
+            placed.update((k.lower(), (k, v.replace("{access_token}", token))) for k, v in extra)
+            placed[provider.api.header.lower()] = (
+                provider.api.header,
+                provider.api.value.replace("{access_token}", token),
             )
-            placed[provider.api.header] = provider.api.value.replace("{access_token}", credentials.access_token)
-            # As client.build_request, but for its cookie jar: the client is shared by every person's calls and
-            # keeps the cookies providers set, so one person's provider session would go out with the next
-            # person's call (and a jar that holds cookies costs ~80 µs a request to consult).
-            merged = client.headers.copy()
-            merged.update(placed)
-            timeout = {"timeout": client.timeout.as_dict()}
-            request = httpx.Request(method, call.url, headers=merged, content=body or None, extensions=timeout)
-            response = await client.send(request, stream=True)
-            try:
-                # Read at most max_proxy_body: the answer is held whole so the credential can be stripped from it.
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.settings.max_proxy_body:
-                        raise ResponseTooLarge(
-                            f"the provider's answer is larger than {self.settings.max_proxy_body} bytes"
-                        )
-                    chunks.append(chunk)
-            finally:
-                await response.aclose()
-            # aiter_bytes decoded any content-encoding: the headers that described the wire form go.
-            kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROP_RESPONSE_HEADERS]
-            return ProxyResponse(response.status_code, kept, b"".join(chunks))
+            if direct is not None:  # the client's own connections, without httpx's layers (vault/pool.py)
+                status, kept, content = await direct.send(method, call.url, placed.values(), body, limit)
+            else:
+                status, kept, content = await _through_httpx(client, method, call.url, [*placed.values()], body, limit)
+            # The body was decoded from any content-encoding: the headers that described the wire form go.
+            return ProxyResponse(status, [(k, v) for k, v in kept if k not in _DROP_RESPONSE_HEADERS], content)
 
         credentials = call.credentials
         try:
@@ -352,6 +332,31 @@ def _target(provider: Provider, values: Mapping[str, str], path: str, query: str
 def _vendor_header(name: str) -> bool:
     lower = name.lower()
     return lower.startswith("x-") and not lower.startswith("x-forwarded") and lower not in ("x-real-ip", "x-api-key")
+
+
+async def _through_httpx(
+    client: httpx.AsyncClient, method: str, url: str, headers: list[tuple[str, str]], body: bytes, limit: int
+) -> Answer:
+    """The call through ``client.send``, for a client :func:`connections` does not serve (a proxy, a mock)."""
+    # As client.build_request, but for its cookie jar: the client is shared by every person's calls and keeps the
+    # cookies providers set, so one person's provider session would go out with the next person's call (and a jar
+    # that holds cookies costs ~80 µs a request to consult).
+    merged = client.headers.copy()
+    merged.update(headers)
+    timeout = {"timeout": client.timeout.as_dict()}
+    request = httpx.Request(method, url, headers=merged, content=body or None, extensions=timeout)
+    response = await client.send(request, stream=True)
+    try:
+        # Read at most `limit`: the answer is held whole so the credential can be stripped from it.
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(f"the provider's answer is larger than {limit} bytes")
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers.multi_items(), b"".join(chunks))
 
 
 def _stripped(response: ProxyResponse, credentials: Credentials) -> ProxyResponse:
