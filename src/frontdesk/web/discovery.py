@@ -14,10 +14,11 @@ from ..oauth.authorization_detail_types import types_supported
 from ..oauth.client_auth import AUTH_METHODS
 from ..oauth.grants import GRANT_TYPES
 from ..oauth.tokens import ACR_VALUES
+from ..oauth.writes import run_cached
 from ..protocol.ciba import DELIVERY_MODES
 from ..protocol.rfc7523 import ASYMMETRIC_ALGS
 from ..protocol.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
-from .http import Prepared, run_sync
+from .http import Prepared
 
 __all__ = ["jwks", "metadata", "oauth_authorization_server", "openid_configuration"]
 
@@ -124,12 +125,12 @@ def _document(fd: Frontdesk) -> Response:
 
 async def openid_configuration(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    return await run_sync(fd.engine, _document, fd)
+    return await run_cached(fd.engine, _document, fd)  # the scopes are read every few seconds, not per request
 
 
 async def oauth_authorization_server(request: Request) -> Response:
     fd: Frontdesk = request.app.state.fd
-    return await run_sync(fd.engine, _document, fd)
+    return await run_cached(fd.engine, _document, fd)
 
 
 async def jwks(request: Request) -> Response:
