@@ -4,7 +4,6 @@ in autocommit, on SQLite in the caller's IMMEDIATE transaction (storage/redempti
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from sqlalchemy import select, text
@@ -13,37 +12,16 @@ from frontdesk.errors import TemporarilyUnavailable
 from frontdesk.secret import digest
 from frontdesk.storage import grants as storage_grants
 from frontdesk.storage import redemption
-from frontdesk.storage.db import now, open_engine, transaction
-from frontdesk.storage.grants import GrantRow, insert_code, insert_grant, insert_refresh
+from frontdesk.storage.db import now, transaction
+from frontdesk.storage.grants import GrantRow
 from frontdesk.storage.redemption import Redemption, Spent, new_refresh, session, spend
 from frontdesk.storage.schema import AuditEvent, Grant, RefreshToken
 
+from .helpers import race, stored_grant
+
 
 def _grant(fd) -> tuple[GrantRow, str, str]:
-    at = now()
-    with transaction(fd.engine) as conn:
-        grant = insert_grant(
-            conn,
-            client_id="c",
-            user_id="u",
-            scope=("openid", "offline_access"),
-            resource=(),
-            auth_time=at,
-            amr=("pwd",),
-            at=at,
-            expires_at=at + 3600,
-        )
-        code = insert_code(
-            conn,
-            grant_id=grant.id,
-            client_id="c",
-            redirect_uri="https://app.example/cb",
-            code_challenge="x" * 43,
-            nonce=None,
-            expires_at=at + 60,
-        )
-        refresh = insert_refresh(conn, grant=grant, at=at, idle=3600)
-    return grant, code, refresh
+    return stored_grant(fd, ("openid", "offline_access"))
 
 
 def _writes(grant: GrantRow, *, refresh: bool = True, bind: str | None = None, event: str = "token.refreshed"):
@@ -121,26 +99,13 @@ def test_the_dpop_binding_is_written_once(fd):
 def test_a_refresh_token_raced_by_eight_engines_issues_once(fd):
     """Of eight processes spending one refresh token at once, one wins, and one token and one event are written."""
     grant, _, refresh = _grant(fd)
-    engines = [open_engine(fd.settings.db_url) for _ in range(8)]
-    barrier = threading.Barrier(len(engines))
-    results: list[bool] = []
-    lock = threading.Lock()
 
-    def contend(engine) -> None:
+    def attempt(engine) -> bool:
         writes = _writes(grant)
-        barrier.wait()
         with session(engine) as db:
-            won = spend(db, "refresh", refresh, now(), writes)
-        with lock:
-            results.append(won)
+            return spend(db, "refresh", refresh, now(), writes)
 
-    threads = [threading.Thread(target=contend, args=(e,)) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    for e in engines:
-        e.dispose()
+    results = race(fd, attempt)
     assert sorted(results) == [False] * 7 + [True]
     assert len(_live_refresh(fd, grant)) == 1
     assert _events(fd, "token.refreshed") == 1

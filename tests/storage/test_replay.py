@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 
-from frontdesk.storage.db import now, open_engine, transaction
+from frontdesk.storage.db import now, transaction
 from frontdesk.storage.replay import spend_jti
 from frontdesk.storage.schema import UsedJti
+
+from .helpers import race
 
 
 def test_a_jti_is_spent_once(fd):
@@ -26,24 +26,7 @@ def test_the_same_jti_from_another_client_is_its_own(fd):
 
 def test_a_jti_raced_by_four_connections_is_spent_once(fd):
     """Each contender has its own engine (its own pool), as separate processes would."""
-    engines = [open_engine(fd.settings.db_url) for _ in range(4)]
-    barrier = threading.Barrier(len(engines))
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def contend(engine) -> None:
-        barrier.wait()
-        won = spend_jti(engine, "client-a", "raced", now() + 60)
-        with lock:
-            results.append(won)
-
-    threads = [threading.Thread(target=contend, args=(e,)) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    for e in engines:
-        e.dispose()
+    results = race(fd, lambda engine: spend_jti(engine, "client-a", "raced", now() + 60), contenders=4)
     assert sorted(results) == [False] * 3 + [True]
 
 

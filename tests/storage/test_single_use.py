@@ -2,65 +2,27 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select, text
 
 from frontdesk.secret import digest
-from frontdesk.storage.db import now, open_engine, transaction
-from frontdesk.storage.grants import consume_code, consume_refresh, insert_code, insert_grant, insert_refresh
+from frontdesk.storage.db import now, transaction
+from frontdesk.storage.grants import consume_code, consume_refresh
 from frontdesk.storage.schema import AuthorizationCode, RefreshToken
+
+from .helpers import race, stored_grant
 
 
 def _grant(fd):
-    at = now()
-    with transaction(fd.engine) as conn:
-        grant = insert_grant(
-            conn,
-            client_id="c",
-            user_id="u",
-            scope=("openid",),
-            resource=(),
-            auth_time=at,
-            amr=("pwd",),
-            at=at,
-            expires_at=at + 3600,
-        )
-        code = insert_code(
-            conn,
-            grant_id=grant.id,
-            client_id="c",
-            redirect_uri="https://app.example/cb",
-            code_challenge="x" * 43,
-            nonce=None,
-            expires_at=at + 60,
-        )
-        refresh = insert_refresh(conn, grant=grant, at=at, idle=3600)
+    _, code, refresh = stored_grant(fd)
     return code, refresh
 
 
-def _race(fd, consume, secret: str, contenders: int = 8) -> list[bool]:
-    """Each contender uses its own engine (its own connection pool), as separate processes would."""
-    engines = [open_engine(fd.settings.db_url) for _ in range(contenders)]
-    barrier = threading.Barrier(contenders)
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def contend(engine) -> None:
-        barrier.wait()
+def _race(fd, consume, secret: str) -> list[bool]:
+    def attempt(engine) -> bool:
         with transaction(engine) as conn:
-            won = consume(conn, secret, now())
-        with lock:
-            results.append(won)
+            return consume(conn, secret, now())
 
-    threads = [threading.Thread(target=contend, args=(e,)) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    for e in engines:
-        e.dispose()
-    return results
+    return race(fd, attempt)
 
 
 def test_a_code_raced_by_eight_connections_is_consumed_once(fd):
