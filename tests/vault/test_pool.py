@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from frontdesk.vault import pool as vault_pool
 from frontdesk.vault.pool import Connections, ResponseTooLarge, connections, readable
 from metadata_host import throwaway_certificates
 
@@ -132,6 +133,20 @@ async def test_a_client_it_cannot_serve_is_left_to_httpx(options: dict[str, obje
     assert connections(client) is None
     assert client._transport is transport  # type: ignore[attr-defined]
     assert getattr(transport, "_pool", None) is pool
+    await client.aclose()
+
+
+async def test_an_httpcore_whose_private_fields_moved_is_left_to_httpx(caplog: pytest.LogCaptureFixture) -> None:
+    """The pool reads httpcore's private settings (pyproject asks httpx >= 0.27 only): a release that renamed one
+    leaves the client as it is, with one warning, rather than failing every proxied call."""
+    client = httpx.AsyncClient()
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    del pool._http2  # as a newer httpcore might have it
+    vault_pool._moved.cache_clear()  # the warning is said once a process
+    with caplog.at_level("WARNING", logger="frontdesk.vault"):
+        assert connections(client) is None
+    assert client._transport._pool is pool  # type: ignore[attr-defined]
+    assert "proxying through httpx" in caplog.text
     await client.aclose()
 
 

@@ -23,6 +23,7 @@ threads; 3.59M → 1.76M on the event loop), 1.57 → 0.71 ms of CPU.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections import deque
@@ -40,6 +41,7 @@ __all__ = ["Answer", "Connections", "ResponseTooLarge", "connections", "readable
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 _HTTPX_LOG = logging.getLogger("httpx")
+log = logging.getLogger("frontdesk.vault")
 
 # httpcore's errors as httpx raises them (httpx._transports.default), so the proxy maps one family of errors.
 _ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
@@ -300,11 +302,21 @@ def connections(client: httpx.AsyncClient) -> Connections | None:
         or hooks["response"]
         or client.auth is not None
         or client.follow_redirects
-        or pool._http2
-        or pool._uds is not None
-        or pool._retries
     ):
         return None
-    wrapped = Connections(pool, client.timeout.as_dict(), client.headers)
+    try:
+        if pool._http2 or pool._uds is not None or pool._retries:
+            return None
+        wrapped = Connections(pool, client.timeout.as_dict(), client.headers)
+    except AttributeError:
+        # These are httpcore's private fields (httpx >= 0.27 is all pyproject asks): a release that moved them
+        # leaves the proxy on httpx, slower but whole, rather than failing every call.
+        _moved()
+        return None
     transport._pool = wrapped  # type: ignore[assignment]  # the transport only sends, enters and closes through it
     return wrapped
+
+
+@functools.cache
+def _moved() -> None:
+    log.warning("the vault proxy's own connection pool cannot read this httpcore's settings; proxying through httpx")
