@@ -370,3 +370,32 @@ async def test_a_write_gives_up_as_sqlite_would(fd: Frontdesk, monkeypatch: pyte
         await writes.run_write(fd.engine, _write, fd.engine)
     holder.join()
     assert fetch(fd.engine, "SELECT COUNT(*) FROM lock_probe")[0][0] == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_loops_connection_sets_its_busy_timeout_only_when_it_switches(fd: Frontdesk) -> None:
+    """``no_wait`` writes one after another on the event loop's held connection send one PRAGMA between them, not
+    two around each; a write on it that may wait gets the full timeout back and waits out another writer, and the
+    next ``no_wait`` write refuses at once again."""
+    held, _ = _checkout(fd.engine)
+    sent: list[str] = []
+    held.driver_connection.set_trace_callback(sent.append)
+    pragmas = lambda: [s for s in sent if s.startswith("PRAGMA")]  # noqa: E731
+    try:
+        for _ in range(3):
+            with no_wait(), raw_transaction(fd.engine) as tx:
+                run(tx, "CREATE TABLE IF NOT EXISTS lock_probe (n INTEGER)")
+        assert pragmas() == ["PRAGMA busy_timeout = 0"]
+        holder = _holding_the_write_lock(fd.engine, 0.3)  # another thread: a connection of its own
+        assert _write(fd.engine) == "written"  # this thread's held connection, waiting for the lock
+        holder.join()
+        assert pragmas() == ["PRAGMA busy_timeout = 0", "PRAGMA busy_timeout = 30000"]
+        holder = _holding_the_write_lock(fd.engine, 0.3)
+        started = time.monotonic()
+        with pytest.raises(Busy), no_wait():
+            _write(fd.engine)
+        assert time.monotonic() - started < 0.2
+        holder.join()
+        assert fetch(fd.engine, "SELECT COUNT(*) FROM lock_probe")[0][0] == 1
+    finally:
+        held.driver_connection.set_trace_callback(None)

@@ -20,8 +20,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import Engine
 
 from ..errors import TemporarilyUnavailable
-from ..storage.db import BUSY_TIMEOUT_MS
-from ..storage.waits import Busy, NeedsStore, from_memory, no_wait
+from ..storage.waits import BUSY_TIMEOUT_MS, Busy, NeedsStore, from_memory, no_wait
 
 __all__ = ["in_thread", "run_cached", "run_write"]
 

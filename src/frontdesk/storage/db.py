@@ -24,10 +24,12 @@ from ..config import ConfigError
 from ..errors import TemporarilyUnavailable
 from . import waits
 from .sqlite_file import owner_only
+from .waits import BUSY_TIMEOUT_MS
 
 __all__ = [
     "DB",
     "Raw",
+    "after_commit",
     "clock",
     "fetch",
     "migrate",
@@ -48,7 +50,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every frontdesk process on one database.
 _PG_MIGRATION_LOCK = 0x66726F6E74
 KEY_RING_LOCK = 0x66726F6E75
-BUSY_TIMEOUT_MS = 30000
 PING_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout
 
 
@@ -95,6 +96,7 @@ def open_engine(url: str, pool_size: int = 20) -> Engine:
             # Reads begin DEFERRED: under WAL they never wait for a writer, and a read made while this process
             # holds the write lock (the key ring, a client lookup) does not deadlock against it.
             readonly = conn.get_execution_options().get("frontdesk_readonly", False)
+            waits.busy_timeout(conn.connection, BUSY_TIMEOUT_MS)  # one used under ``no_wait`` last may not wait
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
@@ -130,12 +132,19 @@ def open_engine(url: str, pool_size: int = 20) -> Engine:
 # this process drops the answers it keeps at once (oauth/memory.py) rather than at its listener's next read: other
 # processes learn it from the triggers of migration 0016 (storage/notify.py), within ``notify.BOUND``.
 _REVOKES = "frontdesk_revokes"
+_COMMITTED = "frontdesk_after_commit"
 _revocation_hooks: weakref.WeakKeyDictionary[Engine, Callable[[], None]] = weakref.WeakKeyDictionary()
 
 
 def revoking(db: Connection | Raw) -> None:
     """This transaction revokes: after its commit this process's revocation answers go (RFC 7009 §2.1: at once)."""
     (db.known if isinstance(db, Raw) else db.info)[_REVOKES] = True
+
+
+def after_commit(db: Raw, hook: Callable[[], None]) -> None:
+    """Call ``hook`` once this ``raw_transaction`` has committed (never if it rolls back): to queue the audit event
+    of what it wrote (storage/audit.py ``record_soon``)."""
+    db.known.setdefault(_COMMITTED, []).append(hook)
 
 
 def on_revocation_here(engine: Engine, hook: Callable[[], None] | None) -> None:
@@ -191,10 +200,11 @@ class Raw:
     a later one (``storage.grants.session_of``). Not pipelined: psycopg's pipeline mode cut a refresh's round trips
     from seven to four but cost ~150 µs more CPU per refresh than the waits it saved (BENCHMARKS.md)."""
 
-    __slots__ = ("dialect", "driver", "known")
+    __slots__ = ("dialect", "driver", "engine", "known")
 
-    def __init__(self, dialect: Dialect, driver: Any) -> None:
-        self.dialect = dialect
+    def __init__(self, engine: Engine, driver: Any) -> None:
+        self.engine = engine
+        self.dialect: Dialect = engine.dialect
         self.driver = driver
         self.known: dict[str, Any] = {}
 
@@ -219,21 +229,6 @@ def _unavailable(exc: Exception) -> TemporarilyUnavailable:
     return TemporarilyUnavailable("the service is temporarily unavailable", detail=str(getattr(exc, "orig", exc)))
 
 
-def _begin_immediate(driver: Any, dbapi_error: type[Exception]) -> None:
-    if waits.waiting():
-        driver.execute("BEGIN IMMEDIATE")
-        return
-    driver.execute("PRAGMA busy_timeout = 0")
-    try:
-        driver.execute("BEGIN IMMEDIATE")
-    except dbapi_error as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise waits.Busy from exc
-        raise
-    finally:
-        driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-
-
 @contextlib.contextmanager
 def raw_transaction(engine: Engine) -> Iterator[Raw]:
     """A write transaction for ``fetch`` and ``run`` alone, without SQLAlchemy's Connection around it: on SQLite
@@ -244,12 +239,14 @@ def raw_transaction(engine: Engine) -> Iterator[Raw]:
         driver: Any = pooled.driver_connection
         try:
             if engine.dialect.name == "sqlite":
-                _begin_immediate(driver, dbapi_error)
-            raw = Raw(engine.dialect, driver)
+                waits.begin_immediate(pooled, dbapi_error)
+            raw = Raw(engine, driver)
             yield raw
             driver.commit()
             if raw.known.get(_REVOKES):
                 _revoked_here(engine)
+            for hook in raw.known.get(_COMMITTED, ()):
+                hook()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 driver.rollback()
@@ -313,6 +310,8 @@ def _fetch_alone(engine: Engine, sql: str, params: Sequence[Any]) -> list[tuple[
     try:
         if alone:
             driver.autocommit = True
+        else:
+            waits.busy_timeout(pooled, BUSY_TIMEOUT_MS)  # a read may wait, as ever, on a connection that wrote no_wait
         cursor = pooled.cursor()
         try:
             cursor.execute(_sql(engine, sql), params)

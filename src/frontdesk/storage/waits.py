@@ -13,8 +13,21 @@ import contextvars
 from collections.abc import Iterator
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
-__all__ = ["Busy", "NeedsStore", "from_memory", "may_use", "no_wait", "waiting"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "Busy",
+    "NeedsStore",
+    "begin_immediate",
+    "busy_timeout",
+    "from_memory",
+    "may_use",
+    "no_wait",
+    "waiting",
+]
+
+BUSY_TIMEOUT_MS = 30000  # how long SQLite waits for its write lock, where waiting is allowed
 
 
 class Busy(Exception):
@@ -64,3 +77,31 @@ def no_wait() -> Iterator[None]:
 def waiting() -> bool:
     """Whether a transaction begun now may wait for SQLite's write lock."""
     return not _no_wait.get()
+
+
+# A SQLite connection's busy timeout as last set, in its pool record's info (which lives as long as the connection).
+_BUSY_MS = "frontdesk_busy_timeout_ms"
+
+
+def busy_timeout(pooled: PoolProxiedConnection, ms: int) -> None:
+    """Give a SQLite connection this busy timeout, unless it has it: a PRAGMA is prepared anew each time it runs, and
+    two of them around every write were 6 % of a code redemption's CPU (BENCHMARKS.md)."""
+    if pooled.info.get(_BUSY_MS, BUSY_TIMEOUT_MS) != ms:
+        pooled.driver_connection.execute(f"PRAGMA busy_timeout = {ms}")  # type: ignore[union-attr]
+        pooled.info[_BUSY_MS] = ms
+
+
+def begin_immediate(pooled: PoolProxiedConnection, dbapi_error: type[Exception]) -> None:
+    """Begin a SQLite write transaction: waiting for the write lock up to ``BUSY_TIMEOUT_MS``, or within ``no_wait``
+    raising ``Busy`` at once. The connection keeps the timeout it was given, so the event loop's held connection
+    (storage/db.py ``_checkout``), which serves one ``no_wait`` write after another, sets it only when it switches.
+    Once the lock is held, nothing in the transaction waits for another: under WAL, reads never do, and the commit
+    needs no lock more."""
+    wait = waiting()
+    busy_timeout(pooled, BUSY_TIMEOUT_MS if wait else 0)
+    try:
+        pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    except dbapi_error as exc:
+        if not wait and ("locked" in str(exc) or "busy" in str(exc)):
+            raise Busy from exc
+        raise
