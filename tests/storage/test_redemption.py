@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 
 from frontdesk.errors import TemporarilyUnavailable
 from frontdesk.secret import digest
+from frontdesk.storage import audit, redemption
 from frontdesk.storage import grants as storage_grants
-from frontdesk.storage import redemption
-from frontdesk.storage.db import now, transaction
+from frontdesk.storage.db import after_commit, now, raw_transaction, run, transaction
 from frontdesk.storage.grants import GrantRow
 from frontdesk.storage.redemption import Redemption, Spent, new_refresh, session, spend
 from frontdesk.storage.schema import AuditEvent, Grant, RefreshToken
@@ -113,7 +113,8 @@ def test_a_refresh_token_raced_by_eight_engines_issues_once(fd):
 
 def test_the_writes_are_one_statement_on_postgresql_and_one_transaction_on_sqlite(fd, monkeypatch):
     """On PostgreSQL the spend and its writes are one statement sent alone (no BEGIN, no COMMIT round trips); on
-    SQLite, which has no data-modifying CTEs, three statements in the caller's transaction."""
+    SQLite, which has no data-modifying CTEs, two statements in the caller's transaction, and the audit event after
+    its commit."""
     grant, _, refresh = _grant(fd)
     seen: list[tuple[str, str]] = []
 
@@ -133,7 +134,85 @@ def test_the_writes_are_one_statement_on_postgresql_and_one_transaction_on_sqlit
     if fd.engine.dialect.name == "postgresql":
         assert seen == [("WITH", "Raw")]
     else:
-        assert seen == [("UPDATE", "Raw"), ("INSERT", "Raw"), ("INSERT", "Raw")]
+        assert seen == [("UPDATE", "Raw"), ("INSERT", "Raw")]
+        assert _events(fd, "token.refreshed") == 1
+
+
+def _rolled_back(fd, spent: Spent, secret: str, writes: Redemption) -> None:
+    """Spend in a transaction that then fails: nothing of it may last."""
+    with session(fd.engine) as db:
+        assert spend(db, spent, secret, now(), writes)
+        raise RuntimeError("after the spend")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_on_sqlite_the_event_waits_for_the_audit_writer_and_only_for_a_commit(fd):
+    """On SQLite, under a running audit writer, the event is not written in the spend's transaction but queued once
+    that has committed, for the writer's next batch; a spend rolled back queues nothing."""
+    grant, code, refresh = _grant(fd)
+    writer = audit.start_writer(fd.engine)
+    try:
+        assert _spend(fd, "refresh", refresh, _writes(grant))
+        assert _events(fd, "token.refreshed") == 0
+        assert audit.queued(fd.engine) == 1
+        with pytest.raises(RuntimeError, match="after the spend"):
+            _rolled_back(fd, "code", code, _writes(grant, event="token.issued"))
+        assert audit.queued(fd.engine) == 1
+        writer.flush()
+        assert (_events(fd, "token.refreshed"), _events(fd, "token.issued")) == (1, 0)
+    finally:
+        audit.stop_writer(fd.engine)
+    assert _spend(fd, "code", code, _writes(grant, event="token.issued"))  # the rollback spent nothing
+    assert _events(fd, "token.issued") == 1  # no writer: written in the spend's transaction
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_event_whose_writer_stopped_after_the_commit_is_written_or_logged_never_raised(fd, monkeypatch, caplog):
+    """The tokens are issued once the spend commits: an event that finds its writer closed is written then, and if
+    that fails too it is logged; the redemption still succeeds (a client retrying its spent code would be taken for
+    a thief)."""
+    grant, code, refresh = _grant(fd)
+    audit.start_writer(fd.engine)
+
+    def stop_then_spend(secret: str, spent: Spent, event: str) -> bool:
+        with session(fd.engine) as db:
+            won = spend(db, spent, secret, now(), _writes(grant, event=event))
+            audit.stop_writer(fd.engine)  # between the spend and its commit: a shutdown
+            return won
+
+    assert stop_then_spend(refresh, "refresh", "token.refreshed")
+    assert _events(fd, "token.refreshed") == 1
+
+    def full(*_args, **_kwargs):
+        raise TemporarilyUnavailable("the service is temporarily unavailable", detail="database or disk is full")
+
+    audit.start_writer(fd.engine)
+    monkeypatch.setattr(audit, "transaction", full)
+    assert stop_then_spend(code, "code", "token.issued")
+    assert "audit event token.issued not written" in caplog.text
+    monkeypatch.undo()
+    assert _events(fd, "token.issued") == 0
+
+
+def test_what_follows_a_commit_runs_after_it_and_never_after_a_rollback(fd):
+    """``after_commit``: the hook of a transaction that commits runs once its rows are there to read; that of one
+    that rolls back never runs."""
+    grant, _, refresh = _grant(fd)
+    seen: list[list[str]] = []
+    with raw_transaction(fd.engine) as db:
+        run(db, "UPDATE refresh_tokens SET consumed_at = ? WHERE digest = ?", (now(), digest(refresh)))
+        after_commit(db, lambda: seen.append(_live_refresh(fd, grant)))
+        assert seen == []
+    assert seen == [[]]
+
+    def rolled_back() -> None:
+        with raw_transaction(fd.engine) as db:
+            after_commit(db, lambda: seen.append(["rolled back"]))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        rolled_back()
+    assert seen == [[]]
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)

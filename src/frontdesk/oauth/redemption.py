@@ -4,10 +4,10 @@ OAuth 2.1 §4.1.3) and a refresh token, rotated (RFC 6749 §6, RFC 9700 §4.14.2
 ``oauth.grants`` reads the code or refresh token with its grant and runs its named checks; then the tokens are
 minted (``mint``) before anything is written, and the code or token is spent together with everything issued from
 it (``redeem``, ``storage.redemption.spend``): the new refresh token, the DPoP binding, the audit event — all or
-nothing, and nothing if another request spent it first. On PostgreSQL that is two round trips (the read, and one
-statement for every write) where a transaction of seven was (BENCHMARKS.md row 44). Detected theft (a replayed
-code, a reused refresh token) is written in its own transaction before the error goes out (``theft``), so the
-revocation survives the error.
+nothing, and nothing if another request spent it first (on SQLite the audit event follows the commit: see there).
+On PostgreSQL that is two round trips (the read, and one statement for every write) where a transaction of seven
+was (BENCHMARKS.md row 44). Detected theft (a replayed code, a reused refresh token) is written in its own
+transaction before the error goes out (``theft``), so the revocation survives the error.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..protocol.rfc8707 import check_resource, comparable
 from ..protocol.scope import parse_scope
 from ..storage import audit
 from ..storage.clients import ClientRecord
-from ..storage.db import DB, Raw, now, transaction
+from ..storage.db import DB, Raw, after_commit, now, transaction
 from ..storage.grants import GrantRow, revoke_grant
 from ..storage.redemption import Redemption, Spent, new_refresh, spend
 from .resources import ResourceRow, resolve
@@ -114,7 +114,8 @@ class Issued:
     ip: str | None
 
     def announce(self) -> None:
-        """The audit event's log line and metrics, once its row is written (as storage/audit.py ``record`` does)."""
+        """The audit event's log line and metrics, once the spend has committed (as storage/audit.py ``record``
+        announces an event written)."""
         grant = self.writes.grant
         audit.announce(self.event, "success", self.writes.client_id, grant.user_id, self.ip, self.detail)
 
@@ -150,5 +151,5 @@ def redeem(db: Raw, spent: Spent, secret: str, at: int, issued: Issued) -> Respo
     written, when another request spent it first."""
     if not spend(db, spent, secret, at, issued.writes):
         return None
-    issued.announce()
+    after_commit(db, issued.announce)
     return issued.body

@@ -3,7 +3,9 @@
 An event is written in the transaction of what it describes (``record``), so both land or neither does. An event
 that describes no database write — a client_credentials token — goes to ``record_soon``: under ``frontdesk serve``
 an ``AuditWriter`` thread writes such events in batches, at most ``MAX_DELAY`` seconds after they happen, and
-writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once.
+writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once. On SQLite
+the event of a code redemption or a refresh joins the batches too, once its transaction has committed
+(``record_after``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 
+from ..errors import TemporarilyUnavailable
 from ..logs import carry_audit, write_line
 from ..wire import dumps
-from .db import Raw, now, run, run_many, transaction
+from .db import Raw, after_commit, now, run, run_many, transaction
 from .schema import AuditEvent
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "observer",
     "queued",
     "record",
+    "record_after",
     "record_soon",
     "start_writer",
     "stop_writer",
@@ -112,6 +117,32 @@ def record_soon(
     announce(event, outcome, client_id, user_id, ip, detail)
 
 
+def record_after(db: Raw, row: Row) -> None:
+    """An event of what ``db``'s transaction writes, queued for the running writer's next batch once that has
+    committed: the audit table's six B-trees are then written a batch at a time, not in every such transaction
+    (storage/redemption.py, on SQLite). Without a writer that has room, it is written in the transaction, as
+    ``record`` writes it. ``announce`` is the caller's."""
+    engine = db.engine
+    writer = _writers.get(id(engine))
+    if writer is None or not writer.has_room():
+        run(db, _INSERT, row)
+        return
+    after_commit(db, lambda: _write_committed(writer, engine, row))
+
+
+def _write_committed(writer: AuditWriter, engine: Engine, row: Row) -> None:
+    # What the event describes has committed: failing here must not turn the issued tokens into an error (a client
+    # that tried again with its spent code would be taken for a thief). A writer closed in between (a shutdown)
+    # leaves the event to be written here; if that fails too the log says so, and the event's own line has left.
+    if writer.add(row):
+        return
+    try:
+        with transaction(engine) as conn:
+            run(conn, _INSERT, row)
+    except (TemporarilyUnavailable, DBAPIError):
+        log.exception("audit event %s not written", row[1])
+
+
 # Told of every event as it is recorded while metrics are on (frontdesk/metrics.py counts tokens, replays and vault
 # calls from them); None otherwise, so that an event costs one comparison more.
 observer: Callable[[str, str, dict[str, Any]], None] | None = None
@@ -164,6 +195,9 @@ class AuditWriter:
                 return False
             self._queue.append(row)
         return True
+
+    def has_room(self) -> bool:
+        return not self._closed and len(self._queue) < MAX_QUEUED
 
     def flush(self) -> None:
         with self._lock:

@@ -2,15 +2,21 @@
 
 Spending the code or refresh token (compare-and-set: ``UPDATE … WHERE consumed_at IS NULL``, so two requests in two
 processes never both win, DESIGN §4), the refresh token it issues, the DPoP binding of a public client's grant
-(RFC 9449 §5) and the audit event land together or not at all:
+(RFC 9449 §5) land together or not at all, and so, in its way on each store, does the audit event:
 
 - on PostgreSQL as **one statement** (data-modifying CTEs hanging off the spend: each writes a row only when the
   spend did), in autocommit, so one round trip where ``BEGIN``, four statements and ``COMMIT`` were six
-  (BENCHMARKS.md row 44). A single statement is atomic. The read before it (``session``) is a statement of its
-  own too: what it saw may be stale by the spend, and the compare-and-set is what decides, as it did inside one
-  transaction at READ COMMITTED; a grant revoked in between makes every token issued from it dead at once.
+  (BENCHMARKS.md row 44). A single statement is atomic, the audit event's row included: there it costs the
+  client seven parameters, and was cheaper than the audit writer's batches (BENCHMARKS.md row 54). The read before
+  it (``session``) is a statement of its own too: what it saw may be stale by the spend, and the compare-and-set
+  is what decides, as it did inside one transaction at READ COMMITTED; a grant revoked in between makes every
+  token issued from it dead at once.
 - on SQLite, which has no data-modifying CTEs, as the same writes one by one in the caller's IMMEDIATE transaction
-  (``session``), where statements are calls into the process, not round trips.
+  (``session``), where statements are calls into the process, not round trips. Under ``frontdesk serve`` the audit
+  event is queued for the audit writer's next batch once that transaction has committed (storage/audit.py
+  ``record_after``), as a client_credentials token's is: written in the transaction, its row and the audit table's
+  six B-trees were a sixth of a code redemption's CPU (BENCHMARKS.md row 54). What a crash can lose of it is what
+  the writer documents; its log line has left already.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from typing import Literal
 from sqlalchemy import Engine
 
 from ..secret import digest, new_token
+from .audit import Row as AuditRow
+from .audit import record_after
 from .db import Raw, fetch, raw_transaction, run
 from .grants import GrantRow, consume_code, consume_refresh
 
 __all__ = ["Redemption", "Spent", "new_refresh", "session", "spend"]
 
 Spent = Literal["code", "refresh"]
-Row = tuple[int, str, str, str | None, str | None, str | None, str]  # storage/audit.py's row of audit_events
 
 
 def session(engine: Engine) -> contextlib.AbstractContextManager[Raw]:
@@ -60,7 +67,7 @@ class Redemption:
 
     grant: GrantRow
     client_id: str
-    audit: Row  # the event, as storage/audit.py builds it
+    audit: AuditRow  # the event, as storage/audit.py builds it
     refresh: str | None = None  # a refresh token to issue on the grant (``new_refresh``)
     refresh_expires_at: int = 0
     bind_jkt: str | None = None  # RFC 9449 §5: bind the grant's refresh tokens to this key, if not bound yet
@@ -90,9 +97,6 @@ _SPEND_SQL: dict[Spent, str] = {
     "code": _SPEND.format(table="authorization_codes"),
     "refresh": _SPEND.format(table="refresh_tokens"),
 }
-_AUDIT_INSERT = (
-    "INSERT INTO audit_events (at, event, outcome, client_id, user_id, ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def spend(db: Raw, spent: Spent, secret: str, at: int, writes: Redemption) -> bool:
@@ -112,7 +116,7 @@ def spend(db: Raw, spent: Spent, secret: str, at: int, writes: Redemption) -> bo
         )
     if writes.bind_jkt is not None:
         run(db, "UPDATE grants SET dpop_jkt = ? WHERE id = ? AND dpop_jkt IS NULL", (writes.bind_jkt, writes.grant.id))
-    run(db, _AUDIT_INSERT, writes.audit)
+    record_after(db, writes.audit)
     return True
 
 
