@@ -39,7 +39,7 @@ from . import ciba_grant
 from .authorization_details import token_details
 from .decoupled import poll_answer, tokens_for_approval
 from .dpop import check_binding
-from .redemption import answer, mint, narrowed_resource, narrowed_scope, redeem, theft, wants_refresh
+from .redemption import Issuance, answer, mint, narrowed_resource, narrowed_scope, redeem, theft, wants_refresh
 from .resources import ResourceRow, resolve, scopes_beyond_registration
 from .token_exchange import TOKEN_EXCHANGE, token_exchange
 from .tokens import mint_access_token
@@ -119,7 +119,7 @@ def _issue(
         refresh = insert_refresh(conn, grant=grant, at=at, idle=fd.settings.lifetimes.refresh_idle)
     _record_use(conn, client, at)
     sid = session_of(conn, grant.id) if "openid" in scope and grant.user_id else None
-    return answer(fd, client, grant, scope, resources, nonce, at, details, jkt, sid, refresh)
+    return answer(fd, Issuance(client, grant, scope, resources, at, details, nonce, jkt, sid), refresh)
 
 
 def authorization_code(
@@ -152,7 +152,8 @@ def authorization_code(
             details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
             event = ("token.issued", ip, {"grant_type": "authorization_code", "grant_id": row.grant.id})
             scope = row.grant.scope
-            issued = mint(fd, client, row.grant, scope, resources, row.nonce, at, details, jkt, row.sid, event)
+            what = Issuance(client, row.grant, scope, resources, at, details, row.nonce, jkt, row.sid)
+            issued = mint(fd, what, event)
             # Before the spend: on PostgreSQL a statement of its own, so that failing it spends nothing.
             _record_use(db, client, at)
             body = redeem(db, "code", code, at, issued)
@@ -178,7 +179,7 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
         details = token_details(fd, params.get("authorization_details"), row.grant.authorization_details)
         if row.consumed_at is None:  # spent already: a reuse (below)
             event = ("token.refreshed", ip, {"grant_id": row.grant.id})
-            issued = mint(fd, client, row.grant, scope, resources, None, at, details, jkt, row.sid, event)
+            issued = mint(fd, Issuance(client, row.grant, scope, resources, at, details, None, jkt, row.sid), event)
             # Before the spend: on PostgreSQL a statement of its own, so that failing it spends nothing.
             _record_use(db, client, at)
             body = redeem(db, "refresh", token, at, issued)

@@ -29,7 +29,17 @@ from ..storage.redemption import Redemption, Spent, new_refresh, spend
 from .resources import ResourceRow, resolve
 from .tokens import mint_access_token, mint_id_token
 
-__all__ = ["Issued", "answer", "mint", "narrowed_resource", "narrowed_scope", "redeem", "theft", "wants_refresh"]
+__all__ = [
+    "Issuance",
+    "Issued",
+    "answer",
+    "mint",
+    "narrowed_resource",
+    "narrowed_scope",
+    "redeem",
+    "theft",
+    "wants_refresh",
+]
 
 Response = dict[str, Any]
 
@@ -39,20 +49,26 @@ def wants_refresh(client: ClientRecord, grant: GrantRow) -> bool:
     return "refresh_token" in client.grant_types and ("openid" not in grant.scope or "offline_access" in grant.scope)
 
 
-def answer(
-    fd: Frontdesk,
-    client: ClientRecord,
-    grant: GrantRow,
-    scope: tuple[str, ...],
-    resources: Sequence[ResourceRow],
-    nonce: str | None,
-    at: int,
-    details: Sequence[dict[str, Any]],
-    jkt: str | None,
-    sid: str | None,
-    refresh: str | None,
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class Issuance:
+    """What a token response is minted from: the client, its grant, what the tokens are for and when, and the
+    nonce, DPoP key and sign-in session the tokens carry."""
+
+    client: ClientRecord
+    grant: GrantRow
+    scope: tuple[str, ...]
+    resources: Sequence[ResourceRow]
+    at: int
+    details: Sequence[dict[str, Any]]
+    nonce: str | None = None  # OpenID Connect Core §3.1.3.6: the authorization request's, into the ID token
+    jkt: str | None = None  # RFC 9449 §6.1: the proof key's thumbprint, when the tokens are bound to it
+    sid: str | None = None  # OpenID Connect Front-/Back-Channel Logout: the sign-in session, into the ID token
+
+
+def answer(fd: Frontdesk, what: Issuance, refresh: str | None) -> Response:
     """The token response (RFC 6749 §5.1): the tokens minted, ``refresh`` (already written or about to be) put in."""
+    client, grant, scope, jkt, details = what.client, what.grant, what.scope, what.jkt, what.details
+    resources, at = what.resources, what.at
     access = mint_access_token(fd, client, scope, resources, grant, at, authorization_details=details, jkt=jkt)
     body: Response = {
         "access_token": access.token,
@@ -65,7 +81,7 @@ def answer(
     if refresh is not None:
         body["refresh_token"] = refresh
     if "openid" in scope and grant.user_id:
-        body["id_token"] = mint_id_token(fd, client, grant, access.token, nonce, at, sid=sid)
+        body["id_token"] = mint_id_token(fd, client, grant, access.token, what.nonce, at, sid=what.sid)
     return body
 
 
@@ -120,29 +136,18 @@ class Issued:
         audit.announce(self.event, "success", self.writes.client_id, grant.user_id, self.ip, self.detail)
 
 
-def mint(
-    fd: Frontdesk,
-    client: ClientRecord,
-    grant: GrantRow,
-    scope: tuple[str, ...],
-    resources: Sequence[ResourceRow],
-    nonce: str | None,
-    at: int,
-    details: Sequence[dict[str, Any]],
-    jkt: str | None,
-    sid: str | None,
-    event: tuple[str, str | None, dict[str, Any]],
-) -> Issued:
+def mint(fd: Frontdesk, what: Issuance, event: tuple[str, str | None, dict[str, Any]]) -> Issued:
     """The tokens of a redemption and the writes that go with them; ``event``: the audit event's name, the
     client's address and the event's details."""
+    client, grant = what.client, what.grant
     refresh, refresh_expires_at = (
-        new_refresh(grant, at, fd.settings.lifetimes.refresh_idle) if wants_refresh(client, grant) else (None, 0)
+        new_refresh(grant, what.at, fd.settings.lifetimes.refresh_idle) if wants_refresh(client, grant) else (None, 0)
     )
-    body = answer(fd, client, grant, scope, resources, nonce, at, details, jkt, sid, refresh)
+    body = answer(fd, what, refresh)
     name, ip, detail = event
     # storage/audit.py builds the row (``record`` would also execute its INSERT, here part of the spend's statement).
     row = audit.event_row(name, "success", client.client_id, grant.user_id, ip, detail)
-    bind = jkt if refresh is not None and jkt is not None and client.public else None  # RFC 9449 §5
+    bind = what.jkt if refresh is not None and what.jkt is not None and client.public else None  # RFC 9449 §5
     return Issued(body, Redemption(grant, client.client_id, row, refresh, refresh_expires_at, bind), name, detail, ip)
 
 
