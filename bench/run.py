@@ -1055,7 +1055,8 @@ def main() -> None:
     print(markdown)
     if not args.quick and args.scenarios == ",".join(SCENARIOS):
         splice(markdown)
-    log(f"done in {run['seconds']} s; results in {path.relative_to(ROOT)}; server logs in {workdir}")
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path  # --out may lie anywhere
+    log(f"done in {run['seconds']} s; results in {shown}; server logs in {workdir}")
 
 
 if __name__ == "__main__":
