@@ -185,3 +185,34 @@ async def test_a_thread_step_sees_the_request_context() -> None:
     seen.set("this request")
     assert await in_thread(seen.get) == "this request"
     assert await asyncio.gather(*(in_thread(lambda n=n: n * 2) for n in range(50))) == [n * 2 for n in range(50)]
+
+
+def test_the_listener_starts_once_the_memory_can_take_its_first_read(fd: Frontdesk, monkeypatch: pytest.MonkeyPatch):
+    """The listener's first read calls back for every generation at once, from its own thread: the memory must be
+    whole by then. A listener started while the memory was still being built lost that read to an AttributeError
+    and kept nothing until it tried again."""
+    failures: list[Exception] = []
+    changed = memory.Memory._changed
+
+    def recording(self: memory.Memory, name: str) -> None:
+        try:
+            changed(self, name)
+        except Exception as exc:
+            failures.append(exc)
+            raise
+
+    kept_init = memory.Kept.__init__
+
+    def slow(self: memory.Kept, listener: object) -> None:  # a slow start: a running listener reads meanwhile
+        kept_init(self, listener)  # type: ignore[arg-type]
+        time.sleep(0.05)
+
+    monkeypatch.setattr(memory.Memory, "_changed", recording)
+    monkeypatch.setattr(memory.Kept, "__init__", slow)
+    started = memory.start(fd)
+    assert started is not None
+    try:
+        eventually(started.listener.fresh, 5.0)
+        assert failures == []
+    finally:
+        memory.stop(fd)

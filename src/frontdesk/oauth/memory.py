@@ -97,6 +97,7 @@ class Memory:
             RATE_LIMIT: self.failures.drop,
             CATALOG: self.catalog.drop,
         }
+        self.listener.start()  # last: its first read calls ``_changed`` at once, from its own thread
 
     def _changed(self, name: str) -> None:
         drop = self._drops.get(name)

@@ -95,6 +95,11 @@ class Listener:
         self._stop = threading.Event()
         self._conn: Any = None
         self._thread = threading.Thread(target=self._run, name="frontdesk-listener", daemon=True)
+
+    def start(self) -> None:
+        """Begin listening. Not in ``__init__``: the first read calls ``on_change`` for every generation, from the
+        listening thread, and the owner must be whole by then (a ``Memory`` whose drops were not yet set lost its
+        first read to an AttributeError, and kept nothing until the listener's retry)."""
         self._thread.start()
 
     def fresh(self) -> bool:
@@ -164,4 +169,5 @@ class Listener:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=POLL * 8)
+        if self._thread.is_alive():
+            self._thread.join(timeout=POLL * 8)
