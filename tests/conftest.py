@@ -135,19 +135,23 @@ def debug_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _one_default_tls_context() -> Iterator[None]:
     """Each httpx client loads certifi's CA bundle into a new SSL context (about 40 ms), and each test's Frontdesk
-    opens two clients: the suite shares one default context instead, the very one httpx would make. Speed only."""
+    opens two clients, and its app a context for the vault's (web/app.py): the suite shares one default context
+    instead, the very one httpx would make. Speed only."""
     made = httpx._transports.default.create_ssl_context
-    shared: dict[bool, ssl.SSLContext] = {}
+    shared: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
 
     def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
         if verify is not True or cert is not None:
             return made(verify=verify, cert=cert, trust_env=trust_env)
-        if trust_env not in shared:
-            shared[trust_env] = made(verify=True, cert=None, trust_env=trust_env)
-        return shared[trust_env]
+        # With trust_env, httpx reads SSL_CERT_FILE and SSL_CERT_DIR: a test that sets them gets its own context.
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = made(verify=True, cert=None, trust_env=trust_env)
+        return shared[key]
 
     patch = pytest.MonkeyPatch()
     patch.setattr(httpx._transports.default, "create_ssl_context", create_ssl_context)
+    patch.setattr(httpx, "create_ssl_context", create_ssl_context)
     yield
     patch.undo()
 

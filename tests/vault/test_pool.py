@@ -1,6 +1,6 @@
 """The proxy's own connections to providers (vault/pool.py): kept alive and reused per origin, bounded, checked
-before reuse, with the client's TLS verification, timeouts and default headers, no redirect followed, and httpx's
-errors; a client they cannot serve is left to httpx."""
+before reuse, with the TLS verification, timeouts and default headers the app gives its client, no redirect
+followed, and httpx's errors; the app's client carries them to the proxy, any other client goes through httpx."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frontdesk.vault import pool as vault_pool
-from frontdesk.vault.pool import Connections, ResponseTooLarge, connections, readable
+from frontdesk.core import Frontdesk
+from frontdesk.vault.pool import Connections, ProviderClient, ResponseTooLarge, readable
+from frontdesk.vault.proxy import PreparedCall
+from frontdesk.vault.service import Vault
+from frontdesk.web.app import create_app
 from metadata_host import throwaway_certificates
+
+from .conftest import bearer, connected, remember_tokens
+from .fake_provider import Fake
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 Answerer = Callable[[bytes], Awaitable[bytes | None]]  # a request's head -> the raw answer, None: close instead
@@ -75,10 +81,29 @@ async def ok(head: bytes) -> bytes:
     return OK
 
 
-def direct(client: httpx.AsyncClient) -> Connections:
-    pool = connections(client)
-    assert pool is not None
-    return pool
+def direct(
+    *,
+    limits: httpx.Limits | None = None,
+    timeout: httpx.Timeout | None = None,
+    tls: ssl.SSLContext | None = None,
+    headers: httpx.Headers | None = None,
+) -> Connections:
+    """Connections as the app builds them (web/app.py): unbounded, with httpx's TLS context, unless given."""
+    return Connections(
+        tls or httpx.create_ssl_context(),
+        limits or httpx.Limits(),
+        timeout or httpx.Timeout(5.0),
+        headers or httpx.Headers(),
+    )
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment with no proxy named in it, for a test to name its own."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
 
 
 def test_a_socket_is_readable_once_its_peer_has_closed() -> None:
@@ -101,68 +126,99 @@ def test_a_socket_that_is_gone_counts_as_readable() -> None:
     assert readable(ours)
 
 
-async def test_the_clients_pool_is_taken_over_once_and_closed_with_it() -> None:
-    """The client's httpcore pool is wrapped once (asking again gives the same); its other requests still go
-    through httpx; closing the client closes the proxy's idle connections too."""
-    async with upstream(ok) as up:
-        client = httpx.AsyncClient()
-        pool = direct(client)
-        assert connections(client) is pool
-        assert (await pool.send("GET", f"http://127.0.0.1:{up.port}/a", [], b"", 100)).content == b"ok"
-        assert (await client.get(f"http://127.0.0.1:{up.port}/b")).text == "ok"  # httpcore's pool, as before
+async def test_the_apps_client_and_its_connections_share_one_tls_context_and_close_together(
+    fd: Frontdesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app makes one TLS context (httpx's) for its client to providers and the proxy's connections: a CA that
+    context trusts is trusted by both; closing the client closes the connections the proxy keeps too."""
+    ca, cert, key = throwaway_certificates(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda: ssl.create_default_context(cafile=str(ca)))
+    client = create_app(fd).state.vault_http
+    assert isinstance(client, ProviderClient)
+    pool = client.connections
+    assert pool is not None
+    assert pool.limits == httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+    assert pool.timeouts == httpx.Timeout(30.0, connect=5.0).as_dict()
+    async with upstream(ok, tls=served) as up:
+        url = f"https://localhost:{up.port}/"
+        assert (await pool.send("GET", url, [], b"", 100)).content == b"ok"
+        assert (await client.get(url)).text == "ok"
         await client.aclose()
         await asyncio.sleep(0.05)
+        assert len(up.peers) == 2
         assert sorted(up.closed) == sorted(up.peers)
 
 
+async def test_a_served_proxy_call_goes_through_the_apps_connections(
+    http: httpx.AsyncClient, api_key: str, fake: Fake, secrets_seen: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's client carries its connections to the proxy route: the provider is called through them."""
+    sent: list[str] = []
+    send = Connections.send
+
+    async def noted(pool: Connections, method: str, url: str, *args: object) -> object:
+        sent.append(url)
+        return await send(pool, method, url, *args)  # type: ignore[arg-type]
+
+    connection = await connected(http, api_key)
+    remember_tokens(fake, secrets_seen)
+    monkeypatch.setattr(Connections, "send", noted)
+    response = await http.get(f"/vault/proxy/{connection['id']}/me?x=1", headers=bearer(api_key))
+    assert response.status_code == 200, response.text
+    assert sent == [f"{fake.base}/api/me?x=1"]
+
+
+async def test_a_client_without_connections_goes_through_httpx(
+    http: httpx.AsyncClient, api_key: str, fake: Fake, vault: Vault, secrets_seen: set[str]
+) -> None:
+    """A client the proxy is handed that carries none of its connections (a mock, an embedding) sends the call."""
+    connection = await connected(http, api_key)
+    remember_tokens(fake, secrets_seen)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"from": "mock"})
+
+    _, call = vault.prepare_for(api_key, connection["id"], "me", "")
+    assert isinstance(call, PreparedCall)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        result = await vault.proxy(call, "GET", {}, b"", client)
+    assert (result.status, result.content) == (200, b'{"from":"mock"}')  # type: ignore[union-attr]
+    (request,) = seen
+    assert str(request.url) == f"{fake.base}/api/me"
+    assert request.headers["authorization"].startswith("Bearer fake_at_")
+
+
+PROXY = "http://proxy.internal.example:3128"
+
+
 @pytest.mark.parametrize(
-    "options",
+    ("named", "direct_path"),
     [
-        {"transport": httpx.MockTransport(lambda request: httpx.Response(200))},
-        {"mounts": {"http://": httpx.AsyncHTTPTransport()}},
-        {"follow_redirects": True},
-        {"event_hooks": {"request": [lambda request: None]}},
-        {"transport": httpx.AsyncHTTPTransport(retries=1)},
+        ({"HTTPS_PROXY": PROXY}, False),
+        ({"NO_PROXY": "localhost,127.0.0.1"}, True),
+        ({"HTTPS_PROXY": PROXY, "NO_PROXY": "*"}, True),
     ],
 )
-async def test_a_client_it_cannot_serve_is_left_to_httpx(options: dict[str, object]) -> None:
-    """A mock transport, a mounted (proxy) transport, redirects followed, hooks, connect retries: untouched."""
-    client = httpx.AsyncClient(**options)  # type: ignore[arg-type]
-    transport = client._transport  # type: ignore[attr-defined]
-    pool = getattr(transport, "_pool", None)
-    assert connections(client) is None
-    assert client._transport is transport  # type: ignore[attr-defined]
-    assert getattr(transport, "_pool", None) is pool
+async def test_a_proxy_from_the_environment_leaves_the_app_on_httpx(
+    fd: Frontdesk, environment: pytest.MonkeyPatch, named: dict[str, str], direct_path: bool
+) -> None:
+    """The proxy's own connections would go around a proxy the environment names: the app's client then carries
+    none. NO_PROXY alone names none, and NO_PROXY=* turns off any that is named (as httpx reads them)."""
+    for name, value in named.items():
+        environment.setenv(name, value)
+    client = create_app(fd).state.vault_http
+    assert (client.connections is not None) is direct_path
     await client.aclose()
-
-
-async def test_an_httpcore_whose_private_fields_moved_is_left_to_httpx(caplog: pytest.LogCaptureFixture) -> None:
-    """The pool reads httpcore's private settings (pyproject asks httpx >= 0.27 only): a release that renamed one
-    leaves the client as it is, with one warning, rather than failing every proxied call."""
-    client = httpx.AsyncClient()
-    pool = client._transport._pool  # type: ignore[attr-defined]
-    del pool._http2  # as a newer httpcore might have it
-    vault_pool._moved.cache_clear()  # the warning is said once a process
-    with caplog.at_level("WARNING", logger="frontdesk.vault"):
-        assert connections(client) is None
-    assert client._transport._pool is pool  # type: ignore[attr-defined]
-    assert "proxying through httpx" in caplog.text
-    await client.aclose()
-
-
-async def test_a_no_proxy_entry_alone_keeps_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NO_PROXY without a proxy mounts "no proxy" (None) entries: the client's own transport, served directly."""
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    async with httpx.AsyncClient() as client:
-        assert client._mounts  # type: ignore[attr-defined]
-        assert connections(client) is not None
 
 
 async def test_a_connection_is_reused_and_one_the_server_closed_is_not() -> None:
     """Calls one after another share one connection; an idle one the provider closed is dropped by the check
     before reuse and the call opens another; one dropped in the middle of a call fails it, not retried."""
-    async with upstream(ok) as up, httpx.AsyncClient() as client:
-        pool = direct(client)
+    async with upstream(ok) as up, direct() as pool:
         url = f"http://127.0.0.1:{up.port}/"
         for _ in range(3):
             assert (await pool.send("GET", url, [], b"", 100)).status == 200
@@ -195,8 +251,7 @@ async def test_concurrent_calls_are_bounded_and_wait_their_turn() -> None:
 
     async with upstream(slow) as up:
         limits = httpx.Limits(max_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(5.0, pool=0.2)) as client:
-            pool = direct(client)
+        async with direct(limits=limits, timeout=httpx.Timeout(5.0, pool=0.2)) as pool:
             url = f"http://127.0.0.1:{up.port}/"
             first = asyncio.ensure_future(pool.send("GET", url, [], b"", 100))
             await asyncio.sleep(0.05)
@@ -209,6 +264,28 @@ async def test_concurrent_calls_are_bounded_and_wait_their_turn() -> None:
             assert len(up.peers) == 1
 
 
+async def test_no_more_connections_are_kept_than_the_keep_alive_limit() -> None:
+    """Two calls at once open two connections; with one kept alive, the other is closed after its answer, and the
+    next call reuses the kept one."""
+    release = asyncio.Event()
+
+    async def held(head: bytes) -> bytes:
+        await release.wait()
+        return OK
+
+    async with upstream(held) as up, direct(limits=httpx.Limits(max_keepalive_connections=1)) as pool:
+        url = f"http://127.0.0.1:{up.port}/"
+        calls = [asyncio.ensure_future(pool.send("GET", url, [], b"", 100)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert [a.status for a in await asyncio.gather(*calls)] == [200, 200]
+        await asyncio.sleep(0.05)
+        assert len(up.peers) == 2
+        assert len(up.closed) == 1
+        assert (await pool.send("GET", url, [], b"", 100)).status == 200
+        assert len(up.peers) == 2
+
+
 async def test_timeouts_and_connection_errors_are_httpxs() -> None:
     """A provider that does not answer in the read timeout, and one that refuses the connection."""
 
@@ -216,27 +293,28 @@ async def test_timeouts_and_connection_errors_are_httpxs() -> None:
         await asyncio.sleep(10)
         return OK
 
-    async with upstream(never) as up, httpx.AsyncClient(timeout=httpx.Timeout(0.2)) as client:
+    async with upstream(never) as up, direct(timeout=httpx.Timeout(0.2)) as pool:
         with pytest.raises(httpx.ReadTimeout):
-            await direct(client).send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 100)
+            await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 100)
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    async with httpx.AsyncClient() as client:
+    async with direct() as pool:
         with pytest.raises(httpx.ConnectError):
-            await direct(client).send("GET", f"http://127.0.0.1:{port}/", [], b"", 100)
+            await pool.send("GET", f"http://127.0.0.1:{port}/", [], b"", 100)
 
 
 async def test_headers_body_and_redirects() -> None:
-    """The client's default headers go out under the call's own (a name given replaces the default), Host and
+    """The default headers given go out under the call's own (a name given replaces the default), Host and
     Content-Length as httpx sets them; a redirect comes back as it is, not followed."""
 
     async def moved(head: bytes) -> bytes:
         return b"HTTP/1.1 302 Found\r\nlocation: https://elsewhere.example/\r\ncontent-length: 0\r\n\r\n"
 
-    async with upstream(moved) as up, httpx.AsyncClient(headers={"User-Agent": "frontdesk-test"}) as client:
+    defaults = httpx.Headers({"User-Agent": "frontdesk-test", "Accept": "*/*"})
+    async with upstream(moved) as up, direct(headers=defaults) as pool:
         given = [("Accept", "application/json"), ("X-Vendor", "1")]
-        answer = await direct(client).send("POST", f"http://127.0.0.1:{up.port}/p?q=1", given, b"{}", 100)
+        answer = await pool.send("POST", f"http://127.0.0.1:{up.port}/p?q=1", given, b"{}", 100)
     assert answer.status == 302
     assert ("location", "https://elsewhere.example/") in answer.headers
     (head,) = up.heads
@@ -257,8 +335,7 @@ async def test_an_answer_too_large_fails_and_its_connection_is_not_kept() -> Non
     async def big(head: bytes) -> bytes:
         return b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"x" * 1000
 
-    async with upstream(big) as up, httpx.AsyncClient() as client:
-        pool = direct(client)
+    async with upstream(big) as up, direct() as pool:
         with pytest.raises(ResponseTooLarge):
             await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 100)
         assert (await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 1000)).content == b"x" * 1000
@@ -271,29 +348,27 @@ async def test_a_compressed_answer_is_decoded_and_its_limit_is_the_decoded_size(
     async def gzipped(head: bytes) -> bytes:
         return b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
-    async with upstream(gzipped) as up, httpx.AsyncClient() as client:
-        pool = direct(client)
+    async with upstream(gzipped) as up, direct() as pool:
         assert (await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 500)).content == b"y" * 500
         with pytest.raises(ResponseTooLarge):
             await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", 499)
 
 
-async def test_tls_is_verified_with_the_clients_context(tmp_path: Path) -> None:
-    """A certificate the client's context trusts is accepted (and the connection reused); the default context,
+async def test_tls_is_verified_with_the_context_given(tmp_path: Path) -> None:
+    """A certificate the given context trusts is accepted (and the connection reused); the default context,
     which does not trust that test CA, refuses the same server."""
     ca, cert, key = throwaway_certificates(tmp_path)
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     served.load_cert_chain(cert, key)
     async with upstream(ok, tls=served) as up:
         url = f"https://localhost:{up.port}/"
-        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca))) as trusting:
-            pool = direct(trusting)
+        async with direct(tls=ssl.create_default_context(cafile=str(ca))) as pool:
             for _ in range(2):
                 assert (await pool.send("GET", url, [], b"", 100)).content == b"ok"
             assert len(up.peers) == 1
-        async with httpx.AsyncClient() as default:
+        async with direct() as default:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-                await direct(default).send("GET", url, [], b"", 100)
+                await default.send("GET", url, [], b"", 100)
 
 
 def test_it_runs_on_uvloop_as_served(tmp_path: Path) -> None:
@@ -308,8 +383,7 @@ def test_it_runs_on_uvloop_as_served(tmp_path: Path) -> None:
         for tls in (None, served):
             async with upstream(ok, tls=tls) as up:
                 scheme = "https" if tls else "http"
-                async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca))) as client:
-                    pool = direct(client)
+                async with direct(tls=ssl.create_default_context(cafile=str(ca))) as pool:
                     for _ in range(2):
                         answer = await asyncio.wait_for(
                             pool.send("GET", f"{scheme}://localhost:{up.port}/", [], b"", 9), 5
@@ -328,8 +402,7 @@ async def test_a_large_answer_arrives_whole_and_the_connection_is_kept() -> None
     async def large(head: bytes) -> bytes:
         return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
-    async with upstream(large) as up, httpx.AsyncClient() as client:
-        pool = direct(client)
+    async with upstream(large) as up, direct() as pool:
         for _ in range(2):
             assert (await pool.send("GET", f"http://127.0.0.1:{up.port}/", [], b"", len(body))).content == body
         assert len(up.peers) == 1

@@ -7,15 +7,17 @@ and waits on an anyio event for its turn (BENCHMARKS.md, issue 15). A proxied ca
 origin, one request, the answer read whole. So the proxy's calls go to :class:`Connections`, which keeps
 httpcore's own HTTP/1.1 connections (h11 does the protocol; their streams are the loop's: vault/streams.py) in a
 list per origin: a call takes the last one it put back, checks that one alone (keep-alive expiry; a provider that
-closed it makes it readable), and puts it back after the answer, up to the client's keep-alive limit. The number
-of connections is bounded by the client's ``max_connections``; past it a call waits for one, up to the pool
-timeout. The TLS context (verification on), limits, timeouts and default headers are those of the client the app
-built; redirects are never followed. A connection the provider drops between the check and the request fails the
-call, as it did through httpx (httpcore retries no request).
+closed it makes it readable), and puts it back after the answer, up to the keep-alive limit. The number of
+connections is bounded by ``max_connections``; past it a call waits for one, up to the pool timeout. Redirects are
+never followed. A connection the provider drops between the check and the request fails the call, as it did
+through httpx (httpcore retries no request).
 
-:func:`connections` puts this in place of the client's httpcore pool, which it keeps and hands every other request
-of the client to, so ``client.aclose()`` closes both. A client it cannot serve this way (a proxy from the
-environment, a test's mock transport, event hooks, HTTP/2) is left as it is, and the proxy goes through httpx.
+The app builds :class:`Connections` where it builds its client to providers (web/app.py), from the very settings
+it gives that client: its ``httpx.Timeout``, its ``httpx.Limits``, its TLS context (verification on) and the
+client's default headers; only httpx's and httpcore's public API is used. The client, a :class:`ProviderClient`,
+carries them to the proxy (vault/proxy.py) along every path the client already takes, and closing it closes them.
+Any other client (a test's mock transport, an embedding without the app) carries none, and neither does the app's
+when the environment names a proxy (:func:`proxied_by_environment`): the proxy then goes through httpx.
 Measured (bench/hotpath.py g_vault_proxy, before and after back to back): 5.44M → 3.33M instructions a call (all
 threads; 3.59M → 1.76M on the event loop), 1.57 → 0.71 ms of CPU.
 """
@@ -23,25 +25,25 @@ threads; 3.59M → 1.76M on the event loop), 1.57 → 0.71 ms of CPU.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import ssl
+import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import httpcore
 import httpx
 
 from .streams import AsyncioBackend, readable
 
-__all__ = ["Answer", "Connections", "ResponseTooLarge", "connections", "readable"]
+__all__ = ["Answer", "Connections", "ProviderClient", "ResponseTooLarge", "proxied_by_environment", "readable"]
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 _HTTPX_LOG = logging.getLogger("httpx")
-log = logging.getLogger("frontdesk.vault")
 
 # httpcore's errors as httpx raises them (httpx._transports.default), so the proxy maps one family of errors.
 _ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
@@ -69,28 +71,31 @@ class Answer(NamedTuple):
 
 
 class Connections:
-    """The proxy's keep-alive connections (see the module docstring), beside the httpcore pool of the client's
-    transport, which serves the client's other requests as before."""
+    """The proxy's keep-alive connections (see the module docstring), built from the settings of the app's client
+    to providers: ``tls`` is the context given to that client as ``verify``, ``limits`` and ``timeout`` its own,
+    ``headers`` its default headers (``client.headers``)."""
 
-    def __init__(self, pool: httpcore.AsyncConnectionPool, timeouts: dict[str, float | None], headers: httpx.Headers):
-        self.pool = pool
-        self.timeouts = timeouts
+    def __init__(
+        self, tls: ssl.SSLContext, limits: httpx.Limits, timeout: httpx.Timeout, headers: httpx.Headers
+    ) -> None:
+        self.limits = limits
+        self.timeouts = timeout.as_dict()
         # The client's default headers (User-Agent, Accept-Encoding…), as httpx would send them under the call's own.
         self.headers = [
             (name.encode("latin-1"), name.lower(), value.encode("latin-1")) for name, value in headers.items()
         ]
-        self._ssl = pool._ssl_context or ssl.create_default_context()
-        self._backend = AsyncioBackend()  # not the pool's (anyio's): vault/streams.py
-        self._local_address, self._socket_options = pool._local_address, pool._socket_options
-        self._max, self._keep, self._expiry = (
-            pool._max_connections,
-            pool._max_keepalive_connections,
-            pool._keepalive_expiry,
-        )
+        self._ssl = tls
+        self._backend = AsyncioBackend()  # not httpcore's default (anyio's): vault/streams.py
+        # As httpcore's pool reads httpx.Limits: None bounds nothing, and no more are kept than may be open.
+        most, keep = limits.max_connections, limits.max_keepalive_connections
+        self._max = sys.maxsize if most is None else most
+        self._keep = min(self._max, sys.maxsize if keep is None else keep)
+        self._expiry = limits.keepalive_expiry
         self._idle: dict[Origin, list[httpcore.AsyncHTTP11Connection]] = {}
         self._kept = 0  # idle connections, all origins
         self._open = 0  # connections, idle or in use
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._closed = False  # by aclose: a connection in use then is closed when its call ends, not kept
 
     async def send(self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, limit: int) -> Answer:
         """``method url`` with ``headers`` over the client's default ones (a name given here replaces the default
@@ -163,19 +168,17 @@ class Connections:
             raise
 
     async def _connect(self, origin: Origin) -> httpcore.AsyncHTTP11Connection:
-        """As ``httpcore.AsyncHTTPConnection`` connects for HTTP/1.1: TCP, then TLS with the client's context."""
+        """As ``httpcore.AsyncHTTPConnection`` connects for HTTP/1.1: TCP, then TLS with the app's context."""
         scheme, host, port = origin
         timeout = self.timeouts.get("connect")
-        stream = await self._backend.connect_tcp(
-            host.decode("ascii"), port, timeout, self._local_address, self._socket_options
-        )
+        stream = await self._backend.connect_tcp(host.decode("ascii"), port, timeout)
         if scheme == b"https":
             self._ssl.set_alpn_protocols(["http/1.1"])
             stream = await stream.start_tls(self._ssl, host.decode("ascii"), timeout)
         return httpcore.AsyncHTTP11Connection(httpcore.Origin(scheme, host, port), stream, self._expiry)
 
     async def _release(self, origin: Origin, connection: httpcore.AsyncHTTP11Connection) -> None:
-        if connection.is_idle() and self._kept < self._keep:
+        if connection.is_idle() and self._kept < self._keep and not self._closed:
             self._idle.setdefault(origin, []).append(connection)
             self._kept += 1
             self._wake()
@@ -212,21 +215,16 @@ class Connections:
                 waiter.set_result(None)
                 return
 
-    # The client's other requests, and its life: httpcore's pool, as before.
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        return await self.pool.handle_async_request(request)
-
     async def aclose(self) -> None:
+        """Close the idle connections; those in use close when their call ends."""
+        self._closed = True
         idle = [connection for kept in self._idle.values() for connection in kept]
         self._idle.clear()
         self._kept = 0
         for connection in idle:
             await self._close(connection)
-        await self.pool.aclose()
 
     async def __aenter__(self) -> Connections:
-        await self.pool.__aenter__()
         return self
 
     async def __aexit__(
@@ -236,6 +234,21 @@ class Connections:
         traceback: TracebackType | None = None,
     ) -> None:
         await self.aclose()
+
+
+class ProviderClient(httpx.AsyncClient):
+    """The app's ``httpx.AsyncClient`` to providers, carrying the proxy's :class:`Connections` that the app built
+    from the same settings (web/app.py), or None where the proxy must go through httpx. It travels wherever the
+    client does (the proxy route, the MCP tools), so no signature in between names the connections."""
+
+    connections: Connections | None = None
+
+    async def aclose(self) -> None:
+        try:
+            if self.connections is not None:
+                await self.connections.aclose()
+        finally:
+            await super().aclose()
 
 
 def _request_line(request: httpcore.Request, url: str, response: httpcore.Response) -> None:
@@ -285,38 +298,11 @@ class _Raw(httpx.AsyncByteStream):
             yield chunk
 
 
-def connections(client: httpx.AsyncClient) -> Connections | None:
-    """The :class:`Connections` of ``client``, put in place of its transport's httpcore pool the first time; None
-    for a client whose requests would not go straight to that pool (a proxy mounted from the environment, another
-    transport, event hooks, auth, HTTP/2, a Unix socket, redirects followed, retries): the proxy then uses httpx."""
-    transport = getattr(client, "_transport", None)
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, Connections):
-        return pool
-    hooks = client.event_hooks
-    if (
-        type(transport) is not httpx.AsyncHTTPTransport
-        or type(pool) is not httpcore.AsyncConnectionPool
-        or any(mounted is not None for mounted in getattr(client, "_mounts", {}).values())  # None: NO_PROXY's
-        or hooks["request"]
-        or hooks["response"]
-        or client.auth is not None
-        or client.follow_redirects
-    ):
-        return None
-    try:
-        if pool._http2 or pool._uds is not None or pool._retries:
-            return None
-        wrapped = Connections(pool, client.timeout.as_dict(), client.headers)
-    except AttributeError:
-        # These are httpcore's private fields (httpx >= 0.27 is all pyproject asks): a release that moved them
-        # leaves the proxy on httpx, slower but whole, rather than failing every call.
-        _moved()
-        return None
-    transport._pool = wrapped  # type: ignore[assignment]  # the transport only sends, enters and closes through it
-    return wrapped
-
-
-@functools.cache
-def _moved() -> None:
-    log.warning("the vault proxy's own connection pool cannot read this httpcore's settings; proxying through httpx")
+def proxied_by_environment() -> bool:
+    """Whether a client with ``trust_env`` (httpx's default) sends through a proxy the environment names
+    (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; NO_PROXY=* turns them off), read as httpx reads them: the proxy's own
+    connections would go around that proxy, so the app gives its client none and the proxy goes through httpx."""
+    found = getproxies()
+    if "*" in (host.strip() for host in found.get("no", "").split(",")):
+        return False
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))

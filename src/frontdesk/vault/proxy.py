@@ -26,7 +26,7 @@ from .catalog import Provider, allowed_hosts, fill
 from .connect import Connector, plain_words
 from .integrations import Integrations
 from .paths import PathRefused, api_path, api_query
-from .pool import Answer, ResponseTooLarge, connections
+from .pool import Answer, ProviderClient, ResponseTooLarge
 from .refresh import Flight, Fresh, Refresher, serves
 from .store import ConnectionRecord, Credentials, VaultError
 
@@ -210,10 +210,11 @@ class Proxy:
         self, call: PreparedCall, method: str, headers: Mapping[str, str], body: bytes, client: httpx.AsyncClient
     ) -> ProxyResponse | AuthorizationRequired:
         """Call the provider's API as the person: credentials injected here, stripped from whatever comes back;
-        on 401, refresh once and retry once (the token may have been revoked or rotated early)."""
+        on 401, refresh once and retry once (the token may have been revoked or rotated early). The app's client
+        carries the proxy's own connections (vault/pool.py); any other goes through httpx."""
         record, provider = call.record, call.provider
         outgoing = [(k, v) for k, v in headers.items() if k.lower() in _PASS_HEADERS or _vendor_header(k)]
-        direct = connections(client)
+        direct = client.connections if isinstance(client, ProviderClient) else None
         limit, extra = self.settings.max_proxy_body, provider.api.extra_headers.items()
 
         async def send(credentials: Credentials) -> ProxyResponse:
@@ -225,7 +226,7 @@ class Proxy:
                 provider.api.header,
                 provider.api.value.replace("{access_token}", token),
             )
-            if direct is not None:  # the client's own connections, without httpx's layers (vault/pool.py)
+            if direct is not None:  # the app's own connections, without httpx's layers (vault/pool.py)
                 status, kept, content = await direct.send(method, call.url, placed.values(), body, limit)
             else:
                 status, kept, content = await _through_httpx(client, method, call.url, [*placed.values()], body, limit)
@@ -337,7 +338,8 @@ def _vendor_header(name: str) -> bool:
 async def _through_httpx(
     client: httpx.AsyncClient, method: str, url: str, headers: list[tuple[str, str]], body: bytes, limit: int
 ) -> Answer:
-    """The call through ``client.send``, for a client :func:`connections` does not serve (a proxy, a mock)."""
+    """The call through ``client.send``, for a client that carries no connections of the proxy's own (a test's
+    mock transport, an embedding without the app, the app's own under a proxy from the environment)."""
     # As client.build_request, but for its cookie jar: the client is shared by every person's calls and keeps the
     # cookies providers set, so one person's provider session would go out with the next person's call (and a jar
     # that holds cookies costs ~80 µs a request to consult).

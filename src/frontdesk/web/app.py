@@ -27,6 +27,7 @@ from ..core import Frontdesk
 from ..errors import OAuthError, ServerError, TemporarilyUnavailable
 from ..oauth.housekeeping import purge
 from ..upstream import ProviderKeys
+from ..vault.pool import Connections, ProviderClient, proxied_by_environment
 from ..vault.service import vault_of
 from . import (
     account,
@@ -151,7 +152,28 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             yield
             tasks.cancel_scope.cancel()
     finally:
-        await app.state.vault_http.aclose()
+        await app.state.vault_http.aclose()  # and with it the proxy's own connections (vault/pool.py)
+
+
+def _vault_http() -> ProviderClient:
+    """The vault's client to providers, and the proxy's own connections beside it (vault/pool.py), from one set of
+    settings: its timeouts, its limits, one TLS context (httpx's own, verification on), and no redirect followed
+    (the credential stays put). It is shared by every person's calls, so it keeps no cookie: one person's provider
+    session must never ride along with another's call (the proxy also sends without the jar)."""
+    timeout, tls = httpx.Timeout(30.0, connect=5.0), httpx.create_ssl_context()
+    # httpx's documented defaults for a client (a bare httpx.Limits() would bound nothing), spelled out so that
+    # the client and the proxy's connections read the same numbers.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+    client = ProviderClient(
+        timeout=timeout,
+        limits=limits,
+        verify=tls,
+        follow_redirects=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+    )
+    if not proxied_by_environment():  # a proxy from the environment: its calls go through httpx, which honours it
+        client.connections = Connections(tls, limits, timeout, client.headers)
+    return client
 
 
 def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Starlette:
@@ -258,14 +280,7 @@ def create_app(fd: Frontdesk, demo_client: demo.DemoClient | None = None) -> Sta
     # redirect of a POST that may carry credentials (RFC 9700 §4.12), to a host nobody vouched for (§4.13).
     app.router.redirect_slashes = False
     app.state.fd = fd
-    # The vault proxy's connection pool to providers; redirects are not followed (the credential stays put). It is
-    # shared by every person's calls, so it keeps no cookie: one person's provider session must never ride along
-    # with another's call (the proxy also sends without the jar: vault/proxy.py).
-    app.state.vault_http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0),
-        follow_redirects=False,
-        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-    )
+    app.state.vault_http = _vault_http()
     app.state.demo = demo_client
     app.state.mcp = mcp_endpoint
     # Upstream providers' key sets, shared by this process's sign-ins (OpenID Connect Core 1.0 §10.1.1).
