@@ -143,7 +143,7 @@ def revoking(db: Connection | Raw) -> None:
 
 def after_commit(db: Raw, hook: Callable[[], None]) -> None:
     """Call ``hook`` once this ``raw_transaction`` has committed (never if it rolls back): to queue the audit event
-    of what it wrote (storage/audit.py ``record_soon``)."""
+    of what it wrote (storage/audit.py ``record_after``)."""
     db.known.setdefault(_COMMITTED, []).append(hook)
 
 
