@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -87,7 +88,8 @@ def busy_timeout(pooled: PoolProxiedConnection, ms: int) -> None:
     """Give a SQLite connection this busy timeout, unless it has it: a PRAGMA is prepared anew each time it runs, and
     two of them around every write were 6 % of a code redemption's CPU (BENCHMARKS.md)."""
     if pooled.info.get(_BUSY_MS, BUSY_TIMEOUT_MS) != ms:
-        pooled.driver_connection.execute(f"PRAGMA busy_timeout = {ms}")  # type: ignore[union-attr]
+        driver: Any = pooled.driver_connection
+        driver.execute(f"PRAGMA busy_timeout = {ms}")
         pooled.info[_BUSY_MS] = ms
 
 
@@ -99,8 +101,9 @@ def begin_immediate(pooled: PoolProxiedConnection, dbapi_error: type[Exception])
     needs no lock more."""
     wait = waiting()
     busy_timeout(pooled, BUSY_TIMEOUT_MS if wait else 0)
+    driver: Any = pooled.driver_connection
     try:
-        pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        driver.execute("BEGIN IMMEDIATE")
     except dbapi_error as exc:
         if not wait and ("locked" in str(exc) or "busy" in str(exc)):
             raise Busy from exc
