@@ -12,9 +12,12 @@ from frontdesk.storage.db import now, open_engine, transaction
 from frontdesk.storage.grants import GrantRow, insert_code, insert_grant, insert_refresh
 
 
-def stored_grant(fd: Frontdesk, scope: Sequence[str] = ("openid",)) -> tuple[GrantRow, str, str]:
-    """A grant of client ``c`` to person ``u``, with an unused code and refresh token: (grant, code, refresh)."""
-    at = now()
+def stored_grant(
+    fd: Frontdesk, scope: Sequence[str] = ("openid",), *, at: int | None = None, life: int = 3600
+) -> tuple[GrantRow, str, str]:
+    """A grant of client ``c`` to person ``u`` made at ``at`` (now) for ``life`` seconds, with an unused code (a
+    minute at most) and refresh token: (grant, code, refresh)."""
+    at = now() if at is None else at
     with transaction(fd.engine) as conn:
         grant = insert_grant(
             conn,
@@ -25,7 +28,7 @@ def stored_grant(fd: Frontdesk, scope: Sequence[str] = ("openid",)) -> tuple[Gra
             auth_time=at,
             amr=("pwd",),
             at=at,
-            expires_at=at + 3600,
+            expires_at=at + life,
         )
         code = insert_code(
             conn,
@@ -34,9 +37,9 @@ def stored_grant(fd: Frontdesk, scope: Sequence[str] = ("openid",)) -> tuple[Gra
             redirect_uri="https://app.example/cb",
             code_challenge="x" * 43,
             nonce=None,
-            expires_at=at + 60,
+            expires_at=at + min(life, 60),
         )
-        refresh = insert_refresh(conn, grant=grant, at=at, idle=3600)
+        refresh = insert_refresh(conn, grant=grant, at=at, idle=life)
     return grant, code, refresh
 
 

@@ -5,26 +5,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from frontdesk.storage.db import now, transaction
-from frontdesk.storage.grants import insert_code, insert_grant, insert_refresh, revoke_access_token
+from frontdesk.storage.grants import revoke_access_token
 from frontdesk.storage.purge import CODE_GRACE, GRANT_GRACE, purge_expired, saturated
 from frontdesk.storage.schema import AuthorizationCode, Grant, RefreshToken, RevokedAccessToken
 
+from .helpers import stored_grant
+
 
 def _artefacts(fd, at: int, life: int) -> None:
+    grant, _, _ = stored_grant(fd, (), at=at, life=life)
     with transaction(fd.engine) as conn:
-        grant = insert_grant(
-            conn, client_id="c", user_id="u", scope=(), resource=(), auth_time=at, amr=(), at=at, expires_at=at + life
-        )
-        insert_code(
-            conn,
-            grant_id=grant.id,
-            client_id="c",
-            redirect_uri="https://app.example/cb",
-            code_challenge="x" * 43,
-            nonce=None,
-            expires_at=at + min(life, 60),
-        )
-        insert_refresh(conn, grant=grant, at=at, idle=life)
         revoke_access_token(conn, f"{grant.id}.jti", at + life)
 
 
