@@ -15,8 +15,8 @@ processes never both win, DESIGN §4), the refresh token it issues, the DPoP bin
   (``session``), where statements are calls into the process, not round trips. Under ``frontdesk serve`` the audit
   event is queued for the audit writer's next batch once that transaction has committed (storage/audit.py
   ``record_after``), as a client_credentials token's is: written in the transaction, its row and the audit table's
-  six B-trees were a sixth of a code redemption's CPU (BENCHMARKS.md row 54). What a crash can lose of it is what
-  the writer documents; its log line has left already.
+  six B-trees were most of the 14 % that rows 54–55 of BENCHMARKS.md took off a code redemption's CPU. What a
+  crash can lose of it is what the writer documents; its log line has left already.
 """
 
 from __future__ import annotations
