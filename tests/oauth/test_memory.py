@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from frontdesk.oauth.rate_limits import Limit, check, count_failure
 from frontdesk.oauth.writes import in_thread
 from frontdesk.storage import audit
 from frontdesk.storage.db import now, transaction
-from frontdesk.storage.notify import BOUND, POLL, RATE_LIMIT, announce
+from frontdesk.storage.notify import BOUND, POLL, RATE_LIMIT, Listener, announce
 from frontdesk.storage.ratelimit import hit
 
 from .conftest import eventually
@@ -203,8 +204,8 @@ def test_the_listener_starts_once_the_memory_can_take_its_first_read(fd: Frontde
 
     kept_init = memory.Kept.__init__
 
-    def slow(self: memory.Kept, listener: object) -> None:  # a slow start: a running listener reads meanwhile
-        kept_init(self, listener)  # type: ignore[arg-type]
+    def slow(self: memory.Kept[Any, Any], listener: Listener) -> None:  # a slow start: a running listener reads meanwhile
+        kept_init(self, listener)
         time.sleep(0.05)
 
     monkeypatch.setattr(memory.Memory, "_changed", recording)

@@ -12,13 +12,14 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from frontdesk.core import Frontdesk
-from frontdesk.vault.pool import Connections, ProviderClient, ResponseTooLarge, readable
-from frontdesk.vault.proxy import PreparedCall
+from frontdesk.vault.pool import Answer, Connections, ProviderClient, ResponseTooLarge, readable
+from frontdesk.vault.proxy import PreparedCall, ProxyResponse
 from frontdesk.vault.service import Vault
 from frontdesk.web.app import create_app
 from metadata_host import throwaway_certificates
@@ -158,9 +159,9 @@ async def test_a_served_proxy_call_goes_through_the_apps_connections(
     sent: list[str] = []
     send = Connections.send
 
-    async def noted(pool: Connections, method: str, url: str, *args: object) -> object:
+    async def noted(pool: Connections, method: str, url: str, *args: Any) -> Answer:
         sent.append(url)
-        return await send(pool, method, url, *args)  # type: ignore[arg-type]
+        return await send(pool, method, url, *args)
 
     connection = await connected(http, api_key)
     remember_tokens(fake, secrets_seen)
@@ -186,7 +187,8 @@ async def test_a_client_without_connections_goes_through_httpx(
     assert isinstance(call, PreparedCall)
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         result = await vault.proxy(call, "GET", {}, b"", client)
-    assert (result.status, result.content) == (200, b'{"from":"mock"}')  # type: ignore[union-attr]
+    assert isinstance(result, ProxyResponse)
+    assert (result.status, result.content) == (200, b'{"from":"mock"}')
     (request,) = seen
     assert str(request.url) == f"{fake.base}/api/me"
     assert request.headers["authorization"].startswith("Bearer fake_at_")
