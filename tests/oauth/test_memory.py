@@ -204,8 +204,8 @@ def test_the_listener_starts_once_the_memory_can_take_its_first_read(fd: Frontde
 
     kept_init = memory.Kept.__init__
 
-    def slow(self: memory.Kept[Any, Any], listener: Listener) -> None:  # a slow start: a running listener reads meanwhile
-        kept_init(self, listener)
+    def slow(self: memory.Kept[Any, Any], listener: Listener) -> None:
+        kept_init(self, listener)  # then a slow start: a running listener reads meanwhile
         time.sleep(0.05)
 
     monkeypatch.setattr(memory.Memory, "_changed", recording)
