@@ -200,13 +200,16 @@ class Raw:
     a later one (``storage.grants.session_of``). Not pipelined: psycopg's pipeline mode cut a refresh's round trips
     from seven to four but cost ~150 µs more CPU per refresh than the waits it saved (BENCHMARKS.md)."""
 
-    __slots__ = ("dialect", "driver", "engine", "known")
+    __slots__ = ("driver", "engine", "known")
 
     def __init__(self, engine: Engine, driver: Any) -> None:
         self.engine = engine
-        self.dialect: Dialect = engine.dialect
         self.driver = driver
         self.known: dict[str, Any] = {}
+
+    @property
+    def dialect(self) -> Dialect:  # as a SQLAlchemy Connection's: ``_sql`` and the stores read it off any ``DB``
+        return self.engine.dialect
 
 
 DB = Connection | Engine | Raw
