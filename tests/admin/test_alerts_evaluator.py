@@ -12,8 +12,9 @@ from sqlalchemy import text
 from frontdesk import asgi
 from frontdesk.admin import alert_evaluator
 from frontdesk.admin.alert_evaluator import GAP_WAIT, evaluate, ready
+from frontdesk.admin.alert_rules import READ
 from frontdesk.storage import alert_cursor, audit
-from frontdesk.storage.alert_cursor import AUDIT
+from frontdesk.storage.alert_cursor import AUDIT, Passed
 from frontdesk.storage.audit import AuditRecord
 from frontdesk.storage.db import now, transaction
 
@@ -54,6 +55,27 @@ def test_the_evaluator_reads_in_batches_up_to_the_end(fd, monkeypatch):
     assert _position(fd) == _last_event_id(fd)
 
 
+def test_events_no_rule_reads_are_passed_over_in_their_place(fd):
+    """Tokens issued, which no rule reads, come back as their id and time alone; the replay among them in full, and
+    evaluated; the cursor moves past all of them."""
+    seen = _position(fd)
+    issued, replayed = ("token.issued", "success"), ("refresh.reused", "revoked")
+    for name, outcome in [issued, issued, issued, replayed, issued]:
+        write(fd, name, outcome, client_id="app", grant_id="g1")
+    with transaction(fd.engine, readonly=True) as conn:
+        trail = alert_cursor.events_after(conn, seen, 10, READ)
+    assert [type(e) for e in trail] == [Passed] * 3 + [AuditRecord, Passed]
+    assert [e.id for e in trail] == list(range(seen + 1, seen + 6))
+    replay = trail[3]
+    assert isinstance(replay, AuditRecord)
+    assert replay.detail == {"grant_id": "g1"}
+    assert evaluate(fd) == 5
+    assert _position(fd) == seen + 5
+    (alert,) = raised(fd)
+    assert alert.rule == "token.replayed"
+    assert alert.key == "app"
+
+
 def test_an_evaluator_that_loses_the_race_writes_nothing(fd, monkeypatch):
     """Another evaluator moves the cursor while this one reads the same batch: this one stores no alert of it."""
     other = asgi.open_frontdesk(fd.settings, run_migrations=False, ensure_keys=False)
@@ -61,8 +83,8 @@ def test_an_evaluator_that_loses_the_race_writes_nothing(fd, monkeypatch):
     real = alert_cursor.events_after
     others: list[int] = []
 
-    def read_while_another_evaluates(conn, after, limit):
-        found = real(conn, after, limit)
+    def read_while_another_evaluates(conn, after, limit, names):
+        found = real(conn, after, limit, names)
         if not others:
             others.append(0)  # the other evaluator's own read must not start a third
             others[0] = evaluate(other)
@@ -125,6 +147,8 @@ def test_a_young_gap_stops_the_batch_and_an_old_one_does_not():
     old = [_event(1, at), _event(2, at), _event(4, at - GAP_WAIT)]
     assert [e.id for e in ready(old, 0, at)] == [1, 2, 4]
     assert ready([_event(7, at)], 5, at) == []  # a gap right after the cursor counts too
+    passed = [Passed(1, at), _event(2, at), Passed(4, at - GAP_WAIT + 1)]  # what no rule reads keeps its place
+    assert [e.id for e in ready(passed, 0, at)] == [1, 2]
 
 
 @pytest.mark.postgres

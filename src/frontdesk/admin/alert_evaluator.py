@@ -28,10 +28,10 @@ from ..config import Alerts
 from ..core import Frontdesk
 from ..storage import alert_cursor, audit
 from ..storage import alerts as store
-from ..storage.alert_cursor import AUDIT, PERIODIC
+from ..storage.alert_cursor import AUDIT, PERIODIC, Passed
 from ..storage.audit import AuditRecord
 from ..storage.db import now, transaction
-from .alert_rules import BY_NAME, RULES, Always, Burst, Overdue, Rule, Streak, Surge, key_of, matches
+from .alert_rules import BY_NAME, READ, RULES, Always, Burst, Overdue, Rule, Streak, Surge, key_of, matches
 
 __all__ = ["BATCH", "EVERY", "Finding", "evaluate", "evaluate_forever", "periodic", "raise_or_group", "ready"]
 
@@ -71,9 +71,9 @@ class Finding:
         return self.rule.summary.format_map(values)
 
 
-def ready(events: Sequence[AuditRecord], after: int, at: int) -> list[AuditRecord]:
+def ready(events: Sequence[AuditRecord | Passed], after: int, at: int) -> list[AuditRecord | Passed]:
     """The events to evaluate now: in id order, up to the first gap whose next event is younger than GAP_WAIT."""
-    taken: list[AuditRecord] = []
+    taken: list[AuditRecord | Passed] = []
     last = after
     for event in events:
         if event.id != last + 1 and event.at > at - GAP_WAIT:
@@ -91,17 +91,18 @@ def evaluate(fd: Frontdesk) -> int:
     # What the trail alone answers is counted in a read: the write transaction below stays short.
     with transaction(fd.engine, readonly=True) as conn:
         seen, _ = alert_cursor.position(conn, AUDIT)
-        events = ready(alert_cursor.events_after(conn, seen, BATCH), seen, at)
-        if not events:
+        taken = ready(alert_cursor.events_after(conn, seen, BATCH, READ), seen, at)
+        if not taken:
             return 0
+        events = [event for event in taken if isinstance(event, AuditRecord)]
         findings = [found for event in events for found in _from_trail(conn, settings, event)]
     with transaction(fd.engine) as conn:
-        if not alert_cursor.advance(conn, AUDIT, seen=seen, to=events[-1].id, at=at):
+        if not alert_cursor.advance(conn, AUDIT, seen=seen, to=taken[-1].id, at=at):
             return 0  # another process has this batch: nothing was written
         findings += _from_tallies(conn, settings, events)
         for first, last, repeats in _coalesced(findings):
             raise_or_group(conn, settings, last, first_at=first.at, repeats=repeats)
-    return len(events)
+    return len(taken)
 
 
 def _coalesced(findings: Sequence[Finding]) -> list[tuple[Finding, Finding, int]]:

@@ -16,6 +16,7 @@ from ..storage.audit import AuditRecord
 
 __all__ = [
     "BY_NAME",
+    "READ",
     "RULES",
     "Always",
     "Burst",
@@ -156,6 +157,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 BY_NAME = {rule.name: rule for rule in RULES}
+# Every event name a rule reads, to match or to reset: the evaluator decodes these and passes over the rest.
+READ = frozenset(
+    name
+    for rule in RULES
+    for name, _ in (*rule.matches, *((rule.measure.reset,) if isinstance(rule.measure, Streak) else ()))
+)
 
 
 def matches(pairs: tuple[Match, ...], event: AuditRecord) -> bool:
