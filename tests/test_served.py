@@ -24,7 +24,7 @@ from frontdesk.core import Frontdesk
 from frontdesk.errors import TemporarilyUnavailable
 from frontdesk.oauth import writes
 from frontdesk.server import CoalescingTransport
-from frontdesk.storage import wal
+from frontdesk.storage import audit, wal
 from frontdesk.storage.db import _checkout, fetch, raw_transaction, run
 from frontdesk.storage.waits import Busy, no_wait
 from frontdesk.web import create_app
@@ -104,6 +104,15 @@ async def test_direct_endpoints_answer_as_the_full_stack(
         assert direct.json().keys() == full.json().keys()
     else:
         assert direct.json() == full.json()
+
+
+async def test_the_lifespan_batches_audit_events_on_the_loop_on_sqlite_and_in_a_thread_elsewhere(
+    running: Served, fd: Frontdesk
+) -> None:
+    """On SQLite the loop writes the batches, as it writes the token paths (storage/audit.py ``AuditWriter``); a
+    networked database gets a thread, so that the loop never waits for a round trip."""
+    writer = audit._writers[id(fd.engine)]
+    assert (writer._thread is None) == (fd.engine.dialect.name == "sqlite")
 
 
 async def test_the_direct_path_sets_the_security_headers(running: Served, confidential: Registered) -> None:

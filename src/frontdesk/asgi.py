@@ -19,6 +19,7 @@ the Starlette app (web/app.py) sit two things that only a served process needs:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -179,7 +180,9 @@ class Served:
     def _lifespan_send(self, send: Send) -> Send:
         async def send_and_batch(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
-                audit.start_writer(self.fd.engine)
+                # On SQLite the loop writes the audit batches, as it writes the token paths (storage/audit.py).
+                sqlite = self.fd.engine.dialect.name == "sqlite"
+                audit.start_writer(self.fd.engine, asyncio.get_running_loop() if sqlite else None)
                 wal.start(self.fd.engine)
                 memory.start(self.fd)  # revocations, limits and resources kept, invalidated across processes
                 self.fd.keys.read()  # the ring's first read, before requests can hold every connection (key_ring.py)

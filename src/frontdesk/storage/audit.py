@@ -2,14 +2,15 @@
 
 An event is written in the transaction of what it describes (``record``), so both land or neither does. An event
 that describes no database write — a client_credentials token — goes to ``record_soon``: under ``frontdesk serve``
-an ``AuditWriter`` thread writes such events in batches, at most ``MAX_DELAY`` seconds after they happen, and
-writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once. On SQLite
+an ``AuditWriter`` (on SQLite the event loop, elsewhere a thread) writes such events in batches, at most
+``MAX_DELAY`` seconds after they happen, and writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once. On SQLite
 the event of a code redemption or a refresh joins the batches too, once its transaction has committed
 (``record_after``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import logging
@@ -24,8 +25,9 @@ from sqlalchemy.exc import DBAPIError
 from ..errors import TemporarilyUnavailable
 from ..logs import carry_audit, write_line
 from ..wire import dumps
-from .db import Raw, after_commit, now, run, run_many, transaction
+from .db import Raw, after_commit, now, raw_transaction, run, run_many, transaction
 from .schema import AuditEvent
+from .waits import Busy, no_wait
 
 __all__ = [
     "AuditRecord",
@@ -45,6 +47,7 @@ __all__ = [
 log = logging.getLogger("frontdesk.audit")
 MAX_DELAY = 0.2  # seconds an event may wait for its batch
 MAX_QUEUED = 20_000  # past this, record_soon writes synchronously: the request waits rather than memory grows
+LOCKED_RETRY = 0.01  # seconds before a batch on the event loop tries again for a write lock held elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,15 @@ def announce(
 
 
 class AuditWriter:
-    """Writes queued events in one transaction per batch, from its own thread, within ``MAX_DELAY`` seconds.
+    """Writes queued events in one transaction per batch, within ``MAX_DELAY`` seconds: from its own thread, or on
+    SQLite from the event loop (``loop``).
+
+    On SQLite the loop writes the batches itself, with its own connection, as it writes the refreshes and code
+    redemptions whose events they mostly hold. A thread of its own took the database's one write lock every
+    ``MAX_DELAY`` s for the milliseconds a batch takes, and every write of the loop in that time was refused and
+    tried again; each of its commits also emptied the loop connection's page cache (SQLite drops it when another
+    connection has written). On the loop the batch never finds its own process's requests in the way, and a lock
+    held by another process sends it back ``LOCKED_RETRY`` s later, without waiting on the loop.
 
     A batch that cannot be written (the database is away) stays queued and is tried again; ``close`` writes what
     is left. What a crash of the process (not a clean shutdown) can lose: the events of its last ``MAX_DELAY``
@@ -179,14 +190,18 @@ class AuditWriter:
     waiting in the line writer).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._engine = engine
         self._queue: list[Row] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="frontdesk-audit", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if loop is not None:
+            loop.call_later(MAX_DELAY, self._on_loop, loop)
+        else:
+            self._thread = threading.Thread(target=self._run, name="frontdesk-audit", daemon=True)
+            self._thread.start()
 
     def add(self, row: Row) -> bool:
         """Queue an event; False when the writer is closed or full and the caller must write it itself."""
@@ -205,9 +220,9 @@ class AuditWriter:
         if not batch:
             return
         try:
-            with transaction(self._engine) as conn:
-                run_many(conn, _INSERT, batch)
-        except Exception:
+            with raw_transaction(self._engine) as db:
+                run_many(db, _INSERT, batch)
+        except BaseException:
             with self._lock:
                 self._queue[:0] = batch  # kept, in order, for the next round
             raise
@@ -219,11 +234,25 @@ class AuditWriter:
             except Exception:  # the database is away: the events stay queued, the next round retries
                 log.exception("audit batch not written; will retry")
 
+    def _on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._closed:  # close() has written what was left, or will
+            return
+        delay = MAX_DELAY
+        try:
+            with no_wait():
+                self.flush()
+        except Busy:
+            delay = LOCKED_RETRY
+        except Exception:
+            log.exception("audit batch not written; will retry")
+        loop.call_later(delay, self._on_loop, loop)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
-        self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._wake.set()
+            self._thread.join(timeout=10)
         self.flush()
 
 
@@ -231,11 +260,12 @@ _writers: dict[int, AuditWriter] = {}  # id(engine) -> its writer, while the ser
 _writers_lock = threading.Lock()
 
 
-def start_writer(engine: Engine) -> AuditWriter:
+def start_writer(engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> AuditWriter:
+    """Start batching for this engine: from ``loop`` if given (SQLite; see ``AuditWriter``), else a thread."""
     with _writers_lock:
         writer = _writers.get(id(engine))
         if writer is None:
-            writer = _writers[id(engine)] = AuditWriter(engine)
+            writer = _writers[id(engine)] = AuditWriter(engine, loop)
     return writer
 
 
