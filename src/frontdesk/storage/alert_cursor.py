@@ -27,9 +27,11 @@ __all__ = [
     "claim_periodic",
     "count_matching",
     "drop_tally",
-    "events_after",
+    "events_between",
+    "marks_after",
     "position",
     "purge_tallies",
+    "span_after",
     "tallies",
 ]
 
@@ -41,7 +43,7 @@ Match = tuple[str, tuple[str, ...]]
 
 
 class Passed(NamedTuple):
-    """An event of the trail that no rule reads: only its place in it, which the evaluator needs to see a gap."""
+    """An event's place in the trail: what the evaluator needs to tell a gap in the ids."""
 
     id: int
     at: int
@@ -76,20 +78,37 @@ def claim_periodic(conn: Connection, *, seen_at: int, at: int) -> bool:
     return changed.rowcount == 1
 
 
-def events_after(conn: Connection, after: int, limit: int, names: Collection[str]) -> list[AuditRecord | Passed]:
-    """The next ``limit`` audit events after id ``after``, in id order: in full those named in ``names``, the others
-    as ``Passed``. Most of the trail is tokens issued, which no rule reads, and decoding each of them was most of the
-    evaluator's cost: ~15 µs of CPU an event, in the same process as the requests that write them (BENCHMARKS.md)."""
-    rows = fetch(
+def span_after(conn: Connection, after: int, limit: int) -> tuple[int, int]:
+    """(how many of the next ``limit`` audit events after id ``after`` there are, the last one's id, or ``after``).
+    A count equal to the distance means no id is missing in between: the evaluator then need read none of them but
+    those its rules read (``events_between``). Most of the trail is tokens issued, which no rule reads; reading
+    and decoding each of them was most of the evaluator's cost, ~15 µs of CPU an event in the process that serves
+    the requests writing them (BENCHMARKS.md)."""
+    ((count, last),) = fetch(
         conn,
-        "SELECT id, at, event, outcome, client_id, user_id, ip, detail FROM audit_events WHERE id > ? "
-        "ORDER BY id LIMIT ?",
+        "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM audit_events WHERE id > ? ORDER BY id LIMIT ?) AS span",
         (after, limit),
     )
+    return int(count), int(last if last is not None else after)
+
+
+def marks_after(conn: Connection, after: int, limit: int) -> list[Passed]:
+    """The id and time of each of the next ``limit`` audit events after id ``after``, in id order: where the ids
+    have a gap, whether it may be an event still to commit."""
+    rows = fetch(conn, "SELECT id, at FROM audit_events WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+    return [Passed(id, at) for id, at in rows]
+
+
+def events_between(conn: Connection, after: int, upto: int, names: Collection[str]) -> list[AuditRecord]:
+    """The audit events after id ``after`` up to ``upto`` that are named in ``names``, in id order."""
+    named = sorted(names)  # the rules' own event names, never input: only their placeholders are written in
+    # ``event || ''``: read along the ids, never through the (event, at) index, which would visit every such event
+    # ever written.
+    which = ", ".join("?" * len(named))
+    sql = f"SELECT id, at, event, outcome, client_id, user_id, ip, detail FROM audit_events WHERE id > ? AND id <= ? AND event || '' IN ({which}) ORDER BY id"  # noqa: E501, S608
+    rows = fetch(conn, sql, (after, upto, *named))
     return [
         AuditRecord(id, at, event, outcome, client_id, user_id, ip, json.loads(detail))
-        if event in names
-        else Passed(id, at)
         for id, at, event, outcome, client_id, user_id, ip, detail in rows
     ]
 

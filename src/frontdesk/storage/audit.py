@@ -3,9 +3,9 @@
 An event is written in the transaction of what it describes (``record``), so both land or neither does. An event
 that describes no database write — a client_credentials token — goes to ``record_soon``: under ``frontdesk serve``
 an ``AuditWriter`` (on SQLite the event loop, elsewhere a thread) writes such events in batches, at most
-``MAX_DELAY`` seconds after they happen, and writes whatever is left when the server shuts down cleanly. Without a running writer it writes at once. On SQLite
-the event of a code redemption or a refresh joins the batches too, once its transaction has committed
-(``record_after``).
+``MAX_DELAY`` seconds after they happen, and writes whatever is left when the server shuts down cleanly. Without a
+running writer it writes at once. On SQLite the event of a code redemption or a refresh joins the batches too, once
+its transaction has committed (``record_after``).
 """
 
 from __future__ import annotations
