@@ -4,10 +4,14 @@ overlap, delete; each change audited naming the token."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 
 from conftest import Registered
 from frontdesk.core import Frontdesk
+from frontdesk.storage.clients import save_document_client
+from frontdesk.storage.db import now, transaction
 
 from .admin_api import Api, events
 
@@ -127,3 +131,44 @@ async def test_a_public_client_has_no_secret_to_rotate(operator: Api):
     refused = await operator.post("/clients/spa/secret")
     assert refused.status_code == 409
     assert "no secret" in refused.json()["error_description"]
+
+
+DOCUMENT = "https://app.example/oauth/client.json"
+
+
+async def test_a_metadata_document_client_is_read_and_deleted_by_its_url_never_changed(operator: Api, fd: Frontdesk):
+    """A client ID metadata document's client_id is an https URL: percent-encoded into the path, it names the stored
+    copy like any client_id. Its metadata is the document's, so a change is refused (409: the next fetch would undo
+    it); deleting it ends its grants."""
+    with transaction(fd.engine) as conn:
+        stored = save_document_client(
+            conn,
+            DOCUMENT,
+            expires_at=now() + 300,
+            stale_until=now() + 3600,
+            name="App",
+            auth_method="none",
+            redirect_uris=["https://app.example/cb"],
+            grant_types=["authorization_code", "refresh_token"],
+            scope=["openid"],
+            jwks=None,
+            jwks_uri=None,
+        )
+    assert stored
+    path = "/clients/" + quote(DOCUMENT, safe="")
+    read = await operator.get(path)
+    assert read.status_code == 200, read.text
+    assert read.json()["client"]["client_id"] == DOCUMENT
+    assert read.json()["client"]["registered_by"] == "document"
+    assert DOCUMENT in [c["client_id"] for c in (await operator.get("/clients")).json()["items"]]
+    for change in (operator.patch(path, {"name": "Not the document's"}), operator.put(path, WEB)):
+        refused = await change
+        assert refused.status_code == 409, refused.text
+        assert "metadata document" in refused.json()["error_description"]
+    assert fd.clients.get(DOCUMENT, cached=False).name == "App"
+    assert (await operator.post(path + "/secret", {})).status_code == 409  # a document client has no secret
+    assert (await operator.delete(path)).status_code == 204
+    assert fd.clients.get(DOCUMENT, cached=False) is None
+    assert (await operator.get(path)).status_code == 404
+    [deleted] = events(fd, "admin.client.deleted")
+    assert deleted.client_id == DOCUMENT

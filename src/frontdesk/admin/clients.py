@@ -211,6 +211,10 @@ def update_client(
     once); one moved to another method loses its secret."""
     require(by, "clients.write")
     current = _current(fd, client_id)
+    if current.registered_by == "document":
+        # CIMD §4.4: the client's metadata is its document, fetched again whenever the stored copy goes stale; a
+        # change made here would stand only until then. Deleting the client ends its grants, as for any client.
+        raise Conflict("this client's metadata is its client ID metadata document: change the document instead")
     typed = typed_changes(changes)
     if replace:
         request = {k: v for k, v in typed.items() if v is not None}

@@ -16,6 +16,7 @@ JSON API would need its own defence against cross-site requests, and has no user
 
 from __future__ import annotations
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -30,14 +31,33 @@ from .http import json_response
 
 __all__ = ["OPERATIONS", "routes"]
 
+
+class _ClientId(Convertor[str]):
+    """A client_id in a path: slashes and all (a client ID metadata document's is an https URL, percent-encoded
+    into the path and decoded before routing), but for one that ends in ``/secret``, which names the client's
+    secret: ``PUT /clients/c/secret`` is a method the secret does not have (405), not a client ``c/secret``."""
+
+    regex = r"(?:(?!/secret$).)+"  # no position of it starts the path's closing "/secret"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("client_id", _ClientId())
+_CLIENT = "/clients/{client_id:client_id}"
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/clients", "clients.read", clients.list_clients),
     Operation("POST", "/clients", "clients.write", clients.create_client),
-    Operation("GET", "/clients/{client_id}", "clients.read", clients.read_client),
-    Operation("PATCH", "/clients/{client_id}", "clients.write", clients.update_client),
-    Operation("PUT", "/clients/{client_id}", "clients.write", clients.replace_client),
-    Operation("DELETE", "/clients/{client_id}", "clients.write", clients.delete_client),
-    Operation("POST", "/clients/{client_id}/secret", "clients.write", clients.rotate_secret),
+    # A client ID metadata document's client_id is its https URL, slashes and all: percent-encode it into the path.
+    Operation("GET", "/clients/{client_id}", "clients.read", clients.read_client, _CLIENT),
+    Operation("PATCH", "/clients/{client_id}", "clients.write", clients.update_client, _CLIENT),
+    Operation("PUT", "/clients/{client_id}", "clients.write", clients.replace_client, _CLIENT),
+    Operation("DELETE", "/clients/{client_id}", "clients.write", clients.delete_client, _CLIENT),
+    Operation("POST", "/clients/{client_id}/secret", "clients.write", clients.rotate_secret, _CLIENT + "/secret"),
     Operation("GET", "/people", "people.read", clients.list_people),
     Operation("POST", "/people", "people.write", clients.create_person),
     Operation("GET", "/people/{user_id}", "people.read", clients.read_person),

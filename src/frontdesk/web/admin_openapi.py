@@ -74,7 +74,7 @@ def _one(name: str, schema: str) -> dict[str, Any]:
     return {"type": "object", "required": [name], "properties": {name: ref(schema)}}
 
 
-_CLIENT_ID = _param("client_id", "path")
+_CLIENT_ID = _param("client_id", "path", words="the client_id, percent-encoded (a metadata document's is a URL)")
 _USER_ID = _param("user_id", "path")
 _URI = _param("uri", "path", words="the resource's URI, percent-encoded")
 _NAME = _param("name", "path")
