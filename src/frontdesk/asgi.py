@@ -192,7 +192,10 @@ class Served:
                 gc.freeze()
             elif message["type"].startswith("lifespan.shutdown."):
                 try:
-                    await run_in_threadpool(audit.stop_writer, self.fd.engine)
+                    if self.fd.engine.dialect.name == "sqlite":
+                        audit.stop_writer(self.fd.engine)  # on the loop, where its batches are written
+                    else:
+                        await run_in_threadpool(audit.stop_writer, self.fd.engine)
                 except Exception:
                     log.exception("audit events could not be written at shutdown")
                 memory.stop(self.fd)

@@ -16,6 +16,7 @@ from frontdesk.storage.db import after_commit, now, raw_transaction, run, transa
 from frontdesk.storage.grants import GrantRow
 from frontdesk.storage.redemption import Redemption, Spent, new_refresh, session, spend
 from frontdesk.storage.schema import AuditEvent, Grant, RefreshToken
+from frontdesk.storage.waits import Busy, no_wait
 
 from .helpers import race, stored_grant
 
@@ -192,6 +193,26 @@ def test_an_event_whose_writer_stopped_after_the_commit_is_written_or_logged_nev
     assert "audit event token.issued not written" in caplog.text
     monkeypatch.undo()
     assert _events(fd, "token.issued") == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_on_the_loop_an_event_that_finds_the_lock_taken_after_its_writer_stopped_is_logged(fd, monkeypatch, caplog):
+    """On the event loop (``no_wait``) the write of an event whose writer stopped between spend and commit may find
+    SQLite's lock taken: ``Busy`` is logged like any failure there, never raised (raised, it would make the loop run
+    the redemption again, and its spent code would be taken for a replay)."""
+    grant, _, refresh = _grant(fd)
+    audit.start_writer(fd.engine)
+
+    def locked(*_args, **_kwargs):
+        raise Busy
+
+    monkeypatch.setattr(audit, "transaction", locked)
+    with no_wait(), session(fd.engine) as db:
+        assert spend(db, "refresh", refresh, now(), _writes(grant))
+        audit.stop_writer(fd.engine)  # between the spend and its commit: a shutdown
+    assert "audit event token.refreshed not written" in caplog.text
+    monkeypatch.undo()
+    assert _live_refresh(fd, grant) != []  # the spend committed: its new token is there
 
 
 def test_what_follows_a_commit_runs_after_it_and_never_after_a_rollback(fd):

@@ -142,7 +142,7 @@ def _write_committed(writer: AuditWriter, engine: Engine, row: Row) -> None:
     try:
         with transaction(engine) as conn:
             run(conn, _INSERT, row)
-    except (TemporarilyUnavailable, DBAPIError):
+    except (TemporarilyUnavailable, DBAPIError, Busy):  # Busy: on the loop, another writer holds SQLite's lock
         log.exception("audit event %s not written", row[1])
 
 
@@ -248,6 +248,8 @@ class AuditWriter:
         loop.call_later(delay, self._on_loop, loop)
 
     def close(self) -> None:
+        """Stop, and write what is queued. A writer on the loop is closed on the loop's thread (or once the loop has
+        stopped), so that no round of its own is under way meanwhile to put a refused batch back in the queue."""
         with self._lock:
             self._closed = True
         if self._thread is not None:
