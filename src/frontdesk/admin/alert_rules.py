@@ -1,8 +1,8 @@
 """The alert rules, declared once as data: which audit events each one reads, what groups its alerts (the key),
 how it decides to fire (the measure, with its thresholds in ``[alerts]``), and what the alert says.
 
-The evaluator (alert_evaluator.py) reads each audit event once and applies this table; the console lists it. A
-rule whose measure is ``Overdue`` reads no event: it is checked periodically.
+The evaluator (alert_evaluator.py) reads once each audit event a rule names (``READ``) and applies this table; the
+console lists it. A rule whose measure is ``Overdue`` reads no event: it is checked periodically.
 """
 
 from __future__ import annotations
