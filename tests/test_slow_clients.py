@@ -167,6 +167,52 @@ def test_connections_over_the_cap_are_refused_with_503(tmp_path: Path) -> None:
         assert _served(port).status_code == 200  # room again once they left
 
 
+def _ask(sock: socket.socket) -> bytes:
+    """One keep-alive request on ``sock`` and its whole answer (the JWKS, read up to its Content-Length)."""
+    sock.sendall(b"GET /jwks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _content_length(answer):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {answer[:200]!r}")
+        answer += chunk
+    return answer
+
+
+def _content_length(answer: bytes) -> int:
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    return int(head.partition(b"content-length:")[2].split(b"\r\n")[0] or 0)
+
+
+def test_an_idle_connection_is_closed_after_the_keepalive_timeout_and_a_busy_one_is_kept(tmp_path: Path) -> None:
+    """After a response the connection waits ``keepalive_timeout`` seconds for the next request, then is closed; a
+    client that sends one request after another within it keeps its connection for longer than that."""
+    with (
+        _serving(tmp_path, keepalive_timeout=SHORT) as (_, port, _log),
+        socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as idle,
+        socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as busy,
+    ):
+        assert _ask(idle).startswith(b"HTTP/1.1 200 ")
+        began = time.monotonic()
+        while time.monotonic() - began < 2 * SHORT:
+            assert _ask(busy).startswith(b"HTTP/1.1 200 ")  # raises if the server closed it
+            time.sleep(SHORT / 4)
+        # Closed by now, twice the timeout later: uvicorn's own default (5 s) would still hold it open.
+        idle.settimeout(0.5)
+        assert idle.recv(1) == b"", "the idle connection is still open"
+
+
+def test_a_long_keepalive_timeout_holds_an_idle_connection_past_uvicorns_default(tmp_path: Path) -> None:
+    """The setting reaches the server: idle for longer than uvicorn's own 5 seconds, the connection still serves."""
+    with (
+        _serving(tmp_path, keepalive_timeout=120) as (_, port, _log),
+        socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as sock,
+    ):
+        assert _ask(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(7)
+        assert _ask(sock).startswith(b"HTTP/1.1 200 ")
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_exits_0_within_the_deadline_despite_a_half_sent_body(tmp_path: Path, workers: int) -> None:
     """A client holding half a request body does not keep the server from exiting after SIGTERM: it exits within
@@ -193,17 +239,21 @@ def test_sigterm_exits_0_within_the_deadline_despite_a_half_sent_body(tmp_path: 
 def test_server_limits_come_from_the_file_the_environment_and_the_flags(tmp_path: Path) -> None:
     """``[server]`` in the file, FRONTDESK_SERVER_* over it, ``serve`` flags over both, one setting at a time."""
     config = tmp_path / "frontdesk.toml"
-    config.write_text("[server]\nheader_timeout = 7\nbody_timeout = 20\nmax_connections = 500\n")
+    config.write_text(
+        "[server]\nheader_timeout = 7\nbody_timeout = 20\nmax_connections = 500\nkeepalive_timeout = 70\n"
+    )
     env = {"FRONTDESK_CONFIG": str(config), "FRONTDESK_SERVER_BODY_TIMEOUT": "30"}
     assert load_settings(environ=env).server == ServerLimits(
-        header_timeout=7, body_timeout=30, max_connections=500, shutdown_timeout=10
+        header_timeout=7, body_timeout=30, max_connections=500, shutdown_timeout=10, keepalive_timeout=70
     )
-    args = _parser().parse_args(["serve", "--max-connections", "50", "--shutdown-timeout", "3"])
+    args = _parser().parse_args(
+        ["serve", "--max-connections", "50", "--shutdown-timeout", "3", "--keepalive-timeout", "75"]
+    )
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         assert _settings(args).server == ServerLimits(
-            header_timeout=7, body_timeout=30, max_connections=50, shutdown_timeout=3
+            header_timeout=7, body_timeout=30, max_connections=50, shutdown_timeout=3, keepalive_timeout=75
         )
 
 

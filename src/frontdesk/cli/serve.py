@@ -162,6 +162,7 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--demo", action="store_true", help="create a demo person and client and print them")
     serve.add_argument("--header-timeout", type=int, help="seconds a client has to send a request's headers")
     serve.add_argument("--body-timeout", type=int, help="seconds a client has to send a request's body")
+    serve.add_argument("--keepalive-timeout", type=int, help="seconds an idle connection stays open after a response")
     serve.add_argument("--max-connections", type=int, help="open connections per worker; more are refused")
     serve.add_argument("--shutdown-timeout", type=int, help="seconds requests get to finish after SIGTERM")
 

@@ -173,6 +173,10 @@ class ServerLimits(Section):
 
     header_timeout: int = 10  # seconds from a request's first byte (or a new connection) to its last header line
     body_timeout: int = 60  # seconds from the header block to the request body's last byte
+    # Seconds an idle keep-alive connection stays open after a response (uvicorn's default). Behind a load balancer
+    # that reuses connections, set it above the balancer's own idle timeout, or the balancer may send a request on
+    # a connection this end is closing.
+    keepalive_timeout: int = 5
     max_connections: int = 1000  # open connections a worker keeps; more are answered 503 and closed
     shutdown_timeout: int = 10  # seconds after SIGTERM before requests still running are cancelled
 
