@@ -15,7 +15,7 @@ import pytest
 
 from conftest import basic
 from frontdesk.config import load_settings
-from frontdesk.logs import LineHandler, LineWriter, redact, render, write_line
+from frontdesk.logs import LineHandler, LineWriter, RequestLines, access_line, redact, render, write_line
 from frontdesk.storage import audit
 
 
@@ -237,3 +237,44 @@ async def test_access_lines_off_leave_the_audit_line(http, fd, confidential, ser
 def test_access_lines_are_on_by_default_and_a_setting():
     assert load_settings(environ={}).access_log is True
     assert load_settings(environ={"FRONTDESK_ACCESS_LOG": "false"}).access_log is False
+
+
+def _access(scope_changes: dict[str, object], audit_fields: dict[str, object] | None = None) -> None:
+    scope: dict[str, object] = {
+        "method": "GET", "path": "/jwks", "root_path": "", "query_string": b"", "client": ("192.0.2.1", 4000),
+    }  # fmt: skip
+    scope.update(scope_changes)
+    pending = RequestLines()
+    pending.audit = audit_fields
+    access_line(scope, 200, pending)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, '192.0.2.1:4000 - "GET /jwks HTTP/1.1" 200'),
+        ({"client": None, "http_version": "1.0"}, '- - "GET /jwks HTTP/1.0" 200'),
+        ({"path": "/a b/ü", "query_string": b"q=1"}, '192.0.2.1:4000 - "GET /a%20b/%C3%BC?[query] HTTP/1.1" 200'),
+        ({"root_path": "/auth", "path": "/x/fd_rt_abcDEF123"}, '192.0.2.1:4000 - "GET /auth/x/fd_*** HTTP/1.1" 200'),
+    ],
+)
+def test_the_access_line_shows_the_client_the_path_as_uvicorn_does_and_masks_it(served_logging, changes, message):
+    """uvicorn's message, byte for byte: the path percent-encoded where it is not plain, the query never, and a
+    secret-shaped path masked like any other field; the time in milliseconds."""
+    with served_logging:
+        _access(changes)
+        _access(changes)  # the second time the path's rendering is remembered: the same line
+    first, second = served_logging.lines()
+    assert first["msg"] == second["msg"] == message
+    assert (first["logger"], first["level"]) == ("uvicorn.access", "info")
+    assert isinstance(first["ts"], float)
+    assert abs(first["ts"] - time.time()) < 60
+    assert round(first["ts"], 3) == first["ts"]
+
+
+def test_the_access_line_is_a_record_with_the_audit_fields_when_other_handlers_listen(caplog):
+    with caplog.at_level(logging.INFO):
+        _access({}, {"event": "token.issued", "client_id": "c1"})
+    (record,) = [r for r in caplog.records if r.name == "uvicorn.access"]
+    assert record.getMessage() == '192.0.2.1:4000 - "GET /jwks HTTP/1.1" 200'
+    assert (record.event, record.client_id) == ("token.issued", "c1")  # type: ignore[attr-defined]
