@@ -1,6 +1,6 @@
 """The benchmark: frontdesk side by side with node-oidc-provider and a minimal Authlib server, on loopback.
 
-    .venv/bin/python bench/run.py            # the full matrix (≈ 12 minutes); `make bench`
+    .venv/bin/python bench/run.py            # the full matrix (≈ 20 minutes); `make bench`
     .venv/bin/python bench/run.py --quick    # SQLite, one worker, short runs (≈ 3 minutes)
 
 Every server runs pinned to core 0 (``taskset``), the load generator (``wrk``, one thread) to core 1; frontdesk with
@@ -66,6 +66,12 @@ SCENARIOS = {
 VAULT_PROXY = "g_vault_proxy"
 # What frontdesk as shipped (default settings, INFO) runs beside the comparison at --log-level: the targets' scenarios.
 SHIPPED_SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
+# The two-worker runs, set against one worker: requests per second, CPU per request, and what the machine allows.
+SCALING_SCENARIOS = ("a_client_credentials", "b_introspection")
+SCALING_GOAL = 1.7  # two workers ÷ one, by CPU per request (issue 15)
+# The neighbour of the scaling table (scaling()): pure Python (dict writes, string building) at the lowest priority on the load core,
+# which there takes what wrk leaves, as a second worker does.
+NEIGHBOUR = "d = {}\ni = 0\nwhile True:\n    i += 1\n    d[i % 50000] = str(i)\n"
 TARGETS_GOAL = {  # frontdesk (1 worker) ÷ peer, on one core each, in the same run
     ("node", "a_client_credentials"): 1.5,
     ("node", "b_introspection"): 1.5,
@@ -790,6 +796,77 @@ def vault_proxy(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+@contextlib.contextmanager
+def neighbour() -> Any:
+    """A CPU-bound process on the load core for as long as ``with`` runs (see ``NEIGHBOUR``)."""
+    process = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, "nice", "-n", "19", sys.executable, "-c", NEIGHBOUR],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+def scaling(targets: list[Target], args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """Two workers against one, for each store and ``SCALING_SCENARIOS``: by requests per second, and by CPU per
+    request (2 × one worker's ÷ two workers'), which the issue's goal names where the load generator has no core of
+    its own. With them, in the same rounds, the one worker with the load core kept busy by a neighbour that shares
+    nothing with it: 2 × its CPU per request alone ÷ beside the neighbour is the ratio two workers would show if
+    the second cost the first only what any busy core next to it costs (on a machine whose cores share caches,
+    memory and the host's scheduling, two busy cores each run slower than one). Each is the median of ``--rounds``
+    interleaved runs: one run of each moves by ±10 % on a shared machine."""
+    out = []
+    for scenario in SCALING_SCENARIOS:
+        for backend in sorted({t.backend for t in targets if isinstance(t, FrontdeskTarget)}):
+            one = next((t for t in targets if t.label == f"frontdesk {backend} 1w"), None)
+            two = next((t for t in targets if t.label == f"frontdesk {backend} 2w"), None)
+            if one is None or two is None or scenario not in one.scenarios:
+                continue
+            hint = args.hints.get(f"{one.label}:a", 3000.0)
+            runs: dict[str, list[dict[str, Any]]] = {"one": [], "two": [], "busy": []}
+            for _ in range(args.rounds):
+                runs["one"].append(measure(one, scenario, args, workdir, hint))
+                runs["two"].append(measure(two, scenario, args, workdir, 2 * hint))
+                with neighbour():
+                    runs["busy"].append(measure(one, scenario, args, workdir, hint))
+            rps = {k: _median([r["rps"] for r in v]) for k, v in runs.items()}
+            cpu = {k: _median([r["cpu_s_per_1k"] for r in v]) for k, v in runs.items()}
+            log(
+                f"{scenario:22} scaling on {backend}: {rps['one']:,.0f} → {rps['two']:,.0f}/s, cpu {cpu['one']:.3f} → "
+                f"{cpu['two']:.3f} s/1k, one worker beside a busy load core {cpu['busy']:.3f} s/1k"
+            )
+            by_cpu = round(2 * cpu["one"] / cpu["two"], 2)
+            out.append(
+                {
+                    "scenario": scenario,
+                    "backend": backend,
+                    "rounds": args.rounds,
+                    "one_rps": rps["one"],
+                    "two_rps": rps["two"],
+                    "by_rps": round(rps["two"] / rps["one"], 2),
+                    "one_cpu_s_per_1k": cpu["one"],
+                    "two_cpu_s_per_1k": cpu["two"],
+                    "busy_cpu_s_per_1k": cpu["busy"],
+                    "by_cpu": by_cpu,
+                    "busy_core_by_cpu": round(2 * cpu["one"] / cpu["busy"], 2),
+                    "goal": SCALING_GOAL,
+                    "met": by_cpu >= SCALING_GOAL,
+                }
+            )
+    return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else round((ordered[middle - 1] + ordered[middle]) / 2, 3)
+
+
 def _n(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "?"
 
@@ -835,6 +912,19 @@ def table(run: dict[str, Any]) -> str:
             f"÷ {q['peer']} ({q['frontdesk_rps']:,.0f} ÷ {q['peer_rps']:,.0f}) | "
             f"{q['ratio']} | {q['cpu_ratio']} | {goal} | {mark} |"
         )
+    if run.get("scaling"):
+        lines += [
+            "",
+            "| two workers ÷ one | store | req/s, 1 → 2 workers | by req/s | CPU s / 1k req, 1 → 2 workers | by CPU "
+            "| one worker beside a busy load core: CPU s / 1k | 2 × alone ÷ beside it | goal (by CPU) | |",
+            "|---|---|---|---:|---|---:|---:|---:|---:|---|",
+        ]
+        for c in run["scaling"]:
+            lines.append(
+                f"| {c['scenario']} | {c['backend']} | {c['one_rps']:,.0f} → {c['two_rps']:,.0f} | {c['by_rps']} | "
+                f"{c['one_cpu_s_per_1k']} → {c['two_cpu_s_per_1k']} | {c['by_cpu']} | {c['busy_cpu_s_per_1k']} | "
+                f"{c['busy_core_by_cpu']} | ≥ {c['goal']} | {'met' if c['met'] else '**not met**'} |"
+            )
     if run.get("vault_proxy"):
         lines += [
             "",
@@ -1022,6 +1112,9 @@ def main() -> None:
         run["results"] = results
         run["ratios"] = ratios(results)
         run["vault_proxy"] = vault_proxy(results)
+        if 2 in workers and 1 in workers:
+            log("two workers against one, and one beside a busy load core")
+            run["scaling"] = scaling(targets, args, workdir)
         if do_growth:
             run["growth"] = []
             for target in targets:
