@@ -66,11 +66,11 @@ SCENARIOS = {
 VAULT_PROXY = "g_vault_proxy"
 # What frontdesk as shipped (default settings, INFO) runs beside the comparison at --log-level: the targets' scenarios.
 SHIPPED_SCENARIOS = ("a_client_credentials", "b_introspection", "c_refresh", "d_code", "e_jwks", "e_discovery")
-# The two-worker runs, set against one worker: requests per second, CPU per request, and what the machine allows.
+# The two-worker runs, set against one worker: requests per second, CPU per request, and what a busy core costs.
 SCALING_SCENARIOS = ("a_client_credentials", "b_introspection")
 SCALING_GOAL = 1.7  # two workers ÷ one, by CPU per request (issue 15)
-# The neighbour of the scaling table (scaling()): pure Python (dict writes, string building) at the lowest priority on the load core,
-# which there takes what wrk leaves, as a second worker does.
+# The scaling table's neighbour (scaling()): pure Python (dict writes, string building) at the lowest priority on
+# the load core, where it takes what wrk leaves, as a second worker does.
 NEIGHBOUR = "d = {}\ni = 0\nwhile True:\n    i += 1\n    d[i % 50000] = str(i)\n"
 TARGETS_GOAL = {  # frontdesk (1 worker) ÷ peer, on one core each, in the same run
     ("node", "a_client_credentials"): 1.5,
