@@ -117,6 +117,7 @@ ROOT_MODULES = {
     "config",
     "core",
     "errors",
+    "log_filters",
     "log_text",
     "logs",
     "metrics",

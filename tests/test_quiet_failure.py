@@ -24,7 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import PG_ENV, remember
-from frontdesk.logs import RepeatFilter, configure_logging
+from frontdesk.log_filters import RepeatFilter
+from frontdesk.logs import configure_logging
 from frontdesk.storage import audit, wal
 from frontdesk.storage.db import open_engine
 from servers import _environment, _free_port, serving

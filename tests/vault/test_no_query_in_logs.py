@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from frontdesk.logs import QUERY_LOGGERS, JsonFormatter, configure_logging
+from frontdesk.log_filters import QUERY_LOGGERS
+from frontdesk.logs import JsonFormatter, configure_logging
 from frontdesk.storage.schema import VaultConnection
 from frontdesk.vault.service import Vault
 

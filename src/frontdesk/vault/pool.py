@@ -253,7 +253,7 @@ class ProviderClient(httpx.AsyncClient):
 
 def _request_line(request: httpcore.Request, url: str, response: httpcore.Response) -> None:
     """httpx's INFO line for each request it sends, the same words through the same logger (whose filter takes the
-    query out: logs.QUERY_LOGGERS), so that an operator reading the log sees the proxy's calls as before."""
+    query out: log_filters.QUERY_LOGGERS), so that an operator reading the log sees the proxy's calls as before."""
     if _HTTPX_LOG.isEnabledFor(logging.INFO):
         version, reason = response.extensions["http_version"], response.extensions["reason_phrase"]
         method = request.method.decode("ascii")
