@@ -272,8 +272,12 @@ def test_the_access_line_shows_the_client_the_path_as_uvicorn_does_and_masks_it(
     assert round(first["ts"], 3) == first["ts"]
 
 
-def test_the_access_line_is_a_record_with_the_audit_fields_when_other_handlers_listen(caplog):
-    with caplog.at_level(logging.INFO):
+def test_the_access_line_is_a_record_with_the_audit_fields_when_other_handlers_listen(caplog, monkeypatch):
+    access = logging.getLogger("uvicorn.access")  # as configure_logging leaves it, whatever ran before in this worker
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "disabled", False)
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="uvicorn.access"):
         _access({}, {"event": "token.issued", "client_id": "c1"})
     (record,) = [r for r in caplog.records if r.name == "uvicorn.access"]
     assert record.getMessage() == '192.0.2.1:4000 - "GET /jwks HTTP/1.1" 200'
