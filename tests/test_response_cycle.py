@@ -93,6 +93,17 @@ CASES = {
     "client asked to close": ([_start(200, (b"content-length", b"2")), _body(b"{}")], {"keep_alive": False}),
     "connection: close": ([_start(200, (b"connection", b"close"), (b"content-length", b"0")), _body(b"")], {}),
     "transfer-encoding": ([_start(200, (b"transfer-encoding", b"chunked")), _body(b"ab"), _body(b"")], {}),
+    "a redirect with a cookie": (
+        [
+            _start(
+                302,
+                (b"location", b"https://app.example/cb?code=abc"),
+                (b"set-cookie", b"s=1"),
+                (b"content-length", b"0"),
+            )
+        ],
+        {},
+    ),
     "headers as lists": ([_start(200, [b"content-length", b"2"], [b"x-a", b"b"]), _body(b"{}")], {}),
     "a bad name": ([_start(200, (b"bad name", b"x"))], {}),
     "a bad value": ([_start(200, (b"x-a", b"line\r\nbreak"))], {}),
@@ -122,3 +133,15 @@ def test_the_remembered_lines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> No
 
     asyncio.run(answers())
     assert len(server._LINES) <= 3
+
+
+async def test_only_headers_whose_values_repeat_are_remembered() -> None:
+    """A Location carries codes and a Set-Cookie a session: both are written, neither is kept in the process."""
+    server._LINES.clear()
+    sent = await _send(
+        ResponseCycle,
+        [_start(302, (b"location", b"https://app.example/cb?code=abc"), (b"set-cookie", b"s=secret"),
+                (b"cache-control", b"no-store"), (b"content-length", b"0"))],
+    )  # fmt: skip
+    assert b"location: https://app.example/cb?code=abc\r\nset-cookie: s=secret\r\n" in sent[0]
+    assert {name for name, _ in server._LINES} == {b"date", b"cache-control", b"content-length"}

@@ -130,6 +130,17 @@ class CoalescingTransport:
 
 _LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}  # (name, value) -> its header line, its content-length
 _LINES_KEPT = 2048  # past this many distinct headers the memo starts again
+# The headers remembered: those whose values repeat from response to response. A Location (which carries codes), a
+# Set-Cookie (sessions) or anything else is checked every time and never kept in the process.
+_REMEMBERED = frozenset(
+    {
+        b"access-control-allow-credentials", b"access-control-allow-headers", b"access-control-allow-methods",
+        b"access-control-allow-origin", b"access-control-expose-headers", b"access-control-max-age",
+        b"cache-control", b"content-length", b"content-security-policy", b"content-type",
+        b"cross-origin-opener-policy", b"date", b"pragma", b"referrer-policy", b"retry-after", b"vary",
+        b"x-content-type-options", b"x-frame-options",
+    }
+)  # fmt: skip
 
 
 def _header_line(name: bytes, value: bytes) -> tuple[bytes, int] | None:
@@ -153,7 +164,8 @@ def _header_line(name: bytes, value: bytes) -> tuple[bytes, int] | None:
 class ResponseCycle(RequestResponseCycle):
     """uvicorn's request-response cycle, with the header block of a response built from lines checked once per
     process: uvicorn matches two regular expressions against every header of every response and lower-cases its
-    name, about 0.3 µs a header, and a token response has ten. Everything else is uvicorn's own."""
+    name, about 0.3 µs a header, and a token response has ten. Only headers whose values repeat are remembered
+    (``_REMEMBERED``); the rest are checked as uvicorn checks them. Everything else is uvicorn's own."""
 
     async def send(self, message: Any) -> None:
         if message["type"] != "http.response.start" or self.response_started or self.disconnected:
@@ -172,9 +184,10 @@ class ResponseCycle(RequestResponseCycle):
                 if known is None:
                     await super().send(message)
                     return
-                if len(_LINES) >= _LINES_KEPT:
-                    _LINES.clear()
-                _LINES[pair] = known
+                if pair[0] in _REMEMBERED:  # as sent: every frontdesk response names its headers in lower case
+                    if len(_LINES) >= _LINES_KEPT:
+                        _LINES.clear()
+                    _LINES[pair] = known
             content.append(known[0])
             if known[1] >= 0 and length < 0:
                 length = known[1]
