@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import basic
+from frontdesk import logs
 from frontdesk.config import load_settings
 from frontdesk.logs import LineHandler, LineWriter, RequestLines, access_line, redact, render, write_line
 from frontdesk.storage import audit
@@ -270,6 +271,18 @@ def test_the_access_line_shows_the_client_the_path_as_uvicorn_does_and_masks_it(
     assert isinstance(first["ts"], float)
     assert abs(first["ts"] - time.time()) < 60
     assert round(first["ts"], 3) == first["ts"]
+
+
+def test_a_path_holding_a_token_is_not_remembered(served_logging):
+    with served_logging:
+        _access({"path": "/interaction/fd_ix_abcDEF123/login"})
+        _access({"path": "/jwks"})
+    assert [line["msg"] for line in served_logging.lines()] == [
+        '192.0.2.1:4000 - "GET /interaction/fd_***/login HTTP/1.1" 200',
+        '192.0.2.1:4000 - "GET /jwks HTTP/1.1" 200',
+    ]
+    assert "/jwks" in logs._PATHS
+    assert not any("fd_" in path for path in logs._PATHS)
 
 
 def test_the_access_line_is_a_record_with_the_audit_fields_when_other_handlers_listen(caplog, monkeypatch):
