@@ -812,8 +812,9 @@ def neighbour() -> Any:
         process.wait()
 
 
-def scaling(targets: list[Target], args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """Two workers against one, for each store and ``SCALING_SCENARIOS``: by requests per second, and by CPU per
+def scaling(scenario: str, targets: list[Target], args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """Two workers against one, for each store, on ``scenario`` (one of ``SCALING_SCENARIOS``, measured right after
+    its comparison so that the stores are as the comparison left them): by requests per second, and by CPU per
     request (2 × one worker's ÷ two workers'), which the issue's goal names where the load generator has no core of
     its own. With them, in the same rounds, the one worker with the load core kept busy by a neighbour that shares
     nothing with it: 2 × its CPU per request alone ÷ beside the neighbour is the ratio two workers would show if
@@ -821,43 +822,42 @@ def scaling(targets: list[Target], args: argparse.Namespace, workdir: Path) -> l
     memory and the host's scheduling, two busy cores each run slower than one). Each is the median of ``--rounds``
     interleaved runs: one run of each moves by ±10 % on a shared machine."""
     out = []
-    for scenario in SCALING_SCENARIOS:
-        for backend in sorted({t.backend for t in targets if isinstance(t, FrontdeskTarget)}):
-            one = next((t for t in targets if t.label == f"frontdesk {backend} 1w"), None)
-            two = next((t for t in targets if t.label == f"frontdesk {backend} 2w"), None)
-            if one is None or two is None or scenario not in one.scenarios:
-                continue
-            hint = args.hints.get(f"{one.label}:a", 3000.0)
-            runs: dict[str, list[dict[str, Any]]] = {"one": [], "two": [], "busy": []}
-            for _ in range(args.rounds):
-                runs["one"].append(measure(one, scenario, args, workdir, hint))
-                runs["two"].append(measure(two, scenario, args, workdir, 2 * hint))
-                with neighbour():
-                    runs["busy"].append(measure(one, scenario, args, workdir, hint))
-            rps = {k: _median([r["rps"] for r in v]) for k, v in runs.items()}
-            cpu = {k: _median([r["cpu_s_per_1k"] for r in v]) for k, v in runs.items()}
-            log(
-                f"{scenario:22} scaling on {backend}: {rps['one']:,.0f} → {rps['two']:,.0f}/s, cpu {cpu['one']:.3f} → "
-                f"{cpu['two']:.3f} s/1k, one worker beside a busy load core {cpu['busy']:.3f} s/1k"
-            )
-            by_cpu = round(2 * cpu["one"] / cpu["two"], 2)
-            out.append(
-                {
-                    "scenario": scenario,
-                    "backend": backend,
-                    "rounds": args.rounds,
-                    "one_rps": rps["one"],
-                    "two_rps": rps["two"],
-                    "by_rps": round(rps["two"] / rps["one"], 2),
-                    "one_cpu_s_per_1k": cpu["one"],
-                    "two_cpu_s_per_1k": cpu["two"],
-                    "busy_cpu_s_per_1k": cpu["busy"],
-                    "by_cpu": by_cpu,
-                    "busy_core_by_cpu": round(2 * cpu["one"] / cpu["busy"], 2),
-                    "goal": SCALING_GOAL,
-                    "met": by_cpu >= SCALING_GOAL,
-                }
-            )
+    for backend in sorted({t.backend for t in targets if isinstance(t, FrontdeskTarget)}):
+        one = next((t for t in targets if t.label == f"frontdesk {backend} 1w"), None)
+        two = next((t for t in targets if t.label == f"frontdesk {backend} 2w"), None)
+        if one is None or two is None or scenario not in one.scenarios:
+            continue
+        hint = args.hints.get(f"{one.label}:a", 3000.0)
+        runs: dict[str, list[dict[str, Any]]] = {"one": [], "two": [], "busy": []}
+        for _ in range(args.rounds):
+            runs["one"].append(measure(one, scenario, args, workdir, hint))
+            runs["two"].append(measure(two, scenario, args, workdir, 2 * hint))
+            with neighbour():
+                runs["busy"].append(measure(one, scenario, args, workdir, hint))
+        rps = {k: _median([r["rps"] for r in v]) for k, v in runs.items()}
+        cpu = {k: _median([r["cpu_s_per_1k"] for r in v]) for k, v in runs.items()}
+        log(
+            f"{scenario:22} scaling on {backend}: {rps['one']:,.0f} → {rps['two']:,.0f}/s, cpu {cpu['one']:.3f} → "
+            f"{cpu['two']:.3f} s/1k, one worker beside a busy load core {cpu['busy']:.3f} s/1k"
+        )
+        by_cpu = round(2 * cpu["one"] / cpu["two"], 2)
+        out.append(
+            {
+                "scenario": scenario,
+                "backend": backend,
+                "rounds": args.rounds,
+                "one_rps": rps["one"],
+                "two_rps": rps["two"],
+                "by_rps": round(rps["two"] / rps["one"], 2),
+                "one_cpu_s_per_1k": cpu["one"],
+                "two_cpu_s_per_1k": cpu["two"],
+                "busy_cpu_s_per_1k": cpu["busy"],
+                "by_cpu": by_cpu,
+                "busy_core_by_cpu": round(2 * cpu["one"] / cpu["busy"], 2),
+                "goal": SCALING_GOAL,
+                "met": by_cpu >= SCALING_GOAL,
+            }
+        )
     return out
 
 
@@ -1109,12 +1109,13 @@ def main() -> None:
                 results.append(best)
                 if scenario == "a_client_credentials":
                     hints[f"{label}:a"] = best["rps"]
+            if scenario in SCALING_SCENARIOS and 1 in workers and 2 in workers:
+                log(f"{scenario}: two workers against one, and one beside a busy load core")
+                run.setdefault("scaling", []).extend(scaling(scenario, targets, args, workdir))
         run["results"] = results
         run["ratios"] = ratios(results)
         run["vault_proxy"] = vault_proxy(results)
-        if 2 in workers and 1 in workers:
-            log("two workers against one, and one beside a busy load core")
-            run["scaling"] = scaling(targets, args, workdir)
+
         if do_growth:
             run["growth"] = []
             for target in targets:
