@@ -168,10 +168,13 @@ class ResponseCycle(RequestResponseCycle):
     (``_REMEMBERED``); the rest are checked as uvicorn checks them. Everything else is uvicorn's own."""
 
     async def send(self, message: Any) -> None:
-        if message["type"] != "http.response.start" or self.response_started or self.disconnected:
-            await super().send(message)
-            return
-        if self.flow.write_paused or self.access_log:
+        if (
+            message["type"] != "http.response.start"
+            or self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or self.access_log
+        ):
             await super().send(message)
             return
         status = message["status"]
@@ -180,6 +183,7 @@ class ResponseCycle(RequestResponseCycle):
         for pair in (*self.default_headers, *message.get("headers", ())):
             known = _LINES.get(pair) if type(pair) is tuple else None
             if known is None:
+                # Not remembered: checked now, or left to uvicorn (a header given as a list is uvicorn's too).
                 known = _header_line(*pair) if type(pair) is tuple else None
                 if known is None:
                     await super().send(message)
