@@ -289,14 +289,14 @@ def access_line(scope: Mapping[str, Any], status: int, pending: RequestLines) ->
     msg = f'{who} - "{scope["method"]} {path} HTTP/{scope.get("http_version", "1.1")}" {status}'  # uvicorn's format
     fields, pending.audit = pending.audit, None
     pending.open = False
-    handlers = logging.root.handlers
-    if len(handlers) != 1 or type(handlers[0]) is not LineHandler:
+    writer = _writer()
+    if writer is None:
         ACCESS.info(msg, extra=fields)  # another handler listens (a test's, an embedding application's)
         return
     out = {"ts": int(time.time() * 1000) / 1000, "level": "info", "logger": "uvicorn.access", "msg": msg}
     if fields:
         out.update(fields)
-    handlers[0].writer.write(render(out))
+    writer.write(render(out))
 
 
 @atexit.register
