@@ -391,9 +391,11 @@ def start_frontdesk(
     args: argparse.Namespace,
     upstream: Target | None = None,
     shipped: bool = False,
+    src: str | None = None,
 ) -> FrontdeskTarget:
     """frontdesk at ``--log-level``, or ``shipped``: with nothing but its home and database set, as the README
-    starts it (log level INFO, access lines and audit lines written)."""
+    starts it (log level INFO, access lines and audit lines written). ``src``: another tree's source directory,
+    served instead of the installed frontdesk (bench/ab.py)."""
     port = free_port()
     name = f"{backend}-{workers}{'-shipped' if shipped else ''}"
     home = workdir / f"home-{name}"
@@ -401,6 +403,8 @@ def start_frontdesk(
     env = {"FRONTDESK_HOME": str(home)}
     if not shipped:
         env.update({"FRONTDESK_LOG_LEVEL": args.log_level, "PYTHONUNBUFFERED": "1"})
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src).resolve())
     if backend == "postgresql":
         env["FRONTDESK_DATABASE_URL"] = fresh_postgres(args.postgres, postgres_database(workers, shipped))
         if workers > 1:
