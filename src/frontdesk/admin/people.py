@@ -18,6 +18,7 @@ from ..core import Frontdesk
 from ..errors import RateLimited
 from ..oauth.email_links import EmailNotSent, EmailUnavailable, start_email_verification, start_password_reset
 from ..oauth.logout import end_sessions as logout_sessions
+from ..oauth.security_notices import Change, tell
 from ..storage.admin_tokens import admin_role_of, admin_roles, delete_admin_role
 from ..storage.db import now, transaction
 from ..storage.people import UserError
@@ -234,6 +235,7 @@ def remove_second_factor(fd: Frontdesk, by: Principal, user_id: str) -> PersonVi
         if not remove_totp(conn, user_id):
             raise Conflict("this person has no second factor")
         record(conn, by, "person.second_factor_removed", user_id=user_id)
+    tell(fd, user_id, Change.SECOND_FACTOR_OFF, ip=by.ip, where="admin")
     return _read(fd, user_id)
 
 

@@ -42,6 +42,7 @@ from .logout import end_sessions
 from .mail import Mail, MailFailed, send
 from .password import PasswordProblem
 from .rate_limits import Limit, count_and_check
+from .security_notices import Change, tell
 
 __all__ = [
     "EmailNotSent",
@@ -353,4 +354,5 @@ def reset_password(
             conn, "password.reset", "success", user_id=row.user_id, ip=ip, by=row.requested_by, grants_revoked=grants
         )
     ended = end_sessions(fd, row.user_id, ip=ip)  # Back-Channel Logout to the clients of every session
+    tell(fd, row.user_id, Change.PASSWORD_RESET, ip=ip)
     return PasswordReset(row.username, ended.sessions, grants)

@@ -7,7 +7,14 @@ from urllib.parse import urlsplit
 
 from .mail import Mail
 
-__all__ = ["address_changed_message", "duration", "reset_message", "site_of", "verify_message"]
+__all__ = [
+    "address_changed_message",
+    "duration",
+    "reset_message",
+    "security_notice_message",
+    "site_of",
+    "verify_message",
+]
 
 SIGNATURE = "This message was sent automatically by {site}; replies are not read."
 
@@ -84,3 +91,16 @@ def address_changed_message(to: str, username: str, issuer: str, new_address: st
         f" people who run {site} at once.\n\n-- \n{SIGNATURE.format(site=site)}\n"
     )
     return Mail(to, f"Your email address at {site} was changed", text)
+
+
+def security_notice_message(to: str, username: str, issuer: str, subject: str, what: str) -> Mail:
+    """To a person's confirmed address when a way into their account changed (``oauth.security_notices``): no link,
+    nothing to act on unless it was not them; then where to take the account back."""
+    site = site_of(issuer)
+    text = (
+        f"Hello {username},\n\n{what}\n\n"
+        "If you did this, there is nothing more to do. If you did not, someone may be using your account: ask for a"
+        f" new password at {issuer}/password/forgot, which signs everyone out, and tell the people who run {site}."
+        f"\n\n-- \n{SIGNATURE.format(site=site)}\n"
+    )
+    return Mail(to, subject.format(site=site), text)

@@ -52,6 +52,7 @@ from ..storage.passkeys import (
     used_passkey,
 )
 from ..storage.people import UserRecord
+from .security_notices import Change, tell
 
 __all__ = [
     "PasskeyError",
@@ -161,6 +162,7 @@ def register(fd: Frontdesk, user: UserRecord, credential: str, name: str, ip: st
     with transaction(fd.engine) as conn:
         passkey_id, kept_name = _register(fd, conn, user, credential, name, now())
         audit.record(conn, "passkey.added", "success", user_id=user.id, ip=ip, name=kept_name)
+    tell(fd, user.id, Change.PASSKEY_ADDED, ip=ip, name=kept_name)
     return passkey_id
 
 
@@ -217,6 +219,7 @@ def remove(fd: Frontdesk, user_id: str, passkey_id: str, ip: str | None) -> bool
             return False
         remove_passkey(conn, user_id, passkey_id)
         audit.record(conn, "passkey.removed", "success", user_id=user_id, ip=ip, name=old.name)
+    tell(fd, user_id, Change.PASSKEY_REMOVED, ip=ip, name=old.name)
     return True
 
 

@@ -15,6 +15,7 @@ from ..crypto.passwords import hash_password
 from ..storage import audit
 from ..storage.db import now, transaction
 from ..storage.people import UserError, UserRecord, check_new_password, close_other_sessions
+from .security_notices import Change, tell
 from .signin_throttle import Refusal, record_failure, refusal
 
 __all__ = ["Changed", "PasswordProblem", "change_password", "new_password_problem"]
@@ -71,4 +72,5 @@ def change_password(
         fd.users.set_password(conn, person.id, password_hash)
         others = close_other_sessions(conn, person.id, session_id)
         audit.record(conn, "password.changed", "success", user_id=person.id, ip=ip, sessions_signed_out=others)
+    tell(fd, person.id, Change.PASSWORD_CHANGED, ip=ip)
     return Changed(others)

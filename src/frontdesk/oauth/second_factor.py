@@ -35,6 +35,7 @@ from ..storage.second_factor import (
     use_totp_step,
 )
 from .rate_limits import Limit, check, count_failure
+from .security_notices import Change, tell
 from .tokens import ACR_MFA
 
 __all__ = [
@@ -204,6 +205,8 @@ def enrol(fd: Frontdesk, user_id: str, code: str, ip: str | None) -> list[str] |
             audit.record(conn, "second_factor.enrolled", "success", user_id=user_id, ip=ip)
     if codes is None:
         count_failure(fd, limits)
+    else:
+        tell(fd, user_id, Change.SECOND_FACTOR_ON, ip=ip)
     return codes
 
 
@@ -214,6 +217,8 @@ def turn_off(fd: Frontdesk, user_id: str, ip: str | None) -> bool:
         removed = remove_second_factor(conn, user_id)
         if removed:
             audit.record(conn, "second_factor.removed", "success", user_id=user_id, ip=ip)
+    if removed:
+        tell(fd, user_id, Change.SECOND_FACTOR_OFF, ip=ip)
     return removed
 
 

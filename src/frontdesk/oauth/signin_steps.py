@@ -24,6 +24,7 @@ from .passkeys import PasskeyError, PasskeySignIn, authentication_options
 from .passkeys import sign_in as passkey_sign_in
 from .rate_limits import check, count_failure
 from .second_factor import Enrolment, attempt_limits, begin_enrolment, check_code, confirm_enrolment, has_second_factor
+from .security_notices import Change, tell
 from .signin import Visit, signed_in
 
 __all__ = [
@@ -99,6 +100,7 @@ def prove_second_factor(
     limits = attempt_limits(fd, user_id)
     check(fd, limits)
     at = now()
+    proved: Proved | None = None
     with transaction(fd.engine) as conn:
         current = interaction_for(conn, ix_id, binding, at)
         # A person disabled since their first factor (admin.people) finishes no sign-in.
@@ -108,7 +110,11 @@ def prove_second_factor(
         if proof is not None:
             # The methods held on the interaction as it stands now, in this transaction: the ones proved for it.
             amr = tuple(dict.fromkeys((*current.pending_amr, OTP, MFA)))
-            return Proved(signed_in(fd, conn, ix_id, user_id, amr, visit, at), proof.recovery_codes)
+            proved = Proved(signed_in(fd, conn, ix_id, user_id, amr, visit, at), proof.recovery_codes)
+    if proved is not None:
+        if proved.recovery_codes is not None:  # the app was enrolled just now, as this sign-in asked
+            tell(fd, user_id, Change.SECOND_FACTOR_ON, ip=visit.ip, where="sign-in")
+        return proved
     count_failure(fd, limits)
     with transaction(fd.engine) as conn:
         audit.record(conn, "second_factor", "failure", user_id=user_id, ip=visit.ip)
