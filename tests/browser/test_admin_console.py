@@ -288,3 +288,23 @@ def test_an_owner_makes_an_admin_api_token(page, frontdesk, screenshots, watched
     expect(page.locator("main")).to_contain_text("nightly-report")
     shoot(page, screenshots, "access")
     assert watched == []
+
+
+def test_an_operator_rotates_the_signing_keys(page, frontdesk, screenshots, watched):
+    """The Signing keys page lists the keys by state; after a rotation the key that was next signs, and the JWKS
+    still publishes the retired one."""
+    operator = person(frontdesk, "operator")
+    enter_console(page, frontdesk, operator)
+    page.get_by_role("link", name="Signing keys").click()
+    table = page.get_by_role("table", name="Signing keys")
+    upcoming = table.get_by_role("row").filter(has_text="Next: published").first.locator("code").inner_text()
+    shoot(page, screenshots, "keys")
+    page.get_by_role("button", name="Rotate the signing keys").click()
+    expect(page.get_by_role("status")).to_contain_text("The keys are rotated")
+    active = table.get_by_role("row").filter(has_text="Active: signs tokens now")
+    expect(active.filter(has_text=upcoming)).to_have_count(1)
+    expect(table.get_by_role("row").filter(has_text="Retired: published for the tokens it signed")).not_to_have_count(0)
+    published = {key["kid"] for key in httpx.get(frontdesk.issuer + "/jwks").json()["keys"]}
+    assert upcoming in published
+    shoot(page, screenshots, "keys-rotated")
+    assert watched == []

@@ -152,7 +152,8 @@ RULES: tuple[Rule, ...] = (
         (),
         "signing_keys",
         Overdue(),
-        "The signing keys were last rotated more than {days} days ago: run `frontdesk keys rotate`.",
+        "The signing keys were last rotated more than {days} days ago: rotate them on the console's Signing keys"
+        " page or with `frontdesk keys rotate`.",
     ),
 )
 
