@@ -308,3 +308,31 @@ def test_an_operator_rotates_the_signing_keys(page, frontdesk, screenshots, watc
     assert upcoming in published
     shoot(page, screenshots, "keys-rotated")
     assert watched == []
+
+
+def test_an_operator_adds_a_scope_and_registers_a_resource(page, frontdesk, screenshots, watched):
+    """Scopes and resources: a scope with its words, a resource that brings a new scope, DPoP required for it."""
+    operator = person(frontdesk, "operator")
+    enter_console(page, frontdesk, operator)
+    page.get_by_role("link", name="Scopes and resources").click()
+    assert_labelled(page)
+    name = f"notes-{secrets.token_hex(3)}.read"  # the module's server is shared by the tests
+    page.get_by_label("Scope name").fill(name)
+    page.get_by_label("Words on the consent screen").fill("Read your notes")
+    page.get_by_role("button", name="Add the scope").click()
+    expect(page.get_by_role("status")).to_have_text("The scope is added. Clients may be registered for it now.")
+    expect(page.get_by_label(f"Words for {name}", exact=True)).to_have_value("Read your notes")
+    uri = f"https://notes-{secrets.token_hex(3)}.example/api"
+    page.get_by_label("Resource URI").fill(uri)
+    page.get_by_label("Name people see").fill("Notes API")
+    page.get_by_label("Its scopes, separated by spaces").fill(f"{name} notes.write")
+    page.get_by_label("Mint only DPoP-bound tokens for it").check()
+    page.get_by_role("button", name="Register the resource").click()
+    expect(page.get_by_role("status")).to_contain_text("The resource is registered")
+    row = page.get_by_role("row").filter(has_text=uri)
+    expect(row).to_contain_text("Yes")
+    expect(page.get_by_role("row").filter(has_text="notes.write").first).to_be_visible()
+    shoot(page, screenshots, "catalog")
+    row.get_by_role("button", name=f"Stop requiring DPoP for {uri}").click()
+    expect(page.get_by_role("row").filter(has_text=uri)).to_contain_text("No")
+    assert watched == []

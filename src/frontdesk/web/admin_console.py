@@ -1,7 +1,8 @@
 """The admin console at ``/admin`` (issue 16, item 2): server-rendered pages for the people who run the service —
-an overview, clients, people, vault connections, signing keys, the audit trail and alerts. Who may enter, the
-layout and the forms' CSRF are ``admin_gate``'s; each page calls the admin services (``frontdesk.admin``) and
-renders what they answer, with the same role checks and audit events as the admin API and the command line."""
+an overview, clients, people, vault connections, scopes and resources, signing keys, the audit trail and alerts.
+Who may enter, the layout and the forms' CSRF are ``admin_gate``'s; each page calls the admin services
+(``frontdesk.admin``) and renders what they answer, with the same role checks and audit events as the admin API and
+the command line."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..admin import alerts, clients, people, vault
 from ..admin.errors import AdminError
 from ..admin.paging import MAX_LIMIT, Page
 from ..core import Frontdesk
-from . import admin_access, admin_audit, admin_clients, admin_keys, admin_people, admin_watch
+from . import admin_access, admin_audit, admin_catalog, admin_clients, admin_keys, admin_people, admin_watch
 from .admin_gate import Admin, render, shown
 
 __all__ = ["overview", "routes"]
@@ -69,6 +70,8 @@ def routes(fd: Frontdesk) -> list[Route]:
         Route("/admin/people/{user_id}/{action}", admin_people.person_action, methods=["POST"]),
         Route("/admin/connections", admin_watch.connection_list, methods=["GET"]),
         Route("/admin/connections/delete", admin_watch.delete_connection, methods=["POST"]),
+        Route("/admin/catalog", admin_catalog.catalog_page, methods=["GET"]),
+        Route("/admin/catalog", admin_catalog.catalog_action, methods=["POST"]),
         Route("/admin/keys", admin_keys.key_list, methods=["GET"]),
         Route("/admin/keys/rotate", admin_keys.rotate, methods=["POST"]),
         Route("/admin/audit", admin_audit.audit, methods=["GET"]),

@@ -40,6 +40,7 @@ SECTIONS = (
     ("/admin/clients", "Clients"),
     ("/admin/people", "People"),
     ("/admin/connections", "Vault connections"),
+    ("/admin/catalog", "Scopes and resources"),
     ("/admin/keys", "Signing keys"),
     ("/admin/audit", "Audit trail"),
     ("/admin/alerts", "Alerts"),
