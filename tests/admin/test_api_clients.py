@@ -172,3 +172,31 @@ async def test_a_metadata_document_client_is_read_and_deleted_by_its_url_never_c
     assert (await operator.get(path)).status_code == 404
     [deleted] = events(fd, "admin.client.deleted")
     assert deleted.client_id == DOCUMENT
+
+
+async def test_a_metadata_document_whose_url_ends_in_secret_is_a_client_not_a_secret(operator: Api, fd: Frontdesk):
+    """``https://app.example/secret``, percent-encoded into the path, names that client: decoded, its path would
+    look like the secret route of a client ``https://app.example``. The secret route still answers the literal one."""
+    url = "https://app.example/secret"
+    with transaction(fd.engine) as conn:
+        assert save_document_client(
+            conn,
+            url,
+            expires_at=now() + 300,
+            stale_until=now() + 3600,
+            name="Secretive App",
+            auth_method="none",
+            redirect_uris=["https://app.example/cb"],
+            grant_types=["authorization_code"],
+            scope=["openid"],
+            jwks=None,
+            jwks_uri=None,
+        )
+    path = "/clients/" + quote(url, safe="")
+    read = await operator.get(path)
+    assert read.status_code == 200, read.text
+    assert read.json()["client"]["client_id"] == url
+    refused = await operator.put("/clients/shop/secret", WEB)  # the literal /secret: the secret's route, no PUT
+    assert refused.status_code == 405
+    assert (await operator.delete(path)).status_code == 204
+    assert fd.clients.get(url, cached=False) is None

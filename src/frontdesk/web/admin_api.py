@@ -19,7 +19,8 @@ from __future__ import annotations
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from ..core import Frontdesk
 from . import admin_api_catalog as catalog
@@ -34,10 +35,10 @@ __all__ = ["OPERATIONS", "routes"]
 
 class _ClientId(Convertor[str]):
     """A client_id in a path: slashes and all (a client ID metadata document's is an https URL, percent-encoded
-    into the path and decoded before routing), but for one that ends in ``/secret``, which names the client's
-    secret: ``PUT /clients/c/secret`` is a method the secret does not have (405), not a client ``c/secret``."""
+    into the path and decoded before routing). Whether a path ending in ``/secret`` names a client or its secret is
+    ``_ClientRoute``'s to say."""
 
-    regex = r"(?:(?!/secret$).)+"  # no position of it starts the path's closing "/secret"
+    regex = r".+"
 
     def convert(self, value: str) -> str:
         return value
@@ -48,6 +49,22 @@ class _ClientId(Convertor[str]):
 
 register_url_convertor("client_id", _ClientId())
 _CLIENT = "/clients/{client_id:client_id}"
+
+
+class _ClientRoute(Route):
+    """A client's route or its secret's, told apart on the path as it was sent: ``/clients/c/secret`` names the
+    secret of ``c`` (so ``PUT`` there is a method the secret does not have, 405, not a client ``c/secret``), while
+    ``/clients/https%3A%2F%2Fapp.example%2Fsecret`` names the client ID metadata document at
+    ``https://app.example/secret``, whose slashes were percent-encoded. Routing sees the decoded path, where the two
+    look alike; the server's ``raw_path`` keeps them apart (the decoded path when a server gives none)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw: bytes | None = scope.get("raw_path")
+        sent = raw.split(b"?", 1)[0].endswith(b"/secret") if raw is not None else scope["path"].endswith("/secret")
+        if sent != self.path.endswith("/secret"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/clients", "clients.read", clients.list_clients),
@@ -112,4 +129,9 @@ def routes(fd: Frontdesk) -> list[BaseRoute]:
     """The API's routes; none when ``[admin] api`` is off."""
     if not fd.settings.admin.api:
         return []
-    return [Route(BASE + "/openapi.json", openapi, methods=["GET"]), *routes_of(OPERATIONS)]
+    served: list[BaseRoute] = [Route(BASE + "/openapi.json", openapi, methods=["GET"])]
+    for route in routes_of(OPERATIONS):
+        if route.path.startswith(BASE + _CLIENT):
+            route = _ClientRoute(route.path, route.endpoint, methods=list(route.methods or ()))
+        served.append(route)
+    return served
