@@ -336,3 +336,29 @@ def test_an_operator_adds_a_scope_and_registers_a_resource(page, frontdesk, scre
     row.get_by_role("button", name=f"Stop requiring DPoP for {uri}").click()
     expect(page.get_by_role("row").filter(has_text=uri)).to_contain_text("No")
     assert watched == []
+
+
+def test_an_operator_adds_a_sign_in_provider(page, frontdesk, screenshots, watched):
+    """Sign-in providers: one added by its endpoints shows the redirect URI to register at it, and its button on the
+    sign-in page; removed, the button goes."""
+    operator = person(frontdesk, "operator")
+    enter_console(page, frontdesk, operator)
+    page.get_by_role("link", name="Sign-in providers").click()
+    assert_labelled(page)
+    name = "corp-" + secrets.token_hex(3)
+    page.get_by_label("Short name (lowercase, used in its URLs)").fill(name)
+    page.get_by_label("Name on its button").fill("Corp Login")
+    page.get_by_label("Client ID at the provider").fill("frontdesk")
+    page.get_by_label("Client secret at the provider").fill(secrets.token_urlsafe(24))
+    page.get_by_label("Authorization endpoint", exact=True).fill("https://idp.corp.example/authorize")
+    page.get_by_label("Token endpoint", exact=True).fill("https://idp.corp.example/token")
+    page.get_by_label("UserInfo endpoint (who signed in)").fill("https://idp.corp.example/userinfo")
+    page.get_by_role("button", name="Add the provider").click()
+    expect(page.get_by_role("status")).to_contain_text("The provider is added")
+    card = page.locator("section.card", has=page.get_by_role("heading", name="Corp Login"))
+    expect(card).to_contain_text(f"{frontdesk.issuer}/upstream/{name}/callback")
+    shoot(page, screenshots, "upstreams")
+    card.get_by_role("button", name="Remove Corp Login").click()
+    expect(page.get_by_role("status")).to_contain_text("The provider is removed")
+    expect(page.get_by_role("heading", name="Corp Login")).to_have_count(0)
+    assert watched == []

@@ -1,8 +1,8 @@
 """The admin console at ``/admin`` (issue 16, item 2): server-rendered pages for the people who run the service —
-an overview, clients, people, vault connections, scopes and resources, signing keys, the audit trail and alerts.
-Who may enter, the layout and the forms' CSRF are ``admin_gate``'s; each page calls the admin services
-(``frontdesk.admin``) and renders what they answer, with the same role checks and audit events as the admin API and
-the command line."""
+an overview, clients, people, vault connections, scopes and resources, signing keys, sign-in providers, the audit
+trail and alerts. Who may enter, the layout and the forms' CSRF are ``admin_gate``'s; each page calls the admin
+services (``frontdesk.admin``) and renders what they answer, with the same role checks and audit events as the
+admin API and the command line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ from ..admin import alerts, clients, people, vault
 from ..admin.errors import AdminError
 from ..admin.paging import MAX_LIMIT, Page
 from ..core import Frontdesk
-from . import admin_access, admin_audit, admin_catalog, admin_clients, admin_keys, admin_people, admin_watch
+from . import (
+    admin_access,
+    admin_audit,
+    admin_catalog,
+    admin_clients,
+    admin_keys,
+    admin_people,
+    admin_upstreams,
+    admin_watch,
+)
 from .admin_gate import Admin, render, shown
 
 __all__ = ["overview", "routes"]
@@ -74,6 +83,8 @@ def routes(fd: Frontdesk) -> list[Route]:
         Route("/admin/catalog", admin_catalog.catalog_action, methods=["POST"]),
         Route("/admin/keys", admin_keys.key_list, methods=["GET"]),
         Route("/admin/keys/rotate", admin_keys.rotate, methods=["POST"]),
+        Route("/admin/upstreams", admin_upstreams.upstream_list, methods=["GET"]),
+        Route("/admin/upstreams", admin_upstreams.upstream_action, methods=["POST"]),
         Route("/admin/audit", admin_audit.audit, methods=["GET"]),
         Route("/admin/audit/export", admin_audit.export, methods=["POST"]),
         Route("/admin/alerts", admin_watch.alert_list, methods=["GET"]),

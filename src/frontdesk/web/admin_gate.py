@@ -42,6 +42,7 @@ SECTIONS = (
     ("/admin/connections", "Vault connections"),
     ("/admin/catalog", "Scopes and resources"),
     ("/admin/keys", "Signing keys"),
+    ("/admin/upstreams", "Sign-in providers"),
     ("/admin/audit", "Audit trail"),
     ("/admin/alerts", "Alerts"),
 )
