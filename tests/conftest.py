@@ -37,6 +37,7 @@ from frontdesk.logs import LineHandler, LineWriter
 from frontdesk.oauth.registration import register
 from frontdesk.oauth.resources import create as create_resource
 from frontdesk.storage import db
+from inbox import Mailbox, mailbox_at
 
 ISSUER = "https://as.example"
 PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
@@ -433,6 +434,13 @@ def person(fd: Frontdesk, secrets_seen: set[str]) -> tuple[str, str]:
     fd.users.create("alice", "correct horse battery", email="alice@example.com", name="Alice Example")
     remember(secrets_seen, "correct horse battery")
     return "alice", "correct horse battery"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd on loopback) for one test; ``inbox.with_email`` points frontdesk at it."""
+    with mailbox_at() as box:
+        yield box
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ the purge of expired links (issue 16, item 5)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -17,13 +15,7 @@ from frontdesk.oauth.email_links import start_email_verification, start_password
 from frontdesk.oauth.housekeeping import purge
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, EmailLink, User
-from inbox import Mailbox, link_in, mailbox_at, token_of, with_email
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
+from inbox import Mailbox, link_in, token_of, with_email
 
 
 @pytest.fixture

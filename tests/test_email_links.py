@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -27,15 +26,9 @@ from frontdesk.oauth.email_links import (
 )
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, EmailLink, User
-from inbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
+from inbox import Mailbox, free_port, link_in, token_of, with_email
 
 NEW_PASSWORD = "a new horse battery"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ form's problems are said in words; sign-ups are throttled per network address an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
@@ -19,15 +18,9 @@ from frontdesk.config.operations import Signup
 from frontdesk.core import Frontdesk
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import AuditEvent, User
-from inbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
+from inbox import Mailbox, free_port, link_in, token_of, with_email
 
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
 
 
 @pytest.fixture

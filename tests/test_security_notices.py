@@ -6,7 +6,6 @@ nothing but the audit trail (``oauth.security_notices``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from email.message import EmailMessage
 
@@ -24,15 +23,9 @@ from frontdesk.oauth.email_links import start_password_reset
 from frontdesk.storage import audit
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import User
-from inbox import Mailbox, free_port, link_in, mailbox_at, token_of, with_email
+from inbox import Mailbox, free_port, link_in, token_of, with_email
 
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with mailbox_at() as box:
-        yield box
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from accounts import follow, post_code, recovery_codes_on, secret_on, sign_in_form, totp_code
 from conftest import csrf_of, remember
@@ -16,6 +17,20 @@ from frontdesk.core import Frontdesk
 
 def give_role(fd: Frontdesk, username: str, role: str) -> None:
     grant_role(fd, CLI, username, role)
+
+
+@pytest.fixture
+def console_operator(fd: Frontdesk, person: tuple[str, str]) -> tuple[str, str]:
+    """The suite's person, holding the operator role: they may change things."""
+    give_role(fd, person[0], "operator")
+    return person
+
+
+@pytest.fixture
+def console_auditor(fd: Frontdesk, person: tuple[str, str]) -> tuple[str, str]:
+    """The suite's person, holding the auditor role: they may only look."""
+    give_role(fd, person[0], "auditor")
+    return person
 
 
 def continue_link(page: httpx.Response) -> str:

@@ -9,21 +9,9 @@ import pytest
 from frontdesk.admin.catalog import list_resources, list_scopes
 from frontdesk.admin.principals import CLI
 
-from .console import console, forms_of, give_role, post
+from .console import console, forms_of, post
 
 PAGE = "/admin/catalog"
-
-
-@pytest.fixture
-def operator(fd, person) -> tuple[str, str]:
-    give_role(fd, person[0], "operator")
-    return person
-
-
-@pytest.fixture
-def auditor(fd, person) -> tuple[str, str]:
-    give_role(fd, person[0], "auditor")
-    return person
 
 
 def scopes(fd) -> dict[str, str]:
@@ -34,8 +22,8 @@ def resources(fd) -> dict[str, object]:
     return {r.uri: r for r in list_resources(fd, CLI)}
 
 
-async def test_a_scope_is_added_described_and_deleted(http, fd, operator, secrets_seen):
-    page = await console(http, *operator, secrets_seen, PAGE)
+async def test_a_scope_is_added_described_and_deleted(http, fd, console_operator, secrets_seen):
+    page = await console(http, *console_operator, secrets_seen, PAGE)
     assert page.status_code == 200, page.text
     assert "<h1>Scopes and resources</h1>" in page.text
     assert "<code>openid</code>" in page.text  # shown, with no form: OpenID Connect's scopes are the spec's
@@ -57,8 +45,8 @@ async def test_a_scope_is_added_described_and_deleted(http, fd, operator, secret
     assert "files.read" not in scopes(fd)
 
 
-async def test_a_scope_in_use_is_not_deleted_and_the_page_says_who_holds_it(http, fd, operator, secrets_seen):
-    page = await console(http, *operator, secrets_seen, PAGE)
+async def test_a_scope_in_use_is_not_deleted_and_the_page_says_who_holds_it(http, fd, console_operator, secrets_seen):
+    page = await console(http, *console_operator, secrets_seen, PAGE)
     await post(
         http,
         page,
@@ -76,9 +64,9 @@ async def test_a_scope_in_use_is_not_deleted_and_the_page_says_who_holds_it(http
     assert "files.read" in scopes(fd)
 
 
-async def test_openid_scopes_cannot_be_changed(http, fd, operator, secrets_seen):
+async def test_openid_scopes_cannot_be_changed(http, fd, console_operator, secrets_seen):
     """A forged form for a built-in scope is refused in words, and nothing changes."""
-    page = await console(http, *operator, secrets_seen, PAGE)
+    page = await console(http, *console_operator, secrets_seen, PAGE)
     before = scopes(fd)["openid"]
     refused = await http.post(
         PAGE, data={"csrf": _csrf(page.text), "action": "change-scope", "name": "openid", "description": "anything"}
@@ -88,8 +76,8 @@ async def test_openid_scopes_cannot_be_changed(http, fd, operator, secrets_seen)
     assert scopes(fd)["openid"] == before
 
 
-async def test_a_resource_is_registered_bound_to_dpop_and_deleted(http, fd, operator, secrets_seen):
-    page = await console(http, *operator, secrets_seen, PAGE)
+async def test_a_resource_is_registered_bound_to_dpop_and_deleted(http, fd, console_operator, secrets_seen):
+    page = await console(http, *console_operator, secrets_seen, PAGE)
     made = await post(
         http, page, PAGE, action="create-resource", uri="https://api.example.com/v1", resource_name="Files API",
         scope="files.read files.write", ttl="600",
@@ -125,8 +113,8 @@ async def test_a_resource_is_registered_bound_to_dpop_and_deleted(http, fd, oper
         ({"uri": "https://api.example.com", "ttl": "90000"}, "between 1 second and one day"),
     ],
 )
-async def test_a_refused_resource_keeps_what_was_typed(http, fd, operator, secrets_seen, fields, words):
-    page = await console(http, *operator, secrets_seen, PAGE)
+async def test_a_refused_resource_keeps_what_was_typed(http, fd, console_operator, secrets_seen, fields, words):
+    page = await console(http, *console_operator, secrets_seen, PAGE)
     refused = await post(
         http, page, PAGE, action="create-resource", resource_name="Files API", scope="files.read", **fields
     )
@@ -136,8 +124,8 @@ async def test_a_refused_resource_keeps_what_was_typed(http, fd, operator, secre
     assert resources(fd) == {}
 
 
-async def test_a_form_needs_the_consoles_csrf_token(http, fd, operator, secrets_seen):
-    await console(http, *operator, secrets_seen, PAGE)
+async def test_a_form_needs_the_consoles_csrf_token(http, fd, console_operator, secrets_seen):
+    await console(http, *console_operator, secrets_seen, PAGE)
     refused = await http.post(
         PAGE, data={"csrf": "not-it", "action": "create-scope", "name": "x.y", "description": "X"}
     )
@@ -145,8 +133,8 @@ async def test_a_form_needs_the_consoles_csrf_token(http, fd, operator, secrets_
     assert "x.y" not in scopes(fd)
 
 
-async def test_an_auditor_sees_the_catalog_and_changes_nothing(http, fd, auditor, secrets_seen):
-    page = await console(http, *auditor, secrets_seen, PAGE)
+async def test_an_auditor_sees_the_catalog_and_changes_nothing(http, fd, console_auditor, secrets_seen):
+    page = await console(http, *console_auditor, secrets_seen, PAGE)
     assert page.status_code == 200
     assert forms_of(page.text) == []
     assert "<code>openid</code>" in page.text

@@ -20,7 +20,7 @@ from ..admin import catalog
 from ..admin.errors import AdminError
 from ..core import Frontdesk
 from ..protocol.forms import Params
-from .admin_gate import Admin, back_to, posted, render, shown
+from .admin_gate import Admin, back_to, posted, render_found, shown
 
 __all__ = ["CATALOG", "catalog_action", "catalog_page"]
 
@@ -52,16 +52,13 @@ def _page(
     message: str | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    template = "admin/catalog.html"
-    context: dict[str, Any] = {"notice": notice, "message": message, "form": form or _EMPTY_FORM}
-    try:
-        scopes = catalog.list_scopes(fd, admin.principal)
-        resources = catalog.list_resources(fd, admin.principal)
-    except AdminError as exc:
-        context["message"] = exc.description
-        return render(fd, admin, template, CATALOG, exc.status, scopes=(), resources=(), **context)
-    listed = [(s, _origin(fd, s)) for s in scopes]
-    return render(fd, admin, template, CATALOG, status, scopes=listed, resources=resources, **context)
+    def found() -> dict[str, Any]:
+        scopes = [(s, _origin(fd, s)) for s in catalog.list_scopes(fd, admin.principal)]
+        return {"scopes": scopes, "resources": catalog.list_resources(fd, admin.principal)}
+
+    empty = {"scopes": (), "resources": ()}
+    context = {"notice": notice, "message": message, "form": form or _EMPTY_FORM}
+    return render_found(fd, admin, "admin/catalog.html", CATALOG, found, empty, status, **context)
 
 
 async def catalog_page(request: Request) -> Response:

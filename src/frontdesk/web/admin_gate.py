@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..admin.errors import AdminError
 from ..admin.principals import Principal, allowed
 from ..admin.roles import person_principal
 from ..core import Frontdesk
@@ -33,7 +34,18 @@ from .cookies import session_token, set_interaction
 from .http import client_ip
 from .pages import page
 
-__all__ = ["ACCESS", "SECTIONS", "Admin", "admin_of", "back_to", "posted", "refused", "render", "shown"]
+__all__ = [
+    "ACCESS",
+    "SECTIONS",
+    "Admin",
+    "admin_of",
+    "back_to",
+    "posted",
+    "refused",
+    "render",
+    "render_found",
+    "shown",
+]
 
 SECTIONS = (
     ("/admin", "Overview"),
@@ -156,6 +168,25 @@ def render(fd: Frontdesk, admin: Admin, template: str, here: str, status: int = 
         now=admin.visitor.at,
         **context,
     )
+
+
+def render_found(
+    fd: Frontdesk,
+    admin: Admin,
+    template: str,
+    here: str,
+    find: Callable[[], dict[str, Any]],
+    missing: dict[str, Any],
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """A page of what the admin services find: ``find()``'s names in its context. When the services refuse (the
+    admin's role, say), the page still renders, with ``missing`` in their place and the services' reason."""
+    try:
+        found = find()
+    except AdminError as exc:
+        return render(fd, admin, template, here, exc.status, **{**context, **missing, "message": exc.description})
+    return render(fd, admin, template, here, status, **context, **found)
 
 
 async def shown(request: Request, view: Callable[[Frontdesk, Admin], Response]) -> Response:

@@ -9,6 +9,8 @@ how old the active keys are against ``[alerts] key_rotation_days``, the age at w
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,7 +19,7 @@ from ..admin.errors import AdminError
 from ..admin.principals import allowed
 from ..core import Frontdesk
 from ..protocol.forms import Params
-from .admin_gate import Admin, back_to, posted, refused, render, shown
+from .admin_gate import Admin, back_to, posted, refused, render_found, shown
 
 __all__ = ["KEYS", "key_list", "rotate"]
 
@@ -31,30 +33,31 @@ STATE_WORDS = {
 DONE = {"rotated": "The keys are rotated: the next keys sign from now on, and fresh next keys are published."}
 
 
-def _keys(fd: Frontdesk, admin: Admin, notice: str | None, status: int = 200, message: str | None = None) -> Response:
-    template = "admin/keys.html"
-    context = {"state_words": STATE_WORDS, "notice": notice, "rotation_days": fd.settings.alerts.key_rotation_days}
-    may_rotate = allowed(admin.principal, "keys.rotate")
-    try:
-        keys = catalog.list_keys(fd, admin.principal)
-    except AdminError as exc:
-        return render(fd, admin, template, KEYS, exc.status, keys=(), may_rotate=False, message=exc.description)
+def _found(fd: Frontdesk, admin: Admin) -> dict[str, Any]:
+    keys = catalog.list_keys(fd, admin.principal)
     newest = max((k.created_at for k in keys if k.state in ("active", "next")), default=None)
-    age_days = (admin.visitor.at - newest) // DAY if newest is not None else None
     # Retired keys last: the ones that sign and will sign come first, then the ones kept for tokens still out.
     order = {"active": 0, "next": 1, "retired": 2}
-    listed = sorted(keys, key=lambda k: (order.get(k.state, 3), k.alg, -k.created_at))
-    return render(
+    return {
+        "keys": sorted(keys, key=lambda k: (order.get(k.state, 3), k.alg, -k.created_at)),
+        "age_days": (admin.visitor.at - newest) // DAY if newest is not None else None,
+        "may_rotate": allowed(admin.principal, "keys.rotate"),
+    }
+
+
+def _keys(fd: Frontdesk, admin: Admin, notice: str | None, status: int = 200, message: str | None = None) -> Response:
+    return render_found(
         fd,
         admin,
-        template,
+        "admin/keys.html",
         KEYS,
+        lambda: _found(fd, admin),
+        {"keys": (), "age_days": None, "may_rotate": False},
         status,
-        keys=listed,
-        age_days=age_days,
-        may_rotate=may_rotate,
+        state_words=STATE_WORDS,
+        notice=notice,
         message=message,
-        **context,
+        rotation_days=fd.settings.alerts.key_rotation_days,
     )
 
 

@@ -19,7 +19,7 @@ from ..core import Frontdesk
 from ..protocol.forms import Params
 from ..secret import Secret
 from ..upstream.providers import TOKEN_AUTH_METHODS
-from .admin_gate import Admin, back_to, posted, render, shown
+from .admin_gate import Admin, back_to, posted, render_found, shown
 
 __all__ = ["UPSTREAMS", "upstream_action", "upstream_list"]
 
@@ -57,7 +57,6 @@ def _page(
     message: str | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    template = "admin/upstreams.html"
     context: dict[str, Any] = {
         "notice": notice,
         "message": message,
@@ -65,12 +64,16 @@ def _page(
         "kind_words": KIND_WORDS,
         "method_words": {m: METHOD_WORDS[m] for m in ("", *TOKEN_AUTH_METHODS)},
     }
-    try:
-        found = upstreams.list_upstreams(fd, admin.principal)
-    except AdminError as exc:
-        context["message"] = exc.description
-        return render(fd, admin, template, UPSTREAMS, exc.status, providers=(), **context)
-    return render(fd, admin, template, UPSTREAMS, status, providers=found, **context)
+    return render_found(
+        fd,
+        admin,
+        "admin/upstreams.html",
+        UPSTREAMS,
+        lambda: {"providers": upstreams.list_upstreams(fd, admin.principal)},
+        {"providers": ()},
+        status,
+        **context,
+    )
 
 
 async def upstream_list(request: Request) -> Response:
