@@ -309,6 +309,26 @@ async def test_iss_on_error_equals_issuer(browser, confidential):
     assert query(response.headers["location"])["iss"] == ISSUER
 
 
+# --- request parameters that must not break a request: OIDC-08 ---------------------------------------------------
+
+
+async def test_display_locales_and_hints_do_not_cause_errors(browser, confidential):
+    """OIDC-08 (Core §15.1): display, ui_locales, claims_locales, login_hint and acr_values are accepted (used or
+    ignored), and the flow ends with a code as it would without them."""
+    extra = {
+        "display": "popup",
+        "ui_locales": "fr-CA fr en",
+        "claims_locales": "de en",
+        "login_hint": "alice",
+        "acr_values": "urn:example:unknown-acr",
+    }
+    response = await browser.authorize(**params_for(confidential, **extra))
+    assert response.status_code == 303, response.text
+    params = query(response.headers["location"])
+    assert "code" in params, params
+    assert "error" not in params
+
+
 # --- prompt and max_age: OIDC-05, OIDC-06 --------------------------------------------------------------------------
 
 

@@ -160,3 +160,19 @@ async def test_concurrent_refreshes_have_one_winner(http, browser, confidential)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [400] * 9, [r.text for r in responses]
     assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
+
+
+async def test_a_refreshed_id_token_keeps_who_and_when_and_drops_the_nonce(http, browser, confidential, clock):
+    """OIDC-11 (Core §12.2): the ID token of a refresh has the same iss, sub and aud as the first, a new iat, the
+    original auth_time (the person did not sign in again), and no nonce (it answers no authorization request)."""
+    first = await tokens_for(http, browser, confidential, nonce="n-0S6_WzA2Mj")
+    original = claims_of(first["id_token"])
+    assert original["nonce"] == "n-0S6_WzA2Mj"
+    clock.advance(60)
+    response = await refresh(http, confidential, first["refresh_token"])
+    assert response.status_code == 200, response.text
+    renewed = claims_of(response.json()["id_token"])
+    assert {k: renewed[k] for k in ("iss", "sub", "aud")} == {k: original[k] for k in ("iss", "sub", "aud")}
+    assert renewed["iat"] >= original["iat"] + 60
+    assert renewed["auth_time"] == original["auth_time"]
+    assert "nonce" not in renewed
