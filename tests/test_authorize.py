@@ -309,6 +309,28 @@ async def test_iss_on_error_equals_issuer(browser, confidential):
     assert query(response.headers["location"])["iss"] == ISSUER
 
 
+# --- error redirects: OIDC-12 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"scope": "openid bogus\r\nX-Injected: 1"}, "invalid_scope"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"prompt": "none login"}, "invalid_request"),
+    ],
+)
+async def test_error_redirects_say_what_in_rfc6749_characters(browser, confidential, extra, error):
+    """OIDC-12 (Core §3.1.2.6, RFC 6749 §4.1.2.1): an error redirect carries the error code and state and no code;
+    its error_description holds only the characters RFC 6749 allows (%x20-21 / %x23-5B / %x5D-7E), whatever the
+    request carried."""
+    response = await browser.authorize(**params_for(confidential, **extra))
+    params = assert_error_redirect(response, confidential.redirect_uri, error)
+    description = params.get("error_description", "")
+    assert description
+    assert re.fullmatch(r"[\x20\x21\x23-\x5B\x5D-\x7E]*", description), description
+
+
 # --- request parameters that must not break a request: OIDC-08 ---------------------------------------------------
 
 

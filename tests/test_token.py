@@ -158,7 +158,7 @@ async def test_replay_with_wrong_verifier_does_not_revoke(http, browser, confide
 
 
 async def test_code_of_another_client_is_invalid_grant(http, browser, confidential, second):
-    """C's code redeemed by an authenticated C2 is refused with invalid_grant."""
+    """OIDC-04: C's code redeemed by an authenticated C2 is refused with invalid_grant."""
     code, verifier = await code_for(browser, confidential)
     assert_error(await redeem(http, confidential, code, verifier, by=second), 400, "invalid_grant")
     assert (await redeem(http, confidential, code, verifier)).status_code == 200
@@ -189,7 +189,7 @@ async def test_expired_code_is_invalid_grant(http, browser, confidential, lifeti
 
 
 async def test_redirect_uri_mismatch_is_invalid_grant(http, browser, confidential):
-    """A redirect_uri differing from the one of the authorization request is refused with invalid_grant."""
+    """OIDC-04: a redirect_uri differing from the authorization request's is refused with invalid_grant."""
     code, verifier = await code_for(browser, confidential)
     response = await redeem(http, confidential, code, verifier, redirect_uri="https://app.example/other")
     assert_error(response, 400, "invalid_grant")
@@ -348,7 +348,7 @@ async def test_basic_and_post_together_is_invalid_request(http, confidential):
 
 
 async def test_token_responses_are_not_cached(http, browser, confidential):
-    """Successful and failed token responses both carry Cache-Control: no-store."""
+    """OIDC-04: successful and failed token responses both carry Cache-Control: no-store."""
     code, verifier = await code_for(browser, confidential)
     ok = await redeem(http, confidential, code, verifier)
     failed = await redeem(http, confidential, code, verifier)
@@ -395,7 +395,7 @@ async def test_token_for_another_resource_is_refused_at_userinfo(http, browser, 
 
 
 async def test_id_token_claims(http, browser, confidential):
-    """The ID token is RS256 with nonce, auth_time, a correct at_hash, acr, amr and aud=client_id."""
+    """OIDC-02: the ID token is RS256 with nonce, auth_time, a correct at_hash, acr, amr and aud=client_id."""
     body = await tokens_for(http, browser, confidential, nonce="n-0S6_WzA2Mj")
     header = header_of(body["id_token"])
     assert header["alg"] == "RS256"
@@ -410,6 +410,35 @@ async def test_id_token_claims(http, browser, confidential):
     left = hashlib.sha256(body["access_token"].encode("ascii")).digest()[:16]
     assert claims["at_hash"] == base64.urlsafe_b64encode(left).rstrip(b"=").decode()
     assert claims["sub"] == (await verified_claims(http, body["access_token"]))["sub"]
+
+
+async def test_no_id_token_without_openid(http, browser, confidential):
+    """OIDC-01 (Core §3.1.2.1): without openid in the scope the request is plain OAuth 2.0, and no ID token is
+    issued, nor is UserInfo open to its access token."""
+    body = await tokens_for(http, browser, confidential, scope="calendar.read")
+    assert body["scope"] == "calendar.read"
+    assert "id_token" not in body
+    refused = await http.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert refused.status_code == 403, refused.text
+
+
+async def test_userinfo_answers_get_and_post_with_the_id_tokens_sub(http, browser, confidential):
+    """OIDC-07 (Core §5.3): UserInfo takes the access token in the Bearer header by GET and by POST, answers JSON
+    whose sub is the ID token's, with the profile claims the scope asked for; a bad token is a 401 with a
+    challenge (§5.3.3)."""
+    body = await tokens_for(http, browser, confidential, scope="openid profile")
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    sub = (await verified_claims(http, body["id_token"]))["sub"]
+    for response in (await http.get("/userinfo", headers=bearer), await http.post("/userinfo", headers=bearer)):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        claims = response.json()
+        assert claims["sub"] == sub
+        assert claims["name"] == "Alice Example"
+    bad = await http.get("/userinfo", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
 
 
 async def test_no_refresh_token_without_offline_access(http, browser, confidential):

@@ -6,6 +6,7 @@ but never sent. Anything that is not one of these goes out as ``server_error``.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 __all__ = [
@@ -36,7 +37,18 @@ __all__ = [
     "UnsupportedGrantType",
     "UnsupportedResponseType",
     "UseDpopNonce",
+    "wire_description",
 ]
+
+# RFC 6749 §4.1.2.1, §5.2 and RFC 6750 §3: an error_description holds only %x20-21 / %x23-5B / %x5D-7E.
+_OFF_THE_WIRE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+
+
+def wire_description(text: str) -> str:
+    """``text`` in error_description's characters, whatever a request put into it: "§" spelled out, a double quote
+    or backslash made an apostrophe or slash, a line break or tab a space, anything else outside the set dropped."""
+    text = text.replace("§", "section ").replace('"', "'").replace("\\", "/")
+    return _OFF_THE_WIRE.sub("", re.sub(r"[\t\r\n]+", " ", text))
 
 
 class OAuthError(Exception):
@@ -44,6 +56,7 @@ class OAuthError(Exception):
     status: ClassVar[int] = 400
 
     def __init__(self, description: str = "", *, detail: str = "") -> None:
+        description = wire_description(description)  # it goes into JSON, redirects and challenges alike
         super().__init__(description or self.error)
         self.description = description
         self.detail = detail

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..core import Frontdesk
-from ..errors import InvalidDpopProof, UseDpopNonce
+from ..errors import InvalidDpopProof, UseDpopNonce, wire_description
 from ..protocol.rfc9449 import ALGORITHMS, Proof, check_proof
 from ..storage import audit
 from ..storage.clients import ClientRecord, replace_dpop_bound
@@ -132,6 +132,7 @@ class ResourceProofRefused(Exception):
     status = 401
 
     def __init__(self, error: str, description: str, nonce: str | None = None) -> None:
+        description = wire_description(description)
         super().__init__(description)
         self.error = error
         self.description = description
@@ -141,9 +142,8 @@ class ResourceProofRefused(Exception):
         return {"error": self.error, "error_description": self.description}
 
     def headers(self) -> dict[str, str]:
-        # §7.1: the DPoP challenge names the algorithms a proof may use; no quote or backslash in the description.
-        description = self.description.replace('"', "'").replace("\\", "/")
-        challenge = f'DPoP algs="{" ".join(ALGORITHMS)}", error="{self.error}", error_description="{description}"'
+        # §7.1: the DPoP challenge names the algorithms a proof may use (the description has no quote: errors.py).
+        challenge = f'DPoP algs="{" ".join(ALGORITHMS)}", error="{self.error}", error_description="{self.description}"'
         out = {"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
         if self.nonce is not None:
             out["DPoP-Nonce"] = self.nonce
