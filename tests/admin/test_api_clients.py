@@ -136,17 +136,15 @@ async def test_a_public_client_has_no_secret_to_rotate(operator: Api):
 DOCUMENT = "https://app.example/oauth/client.json"
 
 
-async def test_a_metadata_document_client_is_read_and_deleted_by_its_url_never_changed(operator: Api, fd: Frontdesk):
-    """A client ID metadata document's client_id is an https URL: percent-encoded into the path, it names the stored
-    copy like any client_id. Its metadata is the document's, so a change is refused (409: the next fetch would undo
-    it); deleting it ends its grants."""
+def store_document(fd: Frontdesk, url: str, name: str) -> bool:
+    """A public client's metadata document at ``url``, stored as a fetch would store it (fresh for five minutes)."""
     with transaction(fd.engine) as conn:
-        stored = save_document_client(
+        return save_document_client(
             conn,
-            DOCUMENT,
+            url,
             expires_at=now() + 300,
             stale_until=now() + 3600,
-            name="App",
+            name=name,
             auth_method="none",
             redirect_uris=["https://app.example/cb"],
             grant_types=["authorization_code", "refresh_token"],
@@ -154,7 +152,13 @@ async def test_a_metadata_document_client_is_read_and_deleted_by_its_url_never_c
             jwks=None,
             jwks_uri=None,
         )
-    assert stored
+
+
+async def test_a_metadata_document_client_is_read_and_deleted_by_its_url_never_changed(operator: Api, fd: Frontdesk):
+    """A client ID metadata document's client_id is an https URL: percent-encoded into the path, it names the stored
+    copy like any client_id. Its metadata is the document's, so a change is refused (409: the next fetch would undo
+    it); deleting it ends its grants."""
+    assert store_document(fd, DOCUMENT, "App")
     path = "/clients/" + quote(DOCUMENT, safe="")
     read = await operator.get(path)
     assert read.status_code == 200, read.text
@@ -178,20 +182,7 @@ async def test_a_metadata_document_whose_url_ends_in_secret_is_a_client_not_a_se
     """``https://app.example/secret``, percent-encoded into the path, names that client: decoded, its path would
     look like the secret route of a client ``https://app.example``. The secret route still answers the literal one."""
     url = "https://app.example/secret"
-    with transaction(fd.engine) as conn:
-        assert save_document_client(
-            conn,
-            url,
-            expires_at=now() + 300,
-            stale_until=now() + 3600,
-            name="Secretive App",
-            auth_method="none",
-            redirect_uris=["https://app.example/cb"],
-            grant_types=["authorization_code"],
-            scope=["openid"],
-            jwks=None,
-            jwks_uri=None,
-        )
+    assert store_document(fd, url, "Secretive App")
     path = "/clients/" + quote(url, safe="")
     read = await operator.get(path)
     assert read.status_code == 200, read.text
