@@ -4,8 +4,8 @@ Each algorithm has an active key that signs, a next key already published in the
 holding a cached key set know it before it signs anything), and retired keys still published until the tokens they
 signed have expired. Rotating promotes each next key, retires the active one and publishes a fresh next key
 (``admin.catalog.rotate_keys``, as ``frontdesk keys rotate`` and ``POST /admin/api/keys/rotate`` do). The page says
-how old the active keys are against ``[alerts] key_rotation_days``, the age at which the
-``signing_keys.rotation_overdue`` alert is raised, which links here."""
+how old the newest keys are (those made by the last rotation) against ``[alerts] key_rotation_days``, the age at
+which the ``signing_keys.rotation_overdue`` alert is raised, which links here."""
 
 from __future__ import annotations
 
