@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from accounts import Authenticator, account_page, add_passkey, post_code, recovery_codes_on, secret_on, totp_code
-from conftest import ISSUER, Browser, Registered, csrf_of, pkce, remember
+from accounts import Authenticator, account_page, add_passkey
+from conftest import ISSUER, Browser, Registered, csrf_of, remember
 from frontdesk.admin.people import remove_second_factor
 from frontdesk.admin.principals import CLI
 from frontdesk.config import SecondFactorPolicy
@@ -24,6 +24,7 @@ from frontdesk.storage import audit
 from frontdesk.storage.db import transaction
 from frontdesk.storage.schema import User
 from inbox import Mailbox, free_port, link_in, token_of, with_email
+from test_second_factor import enrol, enrol_during_sign_in, start
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -105,19 +106,11 @@ async def test_a_reset_password_is_told_after_the_link(
     assert [n.detail["change"] for n in notices(fd)] == ["password_reset"]
 
 
-async def enrol_on_account_page(http: httpx.AsyncClient, person: tuple[str, str], seen: set[str]) -> None:
-    page = await account_page(http, *person, "/account/second-factor")
-    secret = secret_on(page)
-    done = await post_code(http, page, totp_code(secret))
-    assert done.status_code == 200, done.text
-    remember(seen, secret, *recovery_codes_on(done))
-
-
 async def test_the_second_step_turned_on_and_off_is_told(
     fd: Frontdesk, http: httpx.AsyncClient, person: tuple[str, str], mailbox: Mailbox, secrets_seen: set[str]
 ) -> None:
     confirmed(fd)
-    await enrol_on_account_page(http, person, secrets_seen)
+    await enrol(http, person, secrets_seen)
     on = the_notice(mailbox)
     assert on["Subject"] == "A second sign-in step was turned on at as.example"
     assert "the app was set up on the account page" in on.get_content()
@@ -133,7 +126,7 @@ async def test_a_second_step_removed_by_an_administrator_says_so(
     fd: Frontdesk, http: httpx.AsyncClient, person: tuple[str, str], mailbox: Mailbox, secrets_seen: set[str]
 ) -> None:
     user_id = confirmed(fd)
-    await enrol_on_account_page(http, person, secrets_seen)
+    await enrol(http, person, secrets_seen)
     remove_second_factor(fd, CLI, user_id)
     assert "its recovery codes were removed by an administrator" in the_notice(mailbox, before=1).get_content()
 
@@ -156,28 +149,13 @@ async def test_a_passkey_added_and_removed_is_told_by_its_name(
 
 
 async def test_enrolment_while_signing_in_is_told(
-    fd: Frontdesk, http: httpx.AsyncClient, browser: Browser, confidential: Registered, mailbox: Mailbox,
-    secrets_seen: set[str],
-) -> None:  # fmt: skip
+    fd: Frontdesk, browser: Browser, confidential: Registered, mailbox: Mailbox, secrets_seen: set[str]
+) -> None:
     """An operator's policy that asks everyone for a second step has the person set it up at sign-in."""
     fd.settings = replace(fd.settings, second_factor=SecondFactorPolicy(required="all"))
     confirmed(fd, browser.username)
-    _, challenge = pkce()
-    page = await browser.authorize(
-        consent=None,
-        response_type="code",
-        client_id=confidential.client_id,
-        redirect_uri=confidential.redirect_uri,
-        scope="openid",
-        state="s",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    assert "Set up a second step" in page.text, page.text
-    secret = secret_on(page)
-    codes = await post_code(http, page, totp_code(secret))
-    assert codes.status_code == 200, codes.text
-    remember(secrets_seen, secret, *recovery_codes_on(codes))
+    page, _ = await start(browser, confidential)
+    await enrol_during_sign_in(browser.http, page, secrets_seen)
     message = mailbox.wait_for(1)[0]
     assert message["Subject"] == "A second sign-in step was turned on at as.example"
     assert "the app was set up while signing in" in message.get_content()
