@@ -2,6 +2,7 @@
 
     git worktree add /tmp/base HEAD        # the tree to compare against
     .venv/bin/python bench/ab.py /tmp/base/src src --scenarios c_refresh,d_code --backend postgresql --rounds 6
+    .venv/bin/python bench/ab.py src src --python-b /tmp/other-venv/bin/python   # one tree, two interpreters
 
 ``bench/run.py`` compares frontdesk with its peers; this compares frontdesk with itself, for a change whose effect
 is smaller than the machine's noise between two runs. Both trees run at once, each a ``frontdesk serve`` as shipped
@@ -34,6 +35,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured load per run (default 4)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    for side in ("a", "b"):
+        parser.add_argument(
+            f"--python-{side}", help=f"the interpreter that serves tree {side.upper()} (default: this one)"
+        )
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
     unknown = set(scenarios) - set(bench.SHIPPED_SCENARIOS)
@@ -48,11 +53,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fdab-"))
     targets: dict[str, bench.FrontdeskTarget] = {}
     try:
-        for side, src in zip(SIDES, (args.a, args.b), strict=True):
+        sides = zip(SIDES, (args.a, args.b), (args.python_a, args.python_b), strict=True)
+        for side, src, python in sides:
             home = work / side
             home.mkdir()
-            target = bench.start_frontdesk(home, args.backend, 1, settings, shipped=True, src=src)
-            target.label = f"{side}: {src}"
+            target = bench.start_frontdesk(home, args.backend, 1, settings, shipped=True, src=src, python=python)
+            target.label = f"{side}: {src}{f' under {python}' if python else ''}"
             targets[side] = target
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for round_ in range(args.rounds):

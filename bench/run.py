@@ -415,10 +415,12 @@ def start_frontdesk(
     upstream: Target | None = None,
     shipped: bool = False,
     src: str | None = None,
+    python: str | None = None,
 ) -> FrontdeskTarget:
     """frontdesk at ``--log-level``, or ``shipped``: with nothing but its home and database set, as the README
     starts it (log level INFO, access lines and audit lines written). ``src``: another tree's source directory,
-    served instead of the installed frontdesk (bench/ab.py)."""
+    served instead of the installed frontdesk; ``python``: another interpreter (with frontdesk's dependencies) that
+    serves it (both for bench/ab.py)."""
     port = free_port()
     name = f"{backend}-{workers}{'-shipped' if shipped else ''}"
     home = workdir / f"home-{name}"
@@ -452,7 +454,7 @@ def start_frontdesk(
         extra={"env": env},
         log_level="INFO (default)" if shipped else args.log_level,
     )
-    cli = [sys.executable, "-m", "frontdesk"]
+    cli = [python or sys.executable, "-m", "frontdesk"]
     fd_env = target.env()
     run = provision(fd_env)
     if upstream is not None:
@@ -740,7 +742,10 @@ def growth(target: FrontdeskTarget, args: argparse.Namespace, workdir: Path) -> 
 # --- report ------------------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
+def machine(python: str | None = None) -> dict[str, Any]:
+    """The machine, and the interpreter that serves frontdesk (``python``, else this one): its version and where it
+    lives, since how CPython was built (profile-guided, link-time optimised, or neither) moves frontdesk's numbers
+    by a fifth (BENCHMARKS.md)."""
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -754,7 +759,13 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
-        "python": platform.python_version(),
+        "python": subprocess.run(
+            [python or sys.executable, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
+        "python_executable": str(Path(python or sys.executable).resolve()),
         "node": node,
         "load_average_at_start": os.getloadavg(),
     }
@@ -901,7 +912,8 @@ def _n(value: Any) -> str:
 def table(run: dict[str, Any]) -> str:
     lines = [
         f"Run {run['date']}, commit `{run['commit'][:12]}`{' (uncommitted changes)' if run['dirty'] else ''}, "
-        f"{run['machine']['cpu']}, {run['machine']['cores']} cores, Python {run['machine']['python']}, "
+        f"{run['machine']['cpu']}, {run['machine']['cores']} cores, Python {run['machine']['python']}"
+        f"{' (' + run['machine']['python_executable'] + ')' if run['machine'].get('python_executable') else ''}, "
         f"Node {run['machine']['node']}; {run['settings']['duration']} s per measurement after "
         f"{run['settings']['warmup']} s warm-up, best of {run['settings']['rounds']} interleaved rounds (one worker), "
         f"{CONNECTIONS} connections, frontdesk log level {run['settings']['log_level']}; "
@@ -1048,6 +1060,11 @@ def main() -> None:
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server where databases fdbench_1 and fdbench_2 may be created and dropped",
     )
+    parser.add_argument(
+        "--python",
+        help="the interpreter that serves frontdesk, with its dependencies installed (default: this one, the "
+        "checkout's .venv); the Authlib peers keep theirs",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--render", type=Path, help="only re-render a results JSON into BENCHMARKS.md, no run")
     args = parser.parse_args()
@@ -1075,7 +1092,7 @@ def main() -> None:
         "commit": git("rev-parse", "HEAD"),
         # The server's code differs from the commit: tracked changes under src/ (bench/ itself does not count).
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "src", "pyproject.toml")),
-        "machine": machine(),
+        "machine": machine(args.python),
         "settings": {
             "duration": args.duration,
             "warmup": args.warmup,
@@ -1102,10 +1119,10 @@ def main() -> None:
         for w in workers:
             for b in backends:
                 log(f"starting frontdesk on {b} with {w} worker(s)")
-                targets.append(start_frontdesk(workdir, b, w, args, upstream))
+                targets.append(start_frontdesk(workdir, b, w, args, upstream, python=args.python))
                 if w == 1 and args.shipped:
                     log(f"starting frontdesk as shipped (default settings, INFO) on {b}")
-                    targets.append(start_frontdesk(workdir, b, w, args, shipped=True))
+                    targets.append(start_frontdesk(workdir, b, w, args, shipped=True, python=args.python))
         hints: dict[str, float] = {}
         args.hints = hints
         for scenario in scenarios:
