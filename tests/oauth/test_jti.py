@@ -8,8 +8,9 @@ import re
 import threading
 
 from frontdesk.oauth import tokens
+from frontdesk.storage.grants import GrantRow
 
-PART = re.compile(r"[A-Za-z0-9_-]{16}")
+PART = re.compile(rf"[A-Za-z0-9_-]{{{tokens._JTI_CHARS}}}")
 
 
 def test_parts_are_unique_and_base64url_across_draws() -> None:
@@ -48,17 +49,16 @@ def test_a_forked_child_draws_its_own_parts() -> None:
     with os.fdopen(read, "rb") as pipe:
         child = pipe.read().decode()
     os.waitpid(pid, 0)
-    theirs = {child[i : i + 16] for i in range(0, len(child), 16)}
+    size = tokens._JTI_CHARS
+    theirs = {child[i : i + size] for i in range(0, len(child), size)}
     ours = {tokens._random_part() for _ in range(tokens._JTI_DRAW)}
     assert len(theirs) == 10
     assert not theirs & ours
 
 
 def test_a_token_carries_the_grant_and_a_fresh_part() -> None:
-    class Grant:
-        id = "g1"
-
-    first, second = tokens._jti(Grant()), tokens._jti(Grant())  # type: ignore[arg-type]
+    grant = GrantRow("g1", "client", "person", ("openid",), (), None, (), 2_000_000_000, None)
+    first, second = tokens._jti(grant), tokens._jti(grant)
     assert first.startswith("g1.")
     assert second.startswith("g1.")
     assert first != second

@@ -33,9 +33,10 @@ class AccessToken:
 
 # A jti's random part: 12 bytes from the operating system's generator, as secrets.token_urlsafe(12) draws them, but
 # drawn 256 at a time. A jti is no secret (it travels in the token) and must only be unique (RFC 9068 §2.2, RFC 7519
-# §4.1.7); one getrandom call per token was a system call on every token request. 12 bytes are 16 base64url
-# characters without padding, so one encoded draw cuts into 256 of them.
+# §4.1.7); one getrandom call per token was a system call on every token request. 12 bytes are a multiple of 3,
+# so one encoded draw cuts into 256 parts with no padding in between.
 _JTI_BYTES = 12
+_JTI_CHARS = _JTI_BYTES * 4 // 3  # base64 without padding: 12 bytes are 16 characters
 _JTI_DRAW = 256
 _jti_parts: Iterator[str] = iter(())
 _jti_refill = threading.Lock()
@@ -50,7 +51,7 @@ def _random_part() -> str:
             return part
         with _jti_refill:
             text = base64.urlsafe_b64encode(os.urandom(_JTI_BYTES * _JTI_DRAW)).decode("ascii")
-            _jti_parts = iter([text[i : i + 16] for i in range(0, len(text), 16)])
+            _jti_parts = iter([text[i : i + _JTI_CHARS] for i in range(0, len(text), _JTI_CHARS)])
 
 
 def _forget_parts() -> None:
