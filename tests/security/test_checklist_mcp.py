@@ -595,6 +595,33 @@ async def test_MCP_AS_12_the_upstream_token_never_reaches_the_client(http, upstr
     assert upstream_token not in userinfo.text
 
 
+async def test_MCP_AS_12_mcp_tokens_live_with_the_session_the_upstream_sign_in_opened(http, upstream, mcp_agent):
+    """Bind MCP tokens to the upstream session: the grant an MCP client gets from a person who signed in through
+    the provider belongs to the session that sign-in opened (the ID token's ``sid``), and without offline_access it
+    ends with that session. Signed out, the MCP server refuses its token, and no refresh token was ever issued to
+    outlive it. (frontdesk cannot learn of a sign-out at the provider itself: it has no logout channel from it.)"""
+    verifier, challenge = pkce()
+    scope = "openid vault.connections.read"
+    _, _, out = await leave_for_upstream(http, mcp_agent, scope=scope, resource=MCP, code_challenge=challenge)
+    back = await http.get(upstream.consent(out.headers["location"]))
+    consent = await Browser(http, "", "").follow(await http.get(back.headers["location"]))
+    allowed = await http.post(form_action(consent.text), data={"csrf": csrf_of(consent.text), "decision": "allow"})
+    data = {"grant_type": "authorization_code", "client_id": mcp_agent.client_id, "resource": MCP}
+    data |= {"code": query(allowed.headers["location"])["code"], "code_verifier": verifier}
+    issued = await http.post("/token", data={**data, "redirect_uri": mcp_agent.redirect_uri})
+    assert issued.status_code == 200, issued.text
+    tokens = issued.json()
+    assert "refresh_token" not in tokens
+    assert payload_of(tokens["id_token"])["sid"]
+    async with mcp_running(http):
+        assert (await Session(http, tokens["access_token"]).initialize()).status_code == 200
+        signed_out = await http.get("/logout", params={"id_token_hint": tokens["id_token"]})
+        assert signed_out.status_code in (200, 303), signed_out.text
+        refused = await Session(http, tokens["access_token"]).initialize()
+        assert refused.status_code == 401, refused.text
+        assert 'error="invalid_token"' in challenge_of(refused)
+
+
 @pytest.mark.parametrize("case", ["missing", "mismatched", "reused", "expired"])
 async def test_MCP_AS_13_the_upstream_callback_refuses_a_bad_state(http, fd, upstream, secrets_seen, clock, case):
     """The callback takes the ``state`` it issued, once, from the browser that left, within the interaction's
@@ -640,6 +667,55 @@ async def test_MCP_AS_13_the_state_is_random_and_the_cookies_are_host_only(http,
     assert any(c.startswith("__Host-fd_session=") for c in cookies), cookies
     for cookie in cookies:
         assert_host_cookie(cookie)
+
+
+def _binding_cookie(http: httpx.AsyncClient, action: str) -> Any:
+    """The jar's binding cookie of the interaction a consent form posts to (``/interaction/<id>/consent``)."""
+    name = f"__Host-fd_ix_{action.split('/')[2]}"
+    [cookie] = [c for c in http.cookies.jar if c.name == name]
+    return cookie
+
+
+def assert_refused(response: httpx.Response) -> None:
+    """A consent answer refused: an error page (a bad CSRF token is 403, an unknown binding 400), nowhere sent."""
+    assert response.status_code in (400, 403), response.text
+    assert "location" not in response.headers
+
+
+async def test_MCP_AS_13_a_consent_cookie_answers_for_its_own_client_only(http, upstream, secrets_seen):
+    """The consent cookie bound to the ``client_id``: each authorization request's consent is an interaction of
+    one client, held by a cookie of its own (``__Host-fd_ix_<id>``, a random value checked against the stored
+    interaction) from which its page's CSRF token is derived. Neither the token nor the cookie of one app's consent
+    page answers another's, so a person's "Allow" for one app never issues a code to another."""
+    first = await dcr_client(http, secrets_seen, "First Agent")
+    first_verifier, challenge = pkce()
+    _, _, out = await leave_for_upstream(http, first, code_challenge=challenge)
+    back = await http.get(upstream.consent(out.headers["location"]))
+    first_page = await Browser(http, "", "").follow(await http.get(back.headers["location"]))
+    second = await dcr_client(http, secrets_seen, "Second Agent")
+    second_verifier, challenge = pkce()
+    started = await http.get("/authorize", params=params_for(second, scope="openid", code_challenge=challenge))
+    second_page = await Browser(http, "", "").follow(started)
+    assert "“First Agent”" in first_page.text
+    assert "“Second Agent”" in second_page.text
+    first_at, second_at = form_action(first_page.text), form_action(second_page.text)
+    first_cookie, second_cookie = _binding_cookie(http, first_at), _binding_cookie(http, second_at)
+    assert first_cookie.value != second_cookie.value
+
+    crossed = await http.post(second_at, data={"csrf": csrf_of(first_page.text), "decision": "allow"})
+    assert_refused(crossed)
+    own_value = second_cookie.value
+    second_cookie.value = first_cookie.value  # the first's binding under the second's name, with the first's token
+    crossed = await http.post(second_at, data={"csrf": csrf_of(first_page.text), "decision": "allow"})
+    assert_refused(crossed)
+    second_cookie.value = own_value
+
+    for client, page, verifier in ((second, second_page, second_verifier), (first, first_page, first_verifier)):
+        allowed = await http.post(form_action(page.text), data={"csrf": csrf_of(page.text), "decision": "allow"})
+        assert_code_redirect(allowed, client.redirect_uri)
+        issued = await redeem_public(http, client, query(allowed.headers["location"])["code"], verifier)
+        assert issued.status_code == 200, issued.text
+        assert payload_of(issued.json()["access_token"])["client_id"] == client.client_id
 
 
 # === 3.2 Client ID Metadata Documents (CIMD-09 … 11) ================================================================
