@@ -6,8 +6,10 @@ minted (``mint``) before anything is written, and the code or token is spent tog
 it (``redeem``, ``storage.redemption.spend``): the new refresh token, the DPoP binding, the audit event — all or
 nothing, and nothing if another request spent it first (on SQLite the audit event follows the commit: see there).
 On PostgreSQL that is two round trips (the read, and one statement for every write) where a transaction of seven
-was (BENCHMARKS.md row 44). Detected theft (a replayed code, a reused refresh token) is written in its own
-transaction before the error goes out (``theft``), so the revocation survives the error.
+was (BENCHMARKS.md row 44), and one for a refresh that narrows nothing (``grants._rotate_in_one``: the read and
+the spend in one statement, which spends only when every check that needs the grant holds, row 63). Detected
+theft (a replayed code, a reused refresh token) is written in its own transaction before the error goes out
+(``theft``), so the revocation survives the error.
 """
 
 from __future__ import annotations

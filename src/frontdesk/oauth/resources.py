@@ -35,6 +35,7 @@ from .memory import memory_of
 
 __all__ = [
     "MCP_SCOPES",
+    "MINTABLE_KEPT",
     "VAULT_SCOPE_PREFIX",
     "ResourceError",
     "ResourceRow",
@@ -42,6 +43,8 @@ __all__ = [
     "delete",
     "listed",
     "mcp_resource",
+    "mintable",
+    "minted_for",
     "registry_changed_here",
     "resolve",
     "scopes_beyond_registration",
@@ -128,6 +131,30 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
     for uri in requested:
         out.setdefault(by_uri[uri].uri, by_uri[uri])
     return tuple(out.values())
+
+
+_BUILT_IN = {"": _userinfo, "/vault": vault_resource, "/mcp": mcp_resource}
+MINTABLE_KEPT = 64  # past this many registered resources a refresh takes the two-statement path (grants.py)
+
+
+def mintable(fd: Frontdesk, db: DB, jkt: str | None) -> dict[str, ResourceRow | None] | None:
+    """What a token can be minted for now, by registered URI: the built-in resources (None: ``minted_for`` makes
+    them), and the registered ones as this process keeps them (else as the store has them) but those that take only
+    DPoP-bound tokens when ``jkt`` is None (``tokens.mint_access_token`` refuses them). None where there are too
+    many to hand to a statement (``MINTABLE_KEPT``)."""
+    kept = _kept(fd, db)
+    if kept is None:  # a process that keeps no registry (the CLI, the tests): one read more
+        kept = {r.uri: r for r in all_resources(db)}
+    if len(kept) > MINTABLE_KEPT:
+        return None
+    out: dict[str, ResourceRow | None] = {uri: r for uri, r in kept.items() if jkt is not None or not r.require_dpop}
+    out.update((fd.issuer + path, None) for path in _BUILT_IN)
+    return out
+
+
+def minted_for(fd: Frontdesk, catalog: dict[str, ResourceRow | None], uris: Sequence[str]) -> tuple[ResourceRow, ...]:
+    """The resources of ``catalog`` (``mintable``) these registered URIs name, as ``resolve`` gives them."""
+    return tuple(catalog[uri] or _BUILT_IN[uri.removeprefix(fd.issuer)](fd) for uri in uris)
 
 
 def _kept(fd: Frontdesk, db: DB) -> dict[str, ResourceRow] | None:

@@ -21,6 +21,7 @@ from .db import DB, Raw, fetch, revoking, run
 from .schema import AuthorizationCode, Grant, RevokedAccessToken
 
 __all__ = [
+    "REFRESH_COLUMNS",
     "CodeRow",
     "GrantRow",
     "RefreshRow",
@@ -35,6 +36,7 @@ __all__ = [
     "insert_grant",
     "insert_refresh",
     "refresh_for",
+    "refresh_row",
     "revoke_access_token",
     "revoke_grant",
     "session_of",
@@ -221,19 +223,21 @@ def insert_refresh(conn: Connection | Raw, *, grant: GrantRow, at: int, idle: in
     return token
 
 
-_REFRESH_FOR = (
-    f"SELECT r.client_id, r.expires_at, r.consumed_at, {_SID}, {_GRANT_COLUMNS} "  # noqa: S608
-    "FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = ?"
-)
+# What ``refresh_for`` reads of a refresh token ``r`` and its grant ``g`` (and storage/redemption.py's rotation).
+REFRESH_COLUMNS = f"r.client_id, r.expires_at, r.consumed_at, {_SID}, {_GRANT_COLUMNS}"
+_REFRESH_FOR = f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = ?"  # noqa: S608
 
 
 def refresh_for(db: DB, token: str) -> RefreshRow | None:
     """The refresh token with its grant and the grant's ``sid``; in ``db``'s transaction, or alone
     (``storage.redemption``)."""
     rows = fetch(db, _REFRESH_FOR, (digest(token),))
-    if not rows:
-        return None
-    client_id, expires_at, consumed_at, sid, *grant = rows[0]
+    return refresh_row(rows[0]) if rows else None
+
+
+def refresh_row(row: Sequence[Any]) -> RefreshRow:
+    """A row of ``REFRESH_COLUMNS`` as a ``RefreshRow``."""
+    client_id, expires_at, consumed_at, sid, *grant = row
     return RefreshRow(_grant(grant), client_id, expires_at, consumed_at, sid)
 
 
