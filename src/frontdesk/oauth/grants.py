@@ -29,19 +29,29 @@ from ..protocol.ciba import CIBA_GRANT
 from ..protocol.forms import Params
 from ..protocol.rfc8707 import check_resource
 from ..protocol.scope import OIDC_SCOPES, parse_scope
-from ..secret import new_token
 from ..storage import audit
 from ..storage.clients import ClientRecord, mark_used
-from ..storage.db import Raw, after_commit, now, transaction
+from ..storage.db import Raw, now, transaction
 from ..storage.device import consume_device, device_for, poll_device
-from ..storage.grants import GrantRow, RefreshRow, bind_grant_key, code_for, insert_refresh, refresh_for, session_of
-from ..storage.redemption import Rotation, rotate_in_one, session
+from ..storage.grants import GrantRow, bind_grant_key, code_for, insert_refresh, refresh_for, session_of
+from ..storage.redemption import redeem_in_one, rotate_in_one, session
 from . import ciba_grant
 from .authorization_details import token_details
 from .decoupled import poll_answer, tokens_for_approval
 from .dpop import check_binding
-from .redemption import Issuance, answer, mint, narrowed_resource, narrowed_scope, redeem, theft, wants_refresh
-from .resources import ResourceRow, mintable, minted_for, resolve, scopes_beyond_registration
+from .redemption import (
+    Issuance,
+    answer,
+    in_one,
+    issued_in_one,
+    mint,
+    narrowed_resource,
+    narrowed_scope,
+    redeem,
+    theft,
+    wants_refresh,
+)
+from .resources import ResourceRow, resolve, scopes_beyond_registration
 from .token_exchange import TOKEN_EXCHANGE, token_exchange
 from .tokens import mint_access_token
 
@@ -131,7 +141,15 @@ def authorization_code(
         raise InvalidRequest("code is required")
     at = now()
     with session(fd.engine) as db:
-        row = code_for(db, code)
+        planned = in_one(fd, db, "code", client, params, at, "token.issued", ip, jkt)
+        if planned is None:
+            row = code_for(db, code)
+        else:
+            _record_use(db, client, at)  # as below: a statement of its own before the spend
+            row, spent = redeem_in_one(db, code, at, planned[0])
+            if row is not None and spent:
+                detail = {"grant_type": "authorization_code", "grant_id": row.grant.id}
+                return issued_in_one(fd, db, client, row, planned, at, detail, jkt)
         if row is None:
             raise InvalidGrant("the code is invalid")
         if row.client_id != client.client_id:
@@ -169,10 +187,14 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
         raise InvalidRequest("refresh_token is required")
     at = now()
     with session(fd.engine) as db:
-        rotated = _rotate_in_one(fd, db, client, params, token, at, ip, jkt)
-        if rotated is not None and rotated[1] is not None:
-            return rotated[1]
-        row = rotated[0] if rotated is not None else refresh_for(db, token)
+        planned = in_one(fd, db, "refresh", client, params, at, "token.refreshed", ip, jkt)
+        if planned is None:
+            row = refresh_for(db, token)
+        else:
+            _record_use(db, client, at)  # as below: a statement of its own before the spend
+            row, spent = rotate_in_one(db, token, at, planned[0])
+            if row is not None and spent:
+                return issued_in_one(fd, db, client, row, planned, at, {"grant_id": row.grant.id}, jkt)
         if row is None or row.client_id != client.client_id:
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:
@@ -194,38 +216,6 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
     if grace > 0 and at - consumed_at <= grace:  # grace 0: every reuse is theft, even within the same second
         raise InvalidGrant("the refresh token was already used")
     raise theft(fd, row.grant, "refresh.reused", client, ip)
-
-
-def _rotate_in_one(
-    fd: Frontdesk, db: Raw, client: ClientRecord, params: Params, token: str, at: int, ip: str | None, jkt: Jkt
-) -> tuple[RefreshRow | None, Response | None] | None:
-    """A refresh that narrows nothing, on PostgreSQL: read and, when every check holds, spent in one statement
-    (``storage.redemption.rotate_in_one``); the row read, and the response if it was spent. When it was not, the
-    caller runs its checks on that row as on ``refresh_for``'s. None where the two statements serve: SQLite (where
-    a statement is no round trip), a request that narrows the scope, resources or details, a large registry."""
-    if db.dialect.name == "sqlite" or "scope" in params or "authorization_details" in params:
-        return None
-    catalog = mintable(fd, db, jkt) if not params.getall("resource") else None
-    if catalog is None:
-        return None
-    _record_use(db, client, at)  # as below: a statement of its own before the spend
-    refresh = new_token("refresh_token")
-    rotation = Rotation(
-        client.client_id, jkt, list(catalog), refresh, at + fd.settings.lifetimes.refresh_idle,
-        jkt if jkt is not None and client.public else None, "token.refreshed", ip,
-    )  # fmt: skip
-    row, spent = rotate_in_one(db, token, at, rotation)
-    if row is None or not spent:
-        return row, None
-    grant = row.grant
-    what = Issuance(
-        client, grant, grant.scope, minted_for(fd, catalog, grant.resource), at,
-        tuple(dict(d) for d in grant.authorization_details), None, jkt, row.sid,
-    )  # fmt: skip
-    body = answer(fd, what, refresh if wants_refresh(client, grant) else None)
-    detail = {"grant_id": grant.id}
-    after_commit(db, lambda: audit.announce("token.refreshed", "success", client.client_id, grant.user_id, ip, detail))
-    return row, body
 
 
 def client_credentials(

@@ -6,8 +6,8 @@ minted (``mint``) before anything is written, and the code or token is spent tog
 it (``redeem``, ``storage.redemption.spend``): the new refresh token, the DPoP binding, the audit event — all or
 nothing, and nothing if another request spent it first (on SQLite the audit event follows the commit: see there).
 On PostgreSQL that is two round trips (the read, and one statement for every write) where a transaction of seven
-was (BENCHMARKS.md row 44), and one for a refresh that narrows nothing (``grants._rotate_in_one``: the read and
-the spend in one statement, which spends only when every check that needs the grant holds, row 63). Detected
+was (BENCHMARKS.md row 44), and one for a code, or a refresh that narrows nothing (``in_one``: the read and the
+spend in one statement, which spends only when every check that needs the row holds, row 63). Detected
 theft (a replayed code, a reused refresh token) is written in its own transaction before the error goes out
 (``theft``), so the revocation survives the error.
 """
@@ -20,21 +20,26 @@ from typing import Any
 
 from ..core import Frontdesk
 from ..errors import InvalidGrant, InvalidScope, InvalidTarget
+from ..protocol import rfc7636
 from ..protocol.forms import Params
 from ..protocol.rfc8707 import check_resource, comparable
 from ..protocol.scope import parse_scope
+from ..secret import new_token
 from ..storage import audit
 from ..storage.clients import ClientRecord
 from ..storage.db import DB, Raw, after_commit, now, transaction
-from ..storage.grants import GrantRow, revoke_grant
-from ..storage.redemption import Redemption, Spent, new_refresh, spend
-from .resources import ResourceRow, resolve
+from ..storage.grants import CodeRow, GrantRow, RefreshRow, revoke_grant
+from ..storage.redemption import InOne, Redemption, Spent, new_refresh, spend
+from .resources import ResourceRow, mintable, minted_for, resolve
 from .tokens import mint_access_token, mint_id_token
 
 __all__ = [
+    "InOne",
     "Issuance",
     "Issued",
     "answer",
+    "in_one",
+    "issued_in_one",
     "mint",
     "narrowed_resource",
     "narrowed_scope",
@@ -160,3 +165,48 @@ def redeem(db: Raw, spent: Spent, secret: str, at: int, issued: Issued) -> Respo
         return None
     after_commit(db, issued.announce)
     return issued.body
+
+
+Catalog = dict[str, ResourceRow | None]  # ``resources.mintable``
+
+
+def in_one(
+    fd: Frontdesk, db: Raw, spent: Spent, client: ClientRecord, params: Params, at: int, event: str, ip: str | None,
+    jkt: str | None,
+) -> tuple[InOne, Catalog] | None:  # fmt: skip
+    """What the one statement of ``storage.redemption`` checks and writes for this code redemption or refresh, with
+    the resources it may mint for; None where the read and the spend take a statement each: on SQLite (where a
+    statement is no round trip), for a request that narrows its grant's scope, resources or details (checked before
+    anything is spent), a code request whose verifier is not one (``rfc7636.verify`` says why), too many resources."""
+    if db.dialect.name == "sqlite" or "authorization_details" in params or params.getall("resource"):
+        return None
+    code = spent == "code"
+    if (not code and "scope" in params) or (code and not rfc7636.well_formed(params.get("code_verifier"))):
+        return None
+    catalog = mintable(fd, db, jkt)
+    if catalog is None:
+        return None
+    wants = "refresh_token" in client.grant_types
+    one = InOne(
+        client.client_id, jkt, list(catalog), new_token("refresh_token"), at + fd.settings.lifetimes.refresh_idle,
+        wants, jkt if wants and jkt is not None and client.public else None, event, ip,
+        params.get("redirect_uri") if code else None, rfc7636.s256(params["code_verifier"]) if code else "",
+    )  # fmt: skip
+    return one, catalog
+
+
+def issued_in_one(
+    fd: Frontdesk, db: Raw, client: ClientRecord, row: CodeRow | RefreshRow, planned: tuple[InOne, Catalog], at: int,
+    detail: dict[str, Any], jkt: str | None,
+) -> Response:  # fmt: skip
+    """The response for a code or refresh token the one statement spent (``in_one``), its audit event's line
+    announced once committed: the tokens of its grant, for all it was granted."""
+    one, catalog = planned
+    grant = row.grant
+    nonce = row.nonce if isinstance(row, CodeRow) else None
+    details = tuple(dict(d) for d in grant.authorization_details)
+    resources = minted_for(fd, catalog, grant.resource)
+    what = Issuance(client, grant, grant.scope, resources, at, details, nonce, jkt, row.sid)
+    body = answer(fd, what, one.refresh if wants_refresh(client, grant) else None)
+    after_commit(db, lambda: audit.announce(one.event, "success", client.client_id, grant.user_id, one.ip, detail))
+    return body

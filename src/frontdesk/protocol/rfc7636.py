@@ -9,7 +9,7 @@ import re
 from ..errors import InvalidGrant, InvalidRequest
 from ..secret import same
 
-__all__ = ["check_challenge", "s256", "verify"]
+__all__ = ["check_challenge", "s256", "verify", "well_formed"]
 
 # RFC 7636 §4.1: 43..128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -35,10 +35,15 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
+def well_formed(verifier: str | None) -> bool:
+    """Whether ``verifier`` is one at all (RFC 7636 §4.1); ``verify`` says why not."""
+    return verifier is not None and _VERIFIER.fullmatch(verifier) is not None
+
+
 def verify(verifier: str | None, challenge: str) -> None:
     if verifier is None:
         raise InvalidGrant("code_verifier is required")
-    if not _VERIFIER.fullmatch(verifier):
+    if not well_formed(verifier):
         raise InvalidGrant("code_verifier is malformed")
     if not same(s256(verifier), challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge")

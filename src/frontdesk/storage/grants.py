@@ -21,6 +21,7 @@ from .db import DB, Raw, fetch, revoking, run
 from .schema import AuthorizationCode, Grant, RevokedAccessToken
 
 __all__ = [
+    "CODE_COLUMNS",
     "REFRESH_COLUMNS",
     "CodeRow",
     "GrantRow",
@@ -28,6 +29,7 @@ __all__ = [
     "access_token_revoked",
     "bind_grant_key",
     "code_for",
+    "code_row",
     "consume_code",
     "consume_refresh",
     "grant_for",
@@ -182,19 +184,23 @@ def insert_code(
 # on PostgreSQL one round trip, less per code redemption and refresh.
 _SID = "(SELECT s.sid FROM session_grants s WHERE s.grant_id = g.id LIMIT 1)"
 
-_CODE_FOR = (
-    "SELECT c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, "  # noqa: S608
-    f"c.dpop_jkt, {_SID}, "
-    f"{_GRANT_COLUMNS} FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.digest = ?"
+# What ``code_for`` reads of a code ``c`` and its grant ``g`` (and storage/redemption.py's one statement).
+CODE_COLUMNS = (
+    "c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.expires_at, c.consumed_at, c.dpop_jkt, "
+    f"{_SID}, {_GRANT_COLUMNS}"
 )
+_CODE_FOR = f"SELECT {CODE_COLUMNS} FROM authorization_codes c JOIN grants g ON g.id = c.grant_id WHERE c.digest = ?"  # noqa: S608
 
 
 def code_for(db: DB, code: str) -> CodeRow | None:
     """The code with its grant and the grant's ``sid``; in ``db``'s transaction, or alone (``storage.redemption``)."""
     rows = fetch(db, _CODE_FOR, (digest(code),))
-    if not rows:
-        return None
-    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid, *grant = rows[0]
+    return code_row(rows[0]) if rows else None
+
+
+def code_row(row: Sequence[Any]) -> CodeRow:
+    """A row of ``CODE_COLUMNS`` as a ``CodeRow``."""
+    client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid, *grant = row
     return CodeRow(
         _grant(grant), client_id, redirect_uri, code_challenge, nonce, expires_at, consumed_at, dpop_jkt, sid
     )

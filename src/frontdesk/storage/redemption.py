@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 
@@ -32,9 +32,19 @@ from ..secret import digest, new_token
 from .audit import Row as AuditRow
 from .audit import record_after
 from .db import Raw, fetch, raw_transaction, run
-from .grants import REFRESH_COLUMNS, GrantRow, RefreshRow, consume_code, consume_refresh, refresh_row
+from .grants import (
+    CODE_COLUMNS,
+    REFRESH_COLUMNS,
+    CodeRow,
+    GrantRow,
+    RefreshRow,
+    code_row,
+    consume_code,
+    consume_refresh,
+    refresh_row,
+)
 
-__all__ = ["Redemption", "Rotation", "Spent", "new_refresh", "rotate_in_one", "session", "spend"]
+__all__ = ["InOne", "Redemption", "Spent", "new_refresh", "redeem_in_one", "rotate_in_one", "session", "spend"]
 
 Spent = Literal["code", "refresh"]
 
@@ -139,64 +149,91 @@ def _spend_in_one(db: Raw, spent: Spent, secret: str, at: int, writes: Redemptio
 
 
 @dataclass(frozen=True, slots=True)
-class Rotation:
-    """A refresh rotation spent in the statement that reads it (``rotate_in_one``): the checks the statement makes,
-    and what it writes if they hold."""
+class InOne:
+    """A code redemption or refresh rotation spent by the statement that reads it (``redeem_in_one``,
+    ``rotate_in_one``): what the statement checks, and what it writes when the checks hold."""
 
     client_id: str
-    jkt: str | None  # the proof key's thumbprint: a grant bound to a key is spent only with that key (RFC 9449 §5)
+    jkt: str | None  # the proof key's thumbprint: a code or grant bound to a key is spent only with it (RFC 9449)
     resources: list[str]  # URIs a grant's resources may be among; a grant naming any other is not spent here
-    refresh: str  # the new refresh token, written when the grant's half of ``wants_refresh`` holds (see below)
+    refresh: str  # the refresh token to issue, when ``wants_refresh`` holds (below)
     refresh_expires_at: int  # at most: never after the grant
+    client_wants_refresh: bool  # the client's half of ``wants_refresh``; the grant's is the statement's
     bind_jkt: str | None  # RFC 9449 §5: a public client's new refresh token is bound to its proof key
     event: str
     ip: str | None
+    redirect_uri: str | None = None  # a code's: if the request sends one, the authorization request's (RFC 6749)
+    challenge: str = ""  # a code's: the S256 challenge of the request's verifier (RFC 7636 §4.6)
 
 
-# A refresh rotation on PostgreSQL when the request narrows nothing: the read of ``refresh_for`` and the spend of
-# ``_SPEND`` as one statement, one round trip where there were two (6.7 % less CPU a served refresh, 3.6 % more
-# refreshes a second: BENCHMARKS.md row 63). Every check that needs the grant is made in ``ok``, so a
-# token is spent only when the rotation cannot fail afterwards: the client's own, unexpired, its grant live, bound
-# to no other key, every resource of the grant one the caller can mint for (``Rotation.resources``). Whatever
-# ``ok`` refuses is spent by nobody, and the caller decides from the row, read in the same statement, as before.
-# The refresh token is issued on OpenID Connect Core §11's terms (``oauth.redemption.wants_refresh``: the grant's
-# half here; the client's always holds, as only a client allowed the refresh_token grant gets this far). The audit
-# detail is what ``audit.event_row`` renders for ``{"grant_id": …}``.
-_ROTATE = (
+# A code redemption, or a refresh rotation that narrows nothing, on PostgreSQL: the read of ``code_for`` or
+# ``refresh_for`` and the spend of ``_SPEND`` as one statement, one round trip where there were two (a refresh: 6.7 %
+# less CPU, 3.6 % more a second; BENCHMARKS.md row 63). Every check that needs the row is made in ``ok``, so the code
+# or token is spent only when nothing can refuse the request afterwards: the client's own, unexpired, its grant live,
+# bound to no other key, every resource of the grant one the caller can mint for (``InOne.resources``); a code's
+# redirect URI and PKCE challenge too. Whatever ``ok`` refuses is spent by nobody, and the caller decides from the
+# row, read in the same statement, as before. The refresh token is issued on OpenID Connect Core §11's terms
+# (``oauth.redemption.wants_refresh``). The audit detail is what ``audit.event_row`` renders for the same dict.
+_IN_ONE = (
     "WITH ok AS (SELECT g.id, g.user_id, g.expires_at, "  # noqa: S608 -- constant fragments only
     "(position(' openid ' IN ' ' || g.scope || ' ') = 0 OR position(' offline_access ' IN ' ' || g.scope || ' ') > 0) "
-    "AS offline FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id "
-    "WHERE r.digest = ? AND r.client_id = ? AND r.expires_at > ? AND r.consumed_at IS NULL AND g.revoked_at IS NULL "
-    "AND (g.dpop_jkt IS NULL OR g.dpop_jkt = ?) "
+    "AS offline FROM {table} {t} JOIN grants g ON g.id = {t}.grant_id "
+    "WHERE {t}.digest = ? AND {t}.client_id = ? AND {t}.expires_at > ? AND {t}.consumed_at IS NULL "
+    "AND g.revoked_at IS NULL AND ({key} IS NULL OR {key} = ?) {code_checks}"
     "AND NOT EXISTS (SELECT 1 FROM json_array_elements_text(g.resource::json) AS u(uri) WHERE u.uri <> ALL(?))), "
-    "spent AS (UPDATE refresh_tokens SET consumed_at = ? WHERE digest = ? AND consumed_at IS NULL "
+    "spent AS (UPDATE {table} SET consumed_at = ? WHERE digest = ? AND consumed_at IS NULL "
     "AND EXISTS (SELECT 1 FROM ok) RETURNING grant_id), "
     "issued AS (INSERT INTO refresh_tokens (digest, grant_id, client_id, created_at, expires_at, consumed_at) "
     "SELECT ?, ok.id, ?, ?, LEAST(ok.expires_at, ?), NULL FROM spent JOIN ok ON ok.id = spent.grant_id "
-    "WHERE ok.offline RETURNING grant_id), "
+    "WHERE ? AND ok.offline RETURNING grant_id), "
     "bound AS (UPDATE grants SET dpop_jkt = ? WHERE id = (SELECT grant_id FROM issued) AND dpop_jkt IS NULL AND ?), "
     f"audited AS (INSERT INTO audit_events ({_AUDIT_COLUMNS}) "
-    """SELECT ?, ?, 'success', ?, ok.user_id, ?, '{"grant_id":' || to_json(ok.id)::text || '}' """
+    """SELECT ?, ?, 'success', ?, ok.user_id, ?, '{{"grant_id":' || to_json(ok.id)::text || '{detail_rest}' """
     "FROM spent JOIN ok ON ok.id = spent.grant_id) "
-    f"SELECT {REFRESH_COLUMNS}, (SELECT COUNT(*) FROM spent) "
-    "FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.digest = ?"
+    "SELECT {columns}, (SELECT COUNT(*) FROM spent) FROM {table} {t} JOIN grants g ON g.id = {t}.grant_id "
+    "WHERE {t}.digest = ?"
 )
+_IN_ONE_SQL: dict[Spent, str] = {
+    # RFC 9449 §10: a code is bound to the key named at /authorize; RFC 6749 §4.1.3 and RFC 7636 §4.6 its checks.
+    "code": _IN_ONE.format(
+        table="authorization_codes", t="c", key="c.dpop_jkt", columns=CODE_COLUMNS,
+        code_checks="AND (? OR c.redirect_uri = ?) AND c.code_challenge = ? ",
+        detail_rest=',"grant_type":"authorization_code"}',
+    ),
+    # RFC 9449 §5: a refresh token is bound to the key its grant was bound to.
+    "refresh": _IN_ONE.format(
+        table="refresh_tokens", t="r", key="g.dpop_jkt", columns=REFRESH_COLUMNS, code_checks="", detail_rest="}",
+    ),
+}  # fmt: skip
 
 
-def rotate_in_one(db: Raw, secret: str, at: int, rotation: Rotation) -> tuple[RefreshRow | None, bool]:
-    """On PostgreSQL, in ``session``: the refresh token ``secret`` as ``refresh_for`` reads it, and whether this
-    statement spent it with ``rotation``'s writes (the new refresh token, the binding, the audit event)."""
+def _in_one(db: Raw, spent: Spent, secret: str, at: int, one: InOne) -> tuple[list[Any] | None, bool]:
     spent_digest = digest(secret)
+    code_checks = (one.redirect_uri is None, one.redirect_uri, one.challenge) if spent == "code" else ()
     params = (
-        spent_digest, rotation.client_id, at, rotation.jkt, rotation.resources,
+        spent_digest, one.client_id, at, one.jkt, *code_checks, one.resources,
         at, spent_digest,
-        digest(rotation.refresh), rotation.client_id, at, rotation.refresh_expires_at,
-        rotation.bind_jkt, rotation.bind_jkt is not None,
-        at, rotation.event, rotation.client_id, rotation.ip,
+        digest(one.refresh), one.client_id, at, one.refresh_expires_at, one.client_wants_refresh,
+        one.bind_jkt, one.bind_jkt is not None,
+        at, one.event, one.client_id, one.ip,
         spent_digest,
     )  # fmt: skip
-    rows = fetch(db, _ROTATE, params)
+    rows = fetch(db, _IN_ONE_SQL[spent], params)
     if not rows:
         return None, False
-    *row, spent = rows[0]
-    return refresh_row(row), bool(spent)
+    *row, done = rows[0]
+    return row, bool(done)
+
+
+def redeem_in_one(db: Raw, code: str, at: int, one: InOne) -> tuple[CodeRow | None, bool]:
+    """On PostgreSQL, in ``session``: the code as ``code_for`` reads it, and whether this statement spent it with
+    ``one``'s writes (the refresh token, the binding, the audit event)."""
+    row, done = _in_one(db, "code", code, at, one)
+    return (code_row(row) if row is not None else None), done
+
+
+def rotate_in_one(db: Raw, token: str, at: int, one: InOne) -> tuple[RefreshRow | None, bool]:
+    """On PostgreSQL, in ``session``: the refresh token as ``refresh_for`` reads it, and whether this statement
+    spent it with ``one``'s writes (the new refresh token, the binding, the audit event)."""
+    row, done = _in_one(db, "refresh", token, at, one)
+    return (refresh_row(row) if row is not None else None), done

@@ -1,15 +1,16 @@
-"""A refresh that narrows nothing is read and spent in one statement on PostgreSQL (oauth/grants.py
-``_rotate_in_one``, storage/redemption.py ``rotate_in_one``); a refresh that narrows takes the two statements of
-``refresh_for`` and ``spend``. The one statement must write exactly what the two write, and spend nothing that a
-later check would refuse: a token spent and then refused would be lost to its client, and presenting it again
-would look like theft. On SQLite every refresh takes the two steps; the tests hold there all the same."""
+"""A code redemption, and a refresh that narrows nothing, are read and spent in one statement on PostgreSQL
+(oauth/redemption.py ``in_one``, storage/redemption.py ``redeem_in_one``, ``rotate_in_one``); a request that narrows
+takes the two statements of ``code_for``/``refresh_for`` and ``spend``. The one statement must write exactly what
+the two write, and spend nothing that a later check would refuse: a code or token spent and then refused would be
+lost to its client, and presenting it again would look like theft. On SQLite every redemption takes the two steps;
+the tests hold there all the same."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from conftest import RS1, Registered
+from conftest import RS1, Registered, basic, code_for, pkce
 from frontdesk.core import Frontdesk
 from frontdesk.oauth import dpop, grants, resources
 from frontdesk.secret import digest
@@ -17,19 +18,29 @@ from frontdesk.storage import redemption
 from test_refresh import SCOPE, assert_error, refresh, tokens_for
 
 
-@pytest.fixture
-def spends(fd: Frontdesk, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Whether each one-statement rotation spent its token, in order (empty on SQLite, which never takes it)."""
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
     seen: list[bool] = []
-    real = redemption.rotate_in_one
+    real = getattr(redemption, name)
 
-    def rotate_in_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         row, spent = real(*args, **kwargs)
         seen.append(spent)
         return row, spent
 
-    monkeypatch.setattr(grants, "rotate_in_one", rotate_in_one)
+    monkeypatch.setattr(grants, name, spy)
     return seen
+
+
+@pytest.fixture
+def spends(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each one-statement rotation spent its token, in order (empty on SQLite, which never takes it)."""
+    return _spy(monkeypatch, "rotate_in_one")
+
+
+@pytest.fixture
+def redeems(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each one-statement code redemption spent its code, in order (empty on SQLite)."""
+    return _spy(monkeypatch, "redeem_in_one")
 
 
 def rows(fd: Frontdesk, sql: str, **params: object) -> list[tuple[object, ...]]:
@@ -120,3 +131,65 @@ async def test_the_wrong_client_expired_or_revoked_is_refused_without_a_spend(
     assert rows(fd, "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL") == [(1,)]
     if fd.engine.dialect.name == "postgresql":
         assert spends == [False, True, False]
+
+
+async def redeem(http, client: Registered, code: str, verifier: str, **extra: str):  # type: ignore[no-untyped-def]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
+    return await http.post("/token", auth=basic(client), data={**data, "code_verifier": verifier, **extra})
+
+
+async def test_a_code_in_one_statement_writes_what_two_write(
+    http, fd, browser, confidential, resource_servers, redeems
+):
+    """A code redeemed by the one statement and one whose request names a resource (two statements) leave the
+    same: the code spent, a refresh token on its grant expiring as the grant allows, and the audit event
+    ``token.issued`` with its detail rendered alike."""
+    plain, plain_verifier = await code_for(browser, confidential, scope=SCOPE, resource=RS1)
+    named, named_verifier = await code_for(browser, confidential, scope=SCOPE, resource=RS1)
+    first = await redeem(http, confidential, plain, plain_verifier)
+    second = await redeem(http, confidential, named, named_verifier, resource=RS1)
+    for response in (first, second):
+        assert response.status_code == 200, response.text
+        assert set(response.json()) == {
+            "access_token",
+            "token_type",
+            "expires_in",
+            "scope",
+            "refresh_token",
+            "id_token",
+        }
+    assert redeems == ([True] if fd.engine.dialect.name == "postgresql" else [])
+    assert rows(fd, "SELECT COUNT(*) FROM authorization_codes WHERE consumed_at IS NULL") == [(0,)]
+    tokens = rows(
+        fd, "SELECT r.expires_at, r.created_at, g.expires_at FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id"
+    )
+    assert len(tokens) == 2
+    for expires_at, created_at, grant_expires in tokens:
+        assert expires_at == min(grant_expires, created_at + fd.settings.lifetimes.refresh_idle)
+    details = rows(fd, "SELECT a.detail, g.id FROM audit_events a JOIN grants g ON a.detail LIKE '%' || g.id || '%' "
+                       "WHERE a.event = 'token.issued'")  # fmt: skip
+    assert sorted(d for d, _ in details) == sorted(
+        f'{{"grant_id":"{grant_id}","grant_type":"authorization_code"}}' for _, grant_id in details
+    )
+    assert len(details) == 2
+
+
+@pytest.mark.parametrize("wrong", ["verifier", "redirect_uri", "client", "malformed-verifier"])
+async def test_a_refused_code_is_not_spent(http, fd, browser, confidential, second, redeems, wrong):
+    """A code presented with another verifier, another redirect URI or by another client is refused
+    (invalid_grant) and left unspent: the right request redeems it afterwards, and no theft is suspected."""
+    code, verifier = await code_for(browser, confidential, scope=SCOPE)
+    if wrong == "verifier":
+        refused = await redeem(http, confidential, code, pkce()[0])  # well formed, another's
+    elif wrong == "malformed-verifier":
+        refused = await redeem(http, confidential, code, "short")
+    elif wrong == "redirect_uri":
+        refused = await redeem(http, confidential, code, verifier, redirect_uri="https://app.example/other")
+    else:
+        refused = await redeem(http, second, code, verifier)
+    assert_error(refused, 400, "invalid_grant")
+    assert rows(fd, "SELECT COUNT(*) FROM authorization_codes WHERE consumed_at IS NOT NULL") == [(0,)]
+    redeemed = await redeem(http, confidential, code, verifier)
+    assert redeemed.status_code == 200, redeemed.text
+    if fd.engine.dialect.name == "postgresql":
+        assert redeems == ([] if wrong == "malformed-verifier" else [False]) + [True]
