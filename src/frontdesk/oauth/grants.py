@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -33,8 +33,17 @@ from ..storage import audit
 from ..storage.clients import ClientRecord, mark_used
 from ..storage.db import Raw, now, transaction
 from ..storage.device import consume_device, device_for, poll_device
-from ..storage.grants import GrantRow, bind_grant_key, code_for, insert_refresh, refresh_for, session_of
-from ..storage.redemption import redeem_in_one, rotate_in_one, session
+from ..storage.grants import (
+    CodeRow,
+    GrantRow,
+    RefreshRow,
+    bind_grant_key,
+    code_for,
+    insert_refresh,
+    refresh_for,
+    session_of,
+)
+from ..storage.redemption import InOne, Spent, redeem_in_one, rotate_in_one, session
 from . import ciba_grant
 from .authorization_details import token_details
 from .decoupled import poll_answer, tokens_for_approval
@@ -133,6 +142,24 @@ def _issue(
     return answer(fd, Issuance(client, grant, scope, resources, at, details, nonce, jkt, sid), refresh)
 
 
+_Row = TypeVar("_Row", CodeRow, RefreshRow)
+
+
+def _read_or_spend(
+    fd: Frontdesk, db: Raw, client: ClientRecord, params: Params, secret: str, at: int, ip: str | None, jkt: Jkt,
+    spent: Spent, read: Callable[[Raw, str], _Row | None],
+    in_one_statement: Callable[[Raw, str, int, InOne], tuple[_Row | None, bool]],
+) -> _Row | Response | None:  # fmt: skip
+    """The code or refresh token ``secret`` as ``read`` reads it, for the checks of the two-statement path; or,
+    where one statement serves (``in_one``), read and spent by it when every check holds, and then the response."""
+    planned = in_one(fd, db, spent, client, params, at, ip, jkt)
+    if planned is None:
+        return read(db, secret)
+    _record_use(db, client, at)  # as on the two-statement path: a statement of its own before the spend
+    row, done = in_one_statement(db, secret, at, planned[0])
+    return issued_in_one(fd, db, client, row, planned, at, jkt) if row is not None and done else row
+
+
 def authorization_code(
     fd: Frontdesk, client: ClientRecord, params: Params, ip: str | None, jkt: Jkt = None
 ) -> Response:
@@ -141,15 +168,9 @@ def authorization_code(
         raise InvalidRequest("code is required")
     at = now()
     with session(fd.engine) as db:
-        planned = in_one(fd, db, "code", client, params, at, "token.issued", ip, jkt)
-        if planned is None:
-            row = code_for(db, code)
-        else:
-            _record_use(db, client, at)  # as below: a statement of its own before the spend
-            row, spent = redeem_in_one(db, code, at, planned[0])
-            if row is not None and spent:
-                detail = {"grant_type": "authorization_code", "grant_id": row.grant.id}
-                return issued_in_one(fd, db, client, row, planned, at, detail, jkt)
+        row = _read_or_spend(fd, db, client, params, code, at, ip, jkt, "code", code_for, redeem_in_one)
+        if isinstance(row, dict):
+            return row
         if row is None:
             raise InvalidGrant("the code is invalid")
         if row.client_id != client.client_id:
@@ -187,14 +208,9 @@ def refresh_token(fd: Frontdesk, client: ClientRecord, params: Params, ip: str |
         raise InvalidRequest("refresh_token is required")
     at = now()
     with session(fd.engine) as db:
-        planned = in_one(fd, db, "refresh", client, params, at, "token.refreshed", ip, jkt)
-        if planned is None:
-            row = refresh_for(db, token)
-        else:
-            _record_use(db, client, at)  # as below: a statement of its own before the spend
-            row, spent = rotate_in_one(db, token, at, planned[0])
-            if row is not None and spent:
-                return issued_in_one(fd, db, client, row, planned, at, {"grant_id": row.grant.id}, jkt)
+        row = _read_or_spend(fd, db, client, params, token, at, ip, jkt, "refresh", refresh_for, rotate_in_one)
+        if isinstance(row, dict):
+            return row
         if row is None or row.client_id != client.client_id:
             raise InvalidGrant("the refresh token is invalid")
         if row.grant.revoked_at is not None or row.expires_at <= at:

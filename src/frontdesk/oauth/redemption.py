@@ -171,7 +171,7 @@ Catalog = dict[str, ResourceRow | None]  # ``resources.mintable``
 
 
 def in_one(
-    fd: Frontdesk, db: Raw, spent: Spent, client: ClientRecord, params: Params, at: int, event: str, ip: str | None,
+    fd: Frontdesk, db: Raw, spent: Spent, client: ClientRecord, params: Params, at: int, ip: str | None,
     jkt: str | None,
 ) -> tuple[InOne, Catalog] | None:  # fmt: skip
     """What the one statement of ``storage.redemption`` checks and writes for this code redemption or refresh, with
@@ -189,7 +189,8 @@ def in_one(
     wants = "refresh_token" in client.grant_types
     one = InOne(
         client.client_id, jkt, list(catalog), new_token("refresh_token"), at + fd.settings.lifetimes.refresh_idle,
-        wants, jkt if wants and jkt is not None and client.public else None, event, ip,
+        wants, jkt if wants and jkt is not None and client.public else None,
+        "token.issued" if code else "token.refreshed", ip,
         params.get("redirect_uri") if code else None, rfc7636.s256(params["code_verifier"]) if code else "",
     )  # fmt: skip
     return one, catalog
@@ -197,13 +198,16 @@ def in_one(
 
 def issued_in_one(
     fd: Frontdesk, db: Raw, client: ClientRecord, row: CodeRow | RefreshRow, planned: tuple[InOne, Catalog], at: int,
-    detail: dict[str, Any], jkt: str | None,
+    jkt: str | None,
 ) -> Response:  # fmt: skip
     """The response for a code or refresh token the one statement spent (``in_one``), its audit event's line
     announced once committed: the tokens of its grant, for all it was granted."""
     one, catalog = planned
     grant = row.grant
+    code = isinstance(row, CodeRow)
     nonce = row.nonce if isinstance(row, CodeRow) else None
+    # As the two-statement path words them (oauth/grants.py); the statement writes the same (storage/redemption.py).
+    detail = {"grant_type": "authorization_code", "grant_id": grant.id} if code else {"grant_id": grant.id}
     details = tuple(dict(d) for d in grant.authorization_details)
     resources = minted_for(fd, catalog, grant.resource)
     what = Issuance(client, grant, grant.scope, resources, at, details, nonce, jkt, row.sid)
