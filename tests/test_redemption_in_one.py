@@ -7,6 +7,9 @@ the tests hold there all the same."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -22,7 +25,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
     seen: list[bool] = []
     real = getattr(redemption, name)
 
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(*args: Any, **kwargs: Any) -> Any:
         row, spent = real(*args, **kwargs)
         seen.append(spent)
         return row, spent
@@ -133,7 +136,7 @@ async def test_the_wrong_client_expired_or_revoked_is_refused_without_a_spend(
         assert spends == [False, True, False]
 
 
-async def redeem(http, client: Registered, code: str, verifier: str, **extra: str):  # type: ignore[no-untyped-def]
+async def redeem(http: httpx.AsyncClient, client: Registered, code: str, verifier: str, **extra: str) -> httpx.Response:
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri}
     return await http.post("/token", auth=basic(client), data={**data, "code_verifier": verifier, **extra})
 
