@@ -134,7 +134,7 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
 
 
 _BUILT_IN = {"": _userinfo, "/vault": vault_resource, "/mcp": mcp_resource}
-MINTABLE_KEPT = 64  # past this many registered resources a refresh takes the two-statement path (grants.py)
+MINTABLE_KEPT = 64  # past this many registered resources a code or refresh takes two statements (redemption.py)
 
 
 def mintable(fd: Frontdesk, db: DB, jkt: str | None) -> dict[str, ResourceRow | None] | None:
