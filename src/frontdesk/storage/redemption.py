@@ -10,7 +10,9 @@ processes never both win, DESIGN §4), the refresh token it issues, the DPoP bin
   client seven parameters, and was cheaper than the audit writer's batches (BENCHMARKS.md row 54). The read before
   it (``session``) is a statement of its own too: what it saw may be stale by the spend, and the compare-and-set
   is what decides, as it did inside one transaction at READ COMMITTED; a grant revoked in between makes every
-  token issued from it dead at once.
+  token issued from it dead at once. A code, or a refresh that narrows nothing, is read by the spend's own
+  statement instead (``redeem_in_one``, ``rotate_in_one``; BENCHMARKS.md row 63), which spends only when every
+  check that needs the row holds.
 - on SQLite, which has no data-modifying CTEs, as the same writes one by one in the caller's IMMEDIATE transaction
   (``session``), where statements are calls into the process, not round trips. Under ``frontdesk serve`` the audit
   event is queued for the audit writer's next batch once that transaction has committed (storage/audit.py
