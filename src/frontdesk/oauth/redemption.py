@@ -204,10 +204,11 @@ def issued_in_one(
     announced once committed: the tokens of its grant, for all it was granted."""
     one, catalog = planned
     grant = row.grant
-    code = isinstance(row, CodeRow)
-    nonce = row.nonce if isinstance(row, CodeRow) else None
-    # As the two-statement path words them (oauth/grants.py); the statement writes the same (storage/redemption.py).
-    detail = {"grant_type": "authorization_code", "grant_id": grant.id} if code else {"grant_id": grant.id}
+    # The audit detail as the two-statement path words it (oauth/grants.py); the statement wrote the same.
+    if isinstance(row, CodeRow):
+        nonce, detail = row.nonce, {"grant_type": "authorization_code", "grant_id": grant.id}
+    else:
+        nonce, detail = None, {"grant_id": grant.id}
     details = tuple(dict(d) for d in grant.authorization_details)
     resources = minted_for(fd, catalog, grant.resource)
     what = Issuance(client, grant, grant.scope, resources, at, details, nonce, jkt, row.sid)
