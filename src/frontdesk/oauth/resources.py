@@ -10,6 +10,7 @@ operator registers them (``frontdesk resource …``); each change is one transac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -107,9 +108,11 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
             raise InvalidTarget(_UNKNOWN, detail=uri[:MAX_URI])
     userinfo = _userinfo(fd)
     builtins = {userinfo.uri: userinfo}
-    if any(comparable(u) == comparable(fd.issuer + "/vault") for u in requested):
+    keys = {comparable(u) for u in requested}
+    vault, mcp = _builtin_keys(fd.issuer)
+    if vault in keys:
         builtins[fd.issuer + "/vault"] = vault_resource(fd)
-    if any(comparable(u) == comparable(fd.issuer + "/mcp") for u in requested):
+    if mcp in keys:
         builtins[fd.issuer + "/mcp"] = mcp_resource(fd)
     kept = _kept(fd, db)
     if kept is not None:
@@ -131,6 +134,13 @@ def resolve(fd: Frontdesk, db: DB, requested: Sequence[str]) -> tuple[ResourceRo
     for uri in requested:
         out.setdefault(by_uri[uri].uri, by_uri[uri])
     return tuple(out.values())
+
+
+@functools.lru_cache(maxsize=8)  # one issuer a process, as a rule
+def _builtin_keys(issuer: str) -> tuple[str, str]:
+    """The comparable forms of the vault's and the MCP server's URIs: what every token request's resources are
+    checked against."""
+    return comparable(issuer + "/vault"), comparable(issuer + "/mcp")
 
 
 _BUILT_IN = {"": _userinfo, "/vault": vault_resource, "/mcp": mcp_resource}

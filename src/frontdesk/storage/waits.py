@@ -8,9 +8,7 @@ every connection it hands out and every transaction it begins.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine
@@ -42,17 +40,28 @@ class NeedsStore(Exception):
 _from_memory: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_from_memory", default=False)
 
 
-@contextlib.contextmanager
-def from_memory() -> Iterator[None]:
+class _Setting:
+    """A context variable set to True for the length of a ``with`` block. A class, not a generator context manager:
+    the event loop enters one on every token request, and ``contextlib.contextmanager`` costs 0.8 µs more a use."""
+
+    __slots__ = ("_token", "_var")
+
+    def __init__(self, var: contextvars.ContextVar[bool]) -> None:
+        self._var = var
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._var.reset(self._token)
+
+
+def from_memory() -> _Setting:
     """Within this block, asking a networked database for a connection raises ``NeedsStore`` before anything is
     sent: the event loop may run a step that its process's memory usually answers whole (oauth/memory.py), and hand
     it to a thread, from its start, only when it would wait on the network. SQLite, a file, answers on the loop
     anyway (web/http.py ``run_sync``)."""
-    token = _from_memory.set(True)
-    try:
-        yield
-    finally:
-        _from_memory.reset(token)
+    return _Setting(_from_memory)
 
 
 def may_use(engine: Engine) -> None:
@@ -64,15 +73,10 @@ def may_use(engine: Engine) -> None:
 _no_wait: contextvars.ContextVar[bool] = contextvars.ContextVar("frontdesk_no_wait", default=False)
 
 
-@contextlib.contextmanager
-def no_wait() -> Iterator[None]:
+def no_wait() -> _Setting:
     """Within this block a ``raw_transaction`` on SQLite raises ``Busy`` at once instead of waiting for the write
     lock: the event loop may try a write itself, and hand it to a thread only when it would have to wait."""
-    token = _no_wait.set(True)
-    try:
-        yield
-    finally:
-        _no_wait.reset(token)
+    return _Setting(_no_wait)
 
 
 def waiting() -> bool:
