@@ -9,7 +9,9 @@ is smaller than the machine's noise between two runs. Both trees run at once, ea
 (default settings, ``INFO``) with its own home and database, pinned to the same core; the rounds take turns, A then
 B, then B then A, so that a drift in the machine's load falls on both. Each measurement is ``bench/run.py``'s: a
 warm-up, then ``wrk`` for ``--seconds``, the server's CPU read from ``/proc``. A pair is one round's A and B of one
-scenario, measured seconds apart: the report gives the medians and how many pairs went B's way.
+scenario, measured seconds apart: the report gives the medians, how many pairs went B's way, and the median and range
+of the pairs' own ratios. Run the same tree as A and B first (``ab.py src src``) to see what the machine's noise
+alone gives: on a shared machine two identical trees have differed by 5 % over eight rounds.
 """
 
 from __future__ import annotations
@@ -79,10 +81,13 @@ def main() -> None:
         a, b = results[(scenario, "A")], results[(scenario, "B")]
         cpu_a, cpu_b = [r["cpu_s_per_1k"] for r in a], [r["cpu_s_per_1k"] for r in b]
         b_cheaper = sum(y < x for x, y in zip(cpu_a, cpu_b, strict=True))
+        # Each pair's own ratio: a drift of the machine between rounds falls on both of a pair, not on the medians.
+        ratios = sorted(y / x - 1 for x, y in zip(cpu_a, cpu_b, strict=True))
         print(
             f"{scenario} ({args.backend}): CPU a request, median, A {statistics.median(cpu_a):.3f} ms, "
             f"B {statistics.median(cpu_b):.3f} ms ({statistics.median(cpu_b) / statistics.median(cpu_a) - 1:+.1%}); "
-            f"B cheaper in {b_cheaper} of {len(cpu_a)} pairs; req/s, median, "
+            f"B cheaper in {b_cheaper} of {len(cpu_a)} pairs; B against A by pair, median "
+            f"{statistics.median(ratios):+.1%} (from {ratios[0]:+.1%} to {ratios[-1]:+.1%}); req/s, median, "
             f"A {statistics.median(r['rps'] for r in a):,.0f}, B {statistics.median(r['rps'] for r in b):,.0f}"
         )
 
