@@ -123,6 +123,9 @@ class CoalescingTransport:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(len(data) for data in self._held)
 
+    def is_closing(self) -> bool:  # asked after every response: spelled out rather than found by __getattr__
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         # Everything else (reading, flow control, extra info, abort) is the transport's own.
         return getattr(self._transport, name)
