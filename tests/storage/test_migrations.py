@@ -1,5 +1,6 @@
 """The migrations build what the models declare; revision 0006's index on audit events by person goes down and up
-again and serves the account activity query; revision 0007 leaves refresh tokens one index by grant."""
+again and serves the account activity query (0020: only for events that name a person); revision 0007 leaves refresh
+tokens one index by grant."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event, inspect
 
+from frontdesk.storage import alert_cursor
 from frontdesk.storage.db import MIGRATIONS, now, open_engine, transaction
 from frontdesk.storage.people import recent_events
 from frontdesk.storage.schema import Base
@@ -77,6 +79,31 @@ def test_0006_downgrades_and_upgrades_again(engine):
     assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
 
 
+def index_text(engine: Engine, name: str) -> str:
+    """The statement that made the index ``name`` (SQLite), or its definition (PostgreSQL)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            found = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+        else:
+            found = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (name,))
+        return str(found.scalar_one())
+
+
+def test_0020_keeps_only_events_that_name_a_person_in_their_index_and_goes_down_and_up(engine):
+    """The (user_id, at) index leaves out events without a person, written or not; down to 0019 it holds them all."""
+    assert "user_id IS NOT NULL" in index_text(engine, PERSON_INDEX)
+    with engine.connect() as conn:
+        command.downgrade(alembic(conn), "0019")
+        conn.commit()
+    assert "WHERE" not in index_text(engine, PERSON_INDEX).upper()
+    assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
+    with engine.connect() as conn:
+        command.upgrade(alembic(conn), "head")
+        conn.commit()
+    assert "user_id IS NOT NULL" in index_text(engine, PERSON_INDEX)
+    assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
+
+
 def refresh_indexes(engine: Engine) -> dict[str, list[str | None]]:
     return {i["name"] or "": i["column_names"] for i in inspect(engine).get_indexes("refresh_tokens")}
 
@@ -128,3 +155,23 @@ def test_the_activity_query_searches_one_persons_events_by_index(engine):
         shown = plan(engine, conn, statement, parameters)
     assert PERSON_INDEX in shown, shown
     assert "TEMP B-TREE" not in shown, shown  # SQLite: the index order is the page's order, nothing to sort
+
+
+def test_the_per_person_alert_count_searches_one_persons_events_by_index(engine, monkeypatch):
+    """The alert rules' count of one person's matching events goes through the partial (user_id, at) index."""
+    statements: list[tuple[str, Any]] = []
+    fetch = alert_cursor.fetch
+
+    def seen(conn: Any, statement: str, parameters: Any) -> Any:  # the count runs on the driver's connection
+        statements.append((statement, parameters))
+        return fetch(conn, statement, parameters)
+
+    monkeypatch.setattr(alert_cursor, "fetch", seen)
+    with transaction(engine, readonly=True) as conn:
+        matches = (("signin.failed", ("failure", "throttled")),)
+        alert_cursor.count_matching(conn, "user_id", "someone", matches, since=now() - 3600, upto=10**9)
+        [(statement, parameters)] = statements
+        if engine.dialect.name != "sqlite":
+            statement = statement.replace("?", "%s")  # as the driver-level helpers write it for psycopg
+        shown = plan(engine, conn, statement, tuple(parameters))
+    assert PERSON_INDEX in shown, shown

@@ -23,7 +23,14 @@ class AuditEvent(Base):
 
 
 # The account activity page: one person's events of the last days, newest first (``storage.people.recent_events``).
-Index("ix_audit_events_user_id_at", AuditEvent.user_id, AuditEvent.at)
+# Only events that name a person: every query of it asks ``user_id = ?`` (migration 0020).
+Index(
+    "ix_audit_events_user_id_at",
+    AuditEvent.user_id,
+    AuditEvent.at,
+    sqlite_where=AuditEvent.user_id.is_not(None),
+    postgresql_where=AuditEvent.user_id.is_not(None),
+)
 # The admin API's audit search: by event or by client over a time range, newest first.
 Index("ix_audit_events_event_at", AuditEvent.event, AuditEvent.at)
 Index("ix_audit_events_client_id_at", AuditEvent.client_id, AuditEvent.at)
