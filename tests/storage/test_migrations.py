@@ -89,19 +89,28 @@ def index_text(engine: Engine, name: str) -> str:
         return str(found.scalar_one())
 
 
-def test_0020_keeps_only_events_that_name_a_person_in_their_index_and_goes_down_and_up(engine):
-    """The (user_id, at) index leaves out events without a person, written or not; down to 0019 it holds them all."""
-    assert "user_id IS NOT NULL" in index_text(engine, PERSON_INDEX)
+ADDRESS_INDEX = "ix_audit_events_ip_at"
+PARTIAL = {PERSON_INDEX: "user_id IS NOT NULL", ADDRESS_INDEX: "'success'"}
+
+
+def test_0020_leaves_unread_events_out_of_two_indexes_and_goes_down_and_up(engine):
+    """The (user_id, at) index holds only events that name a person, the (ip, at) index only events that did not
+    succeed; down to 0019 both hold every event, and up again they are partial once more."""
+    for name, condition in PARTIAL.items():
+        assert condition in index_text(engine, name), name
     with engine.connect() as conn:
         command.downgrade(alembic(conn), "0019")
         conn.commit()
-    assert "WHERE" not in index_text(engine, PERSON_INDEX).upper()
+    for name in PARTIAL:
+        assert "WHERE" not in index_text(engine, name).upper(), name
     assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
+    assert audit_indexes(engine)[ADDRESS_INDEX] == ["ip", "at"]
     with engine.connect() as conn:
         command.upgrade(alembic(conn), "head")
         conn.commit()
-    assert "user_id IS NOT NULL" in index_text(engine, PERSON_INDEX)
-    assert audit_indexes(engine)[PERSON_INDEX] == ["user_id", "at"]
+    for name, condition in PARTIAL.items():
+        assert condition in index_text(engine, name), name
+    assert audit_indexes(engine)[ADDRESS_INDEX] == ["ip", "at"]
 
 
 def refresh_indexes(engine: Engine) -> dict[str, list[str | None]]:
@@ -157,8 +166,9 @@ def test_the_activity_query_searches_one_persons_events_by_index(engine):
     assert "TEMP B-TREE" not in shown, shown  # SQLite: the index order is the page's order, nothing to sort
 
 
-def test_the_per_person_alert_count_searches_one_persons_events_by_index(engine, monkeypatch):
-    """The alert rules' count of one person's matching events goes through the partial (user_id, at) index."""
+@pytest.mark.parametrize(("column", "index"), [("user_id", PERSON_INDEX), ("ip", ADDRESS_INDEX)])
+def test_the_alert_counts_of_failed_sign_ins_search_by_index(engine, monkeypatch, column, index):
+    """The alert rules' counts of one person's, or one address's, failed sign-ins go through the partial index."""
     statements: list[tuple[str, Any]] = []
     fetch = alert_cursor.fetch
 
@@ -169,9 +179,9 @@ def test_the_per_person_alert_count_searches_one_persons_events_by_index(engine,
     monkeypatch.setattr(alert_cursor, "fetch", seen)
     with transaction(engine, readonly=True) as conn:
         matches = (("signin.failed", ("failure", "throttled")),)
-        alert_cursor.count_matching(conn, "user_id", "someone", matches, since=now() - 3600, upto=10**9)
+        alert_cursor.count_matching(conn, column, "someone", matches, since=now() - 3600, upto=10**9)
         [(statement, parameters)] = statements
         if engine.dialect.name != "sqlite":
             statement = statement.replace("?", "%s")  # as the driver-level helpers write it for psycopg
         shown = plan(engine, conn, statement, tuple(parameters))
-    assert PERSON_INDEX in shown, shown
+    assert index in shown, shown

@@ -34,5 +34,12 @@ Index(
 # The admin API's audit search: by event or by client over a time range, newest first.
 Index("ix_audit_events_event_at", AuditEvent.event, AuditEvent.at)
 Index("ix_audit_events_client_id_at", AuditEvent.client_id, AuditEvent.at)
-# The alert rules' failed sign-ins per address over a window (admin/alert_rules.py; migration 0018).
-Index("ix_audit_events_ip_at", AuditEvent.ip, AuditEvent.at)
+# The alert rules' failed sign-ins per address over a window (admin/alert_rules.py; migration 0018). Only events
+# that did not succeed: the count says so (storage/alert_cursor.py ``_count_sql``; migration 0020).
+Index(
+    "ix_audit_events_ip_at",
+    AuditEvent.ip,
+    AuditEvent.at,
+    sqlite_where=AuditEvent.outcome != "success",
+    postgresql_where=AuditEvent.outcome != "success",
+)
