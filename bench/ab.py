@@ -28,24 +28,35 @@ import run as bench  # bench/run.py: the same set-up, requests and load generato
 SIDES = ("A", "B")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tree_parser(description: str, scenarios: str, rounds: int, seconds: float) -> argparse.ArgumentParser:
+    """The arguments of a comparison of two trees, here and in bench/instructions.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("a", help="tree A's source directory (PYTHONPATH), e.g. /tmp/base/src")
     parser.add_argument("b", help="tree B's source directory")
-    parser.add_argument("--scenarios", default="c_refresh", help="comma-separated, of bench/run.py's (not f, g)")
+    parser.add_argument("--scenarios", default=scenarios, help="comma-separated, of bench/run.py's (not f, g)")
     parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=4.0, help="measured load per run (default 4)")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--seconds", type=float, default=seconds, help=f"measured load per run (default {seconds:g})")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     for side in ("a", "b"):
         parser.add_argument(
             f"--python-{side}", help=f"the interpreter that serves tree {side.upper()} (default: this one)"
         )
-    args = parser.parse_args()
-    scenarios = args.scenarios.split(",")
+    return parser
+
+
+def scenarios_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    scenarios: list[str] = args.scenarios.split(",")
     unknown = set(scenarios) - set(bench.SHIPPED_SCENARIOS)
     if unknown:
         parser.error(f"not a scenario served as shipped: {', '.join(sorted(unknown))}")
+    return scenarios
+
+
+def main() -> None:
+    parser = tree_parser(__doc__.splitlines()[0], "c_refresh", 6, 4.0)
+    args = parser.parse_args()
+    scenarios = scenarios_of(parser, args)
     settings = argparse.Namespace(
         log_level="INFO", postgres=args.postgres, warmup=1.0, duration=args.seconds, rounds=args.rounds
     )

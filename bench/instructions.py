@@ -30,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import ab  # bench/ab.py: the same arguments
 import run as bench  # bench/run.py: the same set-up, requests and load generator
 
 SIDES = ("A", "B")
@@ -86,23 +87,11 @@ class Counted:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("a", help="tree A's source directory (PYTHONPATH), e.g. /tmp/base/src")
-    parser.add_argument("b", help="tree B's source directory")
-    parser.add_argument("--scenarios", default="a_client_credentials", help="comma-separated, of bench/run.py's")
-    parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=15.0, help="counted load per run (default 15)")
+    parser = ab.tree_parser(__doc__.splitlines()[0], "a_client_credentials", 3, 15.0)
     parser.add_argument("--warmup", type=float, default=8.0, help="load before counting starts (default 8)")
     parser.add_argument("--connections", type=int, default=4, help="wrk's (default 4: few requests cut by a switch)")
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    for side in ("a", "b"):
-        parser.add_argument(f"--python-{side}", help=f"the interpreter that serves tree {side.upper()}")
     args = parser.parse_args()
-    scenarios = args.scenarios.split(",")
-    unknown = set(scenarios) - set(bench.SHIPPED_SCENARIOS)
-    if unknown:
-        parser.error(f"not a scenario served as shipped: {', '.join(sorted(unknown))}")
+    scenarios = ab.scenarios_of(parser, args)
     bench.CONNECTIONS = args.connections
     settings = argparse.Namespace(log_level="INFO", postgres=args.postgres, warmup=0.0, duration=args.seconds)
     names = iter(range(1_000_000))
@@ -113,9 +102,8 @@ def main() -> None:
     per_request: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         for side, src, python in zip(SIDES, (args.a, args.b), (args.python_a, args.python_b), strict=True):
-            trees[side] = Counted(
-                side, src, python, args.backend, settings, work
-            )  # one at a time: start-up is slow under valgrind
+            # One at a time, each warmed before the next starts: start-up is slow under valgrind.
+            trees[side] = Counted(side, src, python, args.backend, settings, work)
             for scenario in scenarios:
                 token = trees[side].target.access_token() if scenario == "b_introspection" else None
                 bench.wrk(trees[side].target, bench.request_for(trees[side].target, scenario, token), args.warmup, work)
