@@ -260,7 +260,7 @@ async def test_the_log_stays_bounded_under_steady_writes(fd: Frontdesk) -> None:
     assert written >= 10 * wal.RESTART_PAGES
     # The log file keeps its longest length: a restart point, plus what arrived during one interval and one pass:
     # 1.3-2.4 × RESTART_PAGES measured alone and beside two busy cores. A pass slowed by a busy disk (another test's
-    # fsyncs) lets more arrive; 3 × was once exceeded so. A log that never starts over holds all written: 10 ×.
+    # fsyncs) lets more arrive, and 3 × was once exceeded beside other tests. A log never started over holds 10 ×.
     assert log < 5 * wal.RESTART_PAGES * 4120, f"the log grew to {log // 4120} pages for {written} written"
 
 
